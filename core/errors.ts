@@ -1,0 +1,88 @@
+/**
+ * nextbuy's errors: a few classes with a stable `code`, each mapped to one CLI exit code.
+ * Messages say what happened and what to do; the CLI prints `message` alone, never a stack.
+ */
+export const EXIT_CODES = {
+  USAGE: 2,
+  JOB_FILE: 3,
+  INPUT: 4,
+  CLUSTER: 5,
+  MODEL: 6,
+  PUBLISH: 7,
+  PROTOCOL: 8,
+  SECURITY: 9,
+} as const;
+
+export type ErrorCode = keyof typeof EXIT_CODES;
+
+export class NextbuyError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+  get exitCode(): number {
+    return EXIT_CODES[this.code];
+  }
+}
+
+/** Wrong command line: unknown task, missing flag, bad date. */
+export class UsageError extends NextbuyError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+/** A job file that does not load: names the file and the field. */
+export class JobFileError extends NextbuyError {
+  readonly file: string;
+  readonly field: string;
+  constructor(file: string, field: string, problem: string) {
+    super('JOB_FILE', `${file}: ${field} ${problem}`);
+    this.file = file;
+    this.field = field;
+  }
+}
+
+/** Input data that cannot be used: unreadable files, missing columns, too many rejected rows. */
+export class InputError extends NextbuyError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INPUT', message, options);
+  }
+}
+
+/** Workers that cannot be started, reached, or that fail a shard too many times. */
+export class ClusterError extends NextbuyError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CLUSTER', message, options);
+  }
+}
+
+/** Model training, export, loading or scoring failures (including incompatible artifacts). */
+export class ModelError extends NextbuyError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MODEL', message, options);
+  }
+}
+
+/** A prediction table that cannot be written or committed. */
+export class PublishError extends NextbuyError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PUBLISH', message, options);
+  }
+}
+
+/** A peer that speaks another protocol version, or sends a malformed or oversized payload. */
+export class ProtocolError extends NextbuyError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PROTOCOL', message, options);
+  }
+}
+
+/** Authentication, isolation and path-safety refusals. */
+export class SecurityError extends NextbuyError {
+  constructor(message: string) {
+    super('SECURITY', message);
+  }
+}
