@@ -28,8 +28,11 @@ import {
   RecordBatchReader,
   RecordBatchStreamWriter,
   Schema,
+  Struct,
   Table,
   Utf8,
+  makeData,
+  vectorFromArray,
   type Vector,
 } from 'apache-arrow';
 import { ProtocolError } from '../core/errors.js';
@@ -188,4 +191,58 @@ export function decodeBatches(bytes: Uint8Array): RecordBatch[] {
 
 export function batchesToTable(batches: RecordBatch[]): Table {
   return new Table(batches);
+}
+
+/** A shard batch's columns as flat typed arrays; every list column shares `offsets` (one event list per row). */
+export interface ShardColumns {
+  customerIds: string[];
+  historyLength: Int32Array;
+  /** [rows + 1] start of each row's events in the flat list arrays. */
+  offsets: Int32Array;
+  tokens: Partial<Record<TokenColumn, Int32Array>>;
+  dt: Float32Array;
+  age: Float32Array;
+  /** By input column name (the schema's `num_<name>`). */
+  numeric: Record<string, Float32Array>;
+  /** [rows × products] when the schema is labelled. */
+  labels: Int8Array | null;
+  weight: Float32Array;
+  split: Int8Array;
+}
+
+/** Builds one shard record batch from flat typed arrays (no object per event). */
+export function buildShardBatch(schema: Schema, c: ShardColumns): RecordBatch {
+  const rows = c.customerIds.length;
+  const list = (field: Field, values: Int32Array | Float32Array | Int8Array, offsets: Int32Array) => {
+    const listType = field.type as List;
+    const child = makeData({ type: listType.children[0]!.type, length: values.length, nullCount: 0, data: values });
+    return makeData({ type: listType, length: rows, nullCount: 0, valueOffsets: offsets, child });
+  };
+  const labelOffsets = () => {
+    const products = JSON.parse(schema.metadata.get('nextbuy.products') ?? '[]') as string[];
+    return Int32Array.from({ length: rows + 1 }, (_, i) => i * products.length);
+  };
+  const children = schema.fields.map((field) => {
+    const name = field.name;
+    if (name === 'customer_id') return vectorFromArray(c.customerIds, new Utf8()).data[0]!;
+    if (name === 'history_length') return makeData({ type: new Int32(), length: rows, nullCount: 0, data: c.historyLength });
+    if (name === 'weight') return makeData({ type: new Float32(), length: rows, nullCount: 0, data: c.weight });
+    if (name === 'split') return makeData({ type: new Int8(), length: rows, nullCount: 0, data: c.split });
+    if (name === 'dt') return list(field, c.dt, c.offsets);
+    if (name === 'age') return list(field, c.age, c.offsets);
+    if (name === 'labels') {
+      if (!c.labels) throw new ProtocolError('buildShardBatch: the schema is labelled but no labels were given');
+      return list(field, c.labels, labelOffsets());
+    }
+    if (name.startsWith('num_')) {
+      const values = c.numeric[name.slice(4)];
+      if (!values) throw new ProtocolError(`buildShardBatch: no values for numeric column "${name.slice(4)}"`);
+      return list(field, values, c.offsets);
+    }
+    const tokens = c.tokens[name as TokenColumn];
+    if (!tokens) throw new ProtocolError(`buildShardBatch: no token ids for column "${name}"`);
+    return list(field, tokens, c.offsets);
+  });
+  const data = makeData({ type: new Struct(schema.fields), length: rows, nullCount: 0, children });
+  return new RecordBatch(schema, data);
 }

@@ -1,0 +1,78 @@
+/**
+ * Where one account/date run keeps its state, so that each task can run on its own (preprocess, then
+ * train, …) and a killed coordinator resumes instead of starting over:
+ *
+ *   <out>/runs/account=<a>/date=<d>/
+ *     run.json              run id, job fingerprint, what each task finished (written atomically)
+ *     preprocess.json       stats, vocabulary, products, shard sets
+ *     train/ score/         shard files (Arrow IPC streams)
+ *     models/<version>/     model artifacts;  models.json: which models the run trained
+ *     scores/<shard>.arrow  accepted results, one file per scored shard (its presence = shard done)
+ *     report/               report.html, report.json
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
+import path from 'node:path';
+import type { Job } from '../../jobs/job.js';
+
+export interface RunFolder {
+  account: string;
+  date: string;
+  /** Deterministic: the same account, date and job configuration give the same run id (reruns replace, never add). */
+  runId: string;
+  dir: string;
+  modelsDir: string;
+  scoresDir: string;
+  reportDir: string;
+  outDir: string;
+}
+
+export function runFolder(job: Job, date: string): RunFolder {
+  const dir = path.join(job.output.dir, 'runs', `account=${job.account}`, `date=${date}`);
+  return {
+    account: job.account,
+    date,
+    runId: `${job.account}-${date.replaceAll('-', '')}-${jobFingerprint(job).slice(0, 10)}`,
+    dir,
+    modelsDir: path.join(dir, 'models'),
+    scoresDir: path.join(dir, 'scores'),
+    reportDir: path.join(dir, 'report'),
+    outDir: job.output.dir,
+  };
+}
+
+/** A hash of everything in the job that changes results (not where outputs go, nor how many workers run them). */
+export function jobFingerprint(job: Job): string {
+  const { output: _output, cluster: _cluster, file: _file, resources: _resources, ...rest } = job;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+}
+
+/** Writes JSON so that readers see the old file or the new one, never half of one. */
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+}
+
+export async function readJson<T>(file: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, file);
+}

@@ -1,0 +1,343 @@
+/**
+ * Loads a job file (YAML) and compiles it into a Job: every field checked at load, with an error that
+ * names the file and the field, every default filled in, paths made absolute, dates made epoch ms.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse, YAMLParseError } from 'yaml';
+import { JobFileError } from '../core/errors.js';
+import { parseDuration } from '../core/duration.js';
+import type { Architecture, Job } from './job.js';
+
+const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
+const COLUMN_PATTERN = /^[A-Za-z_][A-Za-z0-9_ .-]{0,127}$/;
+const MEMORY_PATTERN = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
+
+export const DEFAULT_ACTIONS = [
+  { name: 'in_store', minScore: 0.4 },
+  { name: 'sms', minScore: 0.2 },
+];
+
+/** Reads and compiles a job file. Throws JobFileError naming the field on any problem. */
+export async function loadJob(file: string): Promise<Job> {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (e) {
+    throw new JobFileError(absolute, '(file)', `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}. Pass an existing job file with --conf`);
+  }
+  return compileJob(parseYaml(absolute, text), absolute);
+}
+
+function parseYaml(file: string, text: string): unknown {
+  try {
+    return parse(text, { maxAliasCount: 100 });
+  } catch (e) {
+    if (e instanceof YAMLParseError) {
+      const at = e.linePos?.[0];
+      throw new JobFileError(file, at ? `(line ${at.line}, column ${at.col})` : '(yaml)', `is not valid YAML: ${e.message.split('\n')[0]}`);
+    }
+    throw new JobFileError(file, '(yaml)', `is not valid YAML: ${(e as Error).message}`);
+  }
+}
+
+/** Compiles an already parsed job file; `file` is used in errors and to resolve relative paths. */
+export function compileJob(raw: unknown, file: string): Job {
+  const f = new Fields(file);
+  const root = f.object(raw, '(root)', true)!;
+  f.noUnknown(root, '', [
+    'account', 'input', 'columns', 'events', 'validation', 'label', 'sequence', 'vocabulary', 'products',
+    'sampling', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'output', 'resources',
+  ]);
+  const dir = path.dirname(file);
+
+  const account = f.string(root.account, 'account', { required: true, pattern: ACCOUNT_PATTERN, hint: 'lowercase letters, digits, "-" and "_", starting with a letter or digit' })!;
+
+  const input = f.object(root.input, 'input', true)!;
+  f.noUnknown(input, 'input', ['path', 'format', 'timeFormat']);
+  const inputPath = f.string(input.path, 'input.path', { required: true })!;
+  const format = (f.oneOf(input.format, 'input.format', ['csv', 'parquet']) ?? inferFormat(f, inputPath)) as 'csv' | 'parquet';
+  const timeFormat = (f.oneOf(input.timeFormat, 'input.timeFormat', ['auto', 'epoch_seconds', 'epoch_millis', 'iso']) ?? 'auto') as Job['input']['timeFormat'];
+
+  const columns = f.object(root.columns, 'columns', true)!;
+  f.noUnknown(columns, 'columns', ['customer', 'time', 'eventType', 'item', 'category', 'numeric']);
+  const column = (k: string, required: boolean) =>
+    f.string(columns[k], `columns.${k}`, { required, pattern: COLUMN_PATTERN, hint: 'a column name of the input' }) ?? null;
+  const numeric = (f.array(columns.numeric, 'columns.numeric') ?? []).map((n, i) => {
+    const o = f.object(n, `columns.numeric[${i}]`, true)!;
+    f.noUnknown(o, `columns.numeric[${i}]`, ['column', 'min']);
+    return {
+      column: f.string(o.column, `columns.numeric[${i}].column`, { required: true, pattern: COLUMN_PATTERN, hint: 'a column name of the input' })!,
+      min: f.number(o.min, `columns.numeric[${i}].min`) ?? null,
+    };
+  });
+
+  const events = f.object(root.events, 'events', true)!;
+  f.noUnknown(events, 'events', ['types', 'purchase']);
+  const types = (f.array(events.types, 'events.types', true) ?? []).map((t, i) => f.string(t, `events.types[${i}]`, { required: true })!);
+  if (types.length === 0) f.fail('events.types', 'must list at least one event type');
+  if (new Set(types).size !== types.length) f.fail('events.types', 'lists an event type twice');
+  const purchase = f.string(events.purchase, 'events.purchase', { required: true })!;
+  if (!types.includes(purchase)) f.fail('events.purchase', `must be one of events.types (${types.join(', ')}), got "${purchase}"`);
+
+  const validation = f.object(root.validation, 'validation') ?? {};
+  f.noUnknown(validation, 'validation', ['validFrom', 'validTo', 'maxRejectedShare']);
+  const validFromMs = f.date(validation.validFrom, 'validation.validFrom');
+  const validToMs = f.date(validation.validTo, 'validation.validTo');
+  if (validFromMs !== null && validToMs !== null && validToMs <= validFromMs) f.fail('validation.validTo', 'must be after validation.validFrom');
+
+  const label = f.object(root.label, 'label', true)!;
+  f.noUnknown(label, 'label', ['horizonDays']);
+  const sequence = f.object(root.sequence, 'sequence') ?? {};
+  f.noUnknown(sequence, 'sequence', ['lookbackDays', 'maxLength']);
+  const vocabulary = f.object(root.vocabulary, 'vocabulary') ?? {};
+  f.noUnknown(vocabulary, 'vocabulary', ['minCount', 'maxSize']);
+
+  const products = f.object(root.products, 'products') ?? {};
+  f.noUnknown(products, 'products', ['overall', 'topCategories', 'categories']);
+  const categoryList = (f.array(products.categories, 'products.categories') ?? []).map((c, i) =>
+    f.string(typeof c === 'number' ? String(c) : c, `products.categories[${i}]`, { required: true, pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, hint: 'letters, digits, "_", "-", "."' })!,
+  );
+  const overall = f.boolean(products.overall, 'products.overall') ?? true;
+  const topCategories = f.integer(products.topCategories, 'products.topCategories', { min: 0, max: 1000 }) ?? 0;
+  const category = column('category', false);
+  if ((categoryList.length > 0 || topCategories > 0) && category === null) {
+    f.fail('products', 'models categories but columns.category is not set: map the category column or set products.topCategories: 0 and products.categories: []');
+  }
+  if (!overall && categoryList.length === 0 && topCategories === 0) {
+    f.fail('products', 'models nothing: set overall: true, topCategories or categories');
+  }
+
+  const sampling = f.object(root.sampling, 'sampling') ?? {};
+  f.noUnknown(sampling, 'sampling', ['negativeRate']);
+  const shards = f.object(root.shards, 'shards') ?? {};
+  f.noUnknown(shards, 'shards', ['count', 'batchRows']);
+
+  const cluster = f.object(root.cluster, 'cluster') ?? {};
+  f.noUnknown(cluster, 'cluster', ['workers', 'addresses', 'inFlightPerWorker', 'heartbeatTimeout', 'maxAttemptsPerShard']);
+  const addresses = (f.array(cluster.addresses, 'cluster.addresses') ?? []).map(
+    (a, i) => f.string(a, `cluster.addresses[${i}]`, { required: true, pattern: /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, hint: 'host:port' })!,
+  );
+  const heartbeat = cluster.heartbeatTimeout ?? '30s';
+  const heartbeatTimeoutMs = typeof heartbeat === 'string' || typeof heartbeat === 'number' ? parseDuration(heartbeat) : undefined;
+  if (heartbeatTimeoutMs === undefined || heartbeatTimeoutMs < 100) f.fail('cluster.heartbeatTimeout', `must be a duration like '30s' (at least 100ms), got "${String(heartbeat)}"`);
+
+  const model = f.object(root.model, 'model') ?? {};
+  f.noUnknown(model, 'model', [
+    'architectures', 'embeddingDim', 'hiddenUnits', 'denseUnits', 'learningRate', 'batchSize', 'epochs', 'patience',
+    'validationShare', 'classWeight', 'seed',
+  ]);
+  const architectures = (f.array(model.architectures, 'model.architectures') ?? ['lstm', 'attention']).map(
+    (a, i) => f.oneOf(a, `model.architectures[${i}]`, ['lstm', 'attention']) as Architecture,
+  );
+  if (architectures.length === 0) f.fail('model.architectures', "must name at least one of 'lstm', 'attention'");
+  let classWeight: number | 'balanced' = 'balanced';
+  if (model.classWeight !== undefined && model.classWeight !== 'balanced') {
+    classWeight = f.number(model.classWeight, 'model.classWeight', { min: 0.001, max: 10_000, hint: "a positive number or 'balanced'" })!;
+  }
+
+  const tuning = f.object(root.tuning, 'tuning') ?? {};
+  f.noUnknown(tuning, 'tuning', ['trials']);
+  const ensemble = f.object(root.ensemble, 'ensemble') ?? {};
+  f.noUnknown(ensemble, 'ensemble', ['method']);
+
+  const actions = root.actions === undefined
+    ? DEFAULT_ACTIONS
+    : (f.array(root.actions, 'actions') ?? []).map((a, i) => {
+        const o = f.object(a, `actions[${i}]`, true)!;
+        f.noUnknown(o, `actions[${i}]`, ['name', 'minScore']);
+        return {
+          name: f.string(o.name, `actions[${i}].name`, { required: true, pattern: /^[a-z][a-z0-9_]{0,31}$/, hint: 'lowercase letters, digits and "_"' })!,
+          minScore: f.number(o.minScore, `actions[${i}].minScore`, { required: true, min: 0, max: 1 })!,
+        };
+      });
+  if (actions.some((a) => a.name === 'none')) f.fail('actions', 'may not name an action "none": it is what customers below every threshold get');
+  if (new Set(actions.map((a) => a.name)).size !== actions.length) f.fail('actions', 'names an action twice');
+
+  const output = f.object(root.output, 'output') ?? {};
+  f.noUnknown(output, 'output', ['dir']);
+  const resources = f.object(root.resources, 'resources') ?? {};
+  f.noUnknown(resources, 'resources', ['memoryLimit', 'threads']);
+
+  return {
+    account,
+    file,
+    input: { path: path.resolve(dir, inputPath), format, timeFormat },
+    columns: {
+      customer: column('customer', true)!,
+      time: column('time', true)!,
+      eventType: column('eventType', true)!,
+      item: column('item', false),
+      category,
+      numeric,
+    },
+    events: { types, purchase },
+    validation: {
+      validFromMs,
+      validToMs,
+      maxRejectedShare: f.number(validation.maxRejectedShare, 'validation.maxRejectedShare', { min: 0, max: 1 }) ?? 0.01,
+    },
+    label: { horizonDays: f.integer(label.horizonDays, 'label.horizonDays', { required: true, min: 1, max: 366, hint: 'a whole number of days ≥ 1' })! },
+    sequence: {
+      lookbackDays: f.integer(sequence.lookbackDays, 'sequence.lookbackDays', { min: 1, max: 3660 }) ?? 30,
+      maxLength: f.integer(sequence.maxLength, 'sequence.maxLength', { min: 1, max: 10_000 }) ?? 50,
+    },
+    vocabulary: {
+      minCount: f.integer(vocabulary.minCount, 'vocabulary.minCount', { min: 1 }) ?? 2,
+      maxSize: f.integer(vocabulary.maxSize, 'vocabulary.maxSize', { min: 1, max: 10_000_000 }) ?? 50_000,
+    },
+    products: { overall, topCategories, categories: [...new Set(categoryList)] },
+    sampling: { negativeRate: f.number(sampling.negativeRate, 'sampling.negativeRate', { min: 0.0001, max: 1, hint: 'a share in (0, 1]' }) ?? 1 },
+    shards: {
+      count: f.integer(shards.count, 'shards.count', { min: 1, max: 100_000 }) ?? 8,
+      batchRows: f.integer(shards.batchRows, 'shards.batchRows', { min: 1, max: 1_000_000 }) ?? 4096,
+    },
+    cluster: {
+      workers: f.integer(cluster.workers, 'cluster.workers', { min: 1, max: 1024 }) ?? 2,
+      addresses,
+      inFlightPerWorker: f.integer(cluster.inFlightPerWorker, 'cluster.inFlightPerWorker', { min: 1, max: 64 }) ?? 2,
+      heartbeatTimeoutMs: heartbeatTimeoutMs!,
+      maxAttemptsPerShard: f.integer(cluster.maxAttemptsPerShard, 'cluster.maxAttemptsPerShard', { min: 1, max: 100 }) ?? 3,
+    },
+    model: {
+      architectures: [...new Set(architectures)],
+      embeddingDim: f.integer(model.embeddingDim, 'model.embeddingDim', { min: 1, max: 4096 }) ?? 16,
+      hiddenUnits: f.integer(model.hiddenUnits, 'model.hiddenUnits', { min: 1, max: 4096 }) ?? 32,
+      denseUnits: f.integer(model.denseUnits, 'model.denseUnits', { min: 1, max: 4096 }) ?? 16,
+      learningRate: f.number(model.learningRate, 'model.learningRate', { min: 1e-7, max: 10 }) ?? 0.005,
+      batchSize: f.integer(model.batchSize, 'model.batchSize', { min: 1, max: 1_000_000 }) ?? 128,
+      epochs: f.integer(model.epochs, 'model.epochs', { min: 1, max: 10_000 }) ?? 8,
+      patience: f.integer(model.patience, 'model.patience', { min: 1, max: 10_000 }) ?? 2,
+      validationShare: f.number(model.validationShare, 'model.validationShare', { min: 0.01, max: 0.9 }) ?? 0.2,
+      classWeight,
+      seed: f.integer(model.seed, 'model.seed', { min: 0, max: 2 ** 31 - 1 }) ?? 7,
+    },
+    tuning: { trials: f.integer(tuning.trials, 'tuning.trials', { min: 0, max: 10_000 }) ?? 0 },
+    ensemble: { method: (f.oneOf(ensemble.method, 'ensemble.method', ['mean', 'fitted']) ?? 'mean') as 'mean' | 'fitted' },
+    actions: [...actions].sort((a, b) => b.minScore - a.minScore),
+    output: { dir: path.resolve(dir, f.string(output.dir, 'output.dir') ?? 'out') },
+    resources: {
+      memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
+      threads: f.integer(resources.threads, 'resources.threads', { min: 1, max: 1024 }) ?? null,
+    },
+  };
+}
+
+function inferFormat(f: Fields, p: string): 'csv' | 'parquet' {
+  const lower = p.toLowerCase();
+  if (/\.parquet$/.test(lower)) return 'parquet';
+  if (/\.(csv|tsv)(\.gz|\.zst)?$/.test(lower)) return 'csv';
+  return f.fail('input.format', `cannot be inferred from "${p}": set input.format to csv or parquet`);
+}
+
+type Obj = Record<string, unknown>;
+interface Check {
+  required?: boolean;
+  min?: number;
+  max?: number;
+  pattern?: RegExp;
+  hint?: string;
+}
+
+/** Typed readers for one job file: each names the field it reads in the error it throws. */
+class Fields {
+  constructor(private readonly file: string) {}
+
+  fail(field: string, problem: string): never {
+    throw new JobFileError(this.file, field, problem);
+  }
+
+  private missing(v: unknown, field: string, required: boolean | undefined): boolean {
+    if (v === undefined || v === null) {
+      if (required) this.fail(field, 'is required');
+      return true;
+    }
+    return false;
+  }
+
+  object(v: unknown, field: string, required = false): Obj | undefined {
+    if (this.missing(v, field, required)) return undefined;
+    if (typeof v !== 'object' || Array.isArray(v)) this.fail(field, `must be a mapping, got ${describe(v)}`);
+    return v as Obj;
+  }
+
+  array(v: unknown, field: string, required = false): unknown[] | undefined {
+    if (this.missing(v, field, required)) return undefined;
+    if (!Array.isArray(v)) this.fail(field, `must be a list, got ${describe(v)}`);
+    return v;
+  }
+
+  noUnknown(o: Obj, prefix: string, known: string[]): void {
+    for (const key of Object.keys(o)) {
+      if (!known.includes(key)) {
+        const field = prefix ? `${prefix}.${key}` : key;
+        this.fail(field, `is not a known field; known here: ${known.join(', ')}`);
+      }
+    }
+  }
+
+  string(v: unknown, field: string, c: Check = {}): string | undefined {
+    if (this.missing(v, field, c.required)) return undefined;
+    if (typeof v !== 'string' || v.length === 0) this.fail(field, `must be a non-empty string, got ${describe(v)}`);
+    if (c.pattern && !c.pattern.test(v)) this.fail(field, `must be ${c.hint ?? `like ${c.pattern}`}, got "${v}"`);
+    return v;
+  }
+
+  number(v: unknown, field: string, c: Check = {}): number | undefined {
+    if (this.missing(v, field, c.required)) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(field, `must be ${c.hint ?? 'a number'}, got ${describe(v)}`);
+    if (c.min !== undefined && v < c.min) this.fail(field, `must be ≥ ${c.min}, got ${v}`);
+    if (c.max !== undefined && v > c.max) this.fail(field, `must be ≤ ${c.max}, got ${v}`);
+    return v;
+  }
+
+  integer(v: unknown, field: string, c: Check = {}): number | undefined {
+    const n = this.number(v, field, { ...c, hint: c.hint ?? 'a whole number' });
+    if (n !== undefined && !Number.isInteger(n)) this.fail(field, `must be ${c.hint ?? 'a whole number'}, got ${n}`);
+    return n;
+  }
+
+  boolean(v: unknown, field: string): boolean | undefined {
+    if (this.missing(v, field, false)) return undefined;
+    if (typeof v !== 'boolean') this.fail(field, `must be true or false, got ${describe(v)}`);
+    return v;
+  }
+
+  oneOf(v: unknown, field: string, allowed: string[]): string | undefined {
+    if (this.missing(v, field, false)) return undefined;
+    if (typeof v !== 'string' || !allowed.includes(v)) this.fail(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(v)}`);
+    return v;
+  }
+
+  date(v: unknown, field: string): number | null {
+    if (this.missing(v, field, false)) return null;
+    // YAML parses an unquoted 2017-11-25 as a string in the core schema; accept Date objects too.
+    const s = v instanceof Date ? v.toISOString().slice(0, 10) : v;
+    if (typeof s !== 'string' || !DATE_PATTERN.test(s)) this.fail(field, `must be a date YYYY-MM-DD, got ${describe(v)}`);
+    const ms = parseDateMs(s);
+    if (ms === null) this.fail(field, `is not a real calendar date: "${s}"`);
+    return ms;
+  }
+}
+
+/** 'YYYY-MM-DD' → epoch ms at 00:00 UTC, or null when it is not a real date. */
+export function parseDateMs(s: string): number | null {
+  if (!DATE_PATTERN.test(s)) return null;
+  const ms = Date.parse(`${s}T00:00:00Z`);
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== s) return null;
+  return ms;
+}
+
+export function formatDate(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return 'nothing';
+  if (typeof v === 'string') return `"${v.length > 60 ? `${v.slice(0, 60)}…` : v}"`;
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${String(v)}`;
+}

@@ -1,0 +1,25 @@
+/**
+ * A model's specification: everything a worker needs to build the same network with the same initial
+ * weights. It travels as JSON (TrainRoundRequest.spec_json) and is stored in every model artifact.
+ */
+import type { TokenColumn } from './shard-batch.js';
+
+export interface ModelSpec {
+  architecture: 'lstm' | 'attention';
+  /** lstm: the one product this binary model predicts; attention: null (it scores every product in `products`). */
+  product: string | null;
+  /** All products, in the shard's label order; the attention model's query table is indexed by this. */
+  products: string[];
+  /** Vocabulary sizes per token column present, including the 2 reserved ids. */
+  vocabSizes: Partial<Record<TokenColumn, number>>;
+  featureNames: string[];
+  maxLength: number;
+  embeddingDim: number;
+  hiddenUnits: number;
+  denseUnits: number;
+  learningRate: number;
+  batchSize: number;
+  /** Resolved positive-class weight (multiplied with each row's sampling weight). */
+  positiveWeight: number;
+  seed: number;
+}

@@ -1,0 +1,97 @@
+/**
+ * Seeded synthetic shards with a real, learnable signal, for training tests and benchmarks:
+ * a customer buys product `any` with high probability when item token 7 is among their last 5 events,
+ * and product `c3` when category token 3 is; otherwise rarely.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { mulberry32 } from '../../coordinator/train/random.js';
+import { buildShardBatch, encodeBatches, shardSchema, type ShardColumns } from '../../proto/shard-batch.js';
+
+export interface SyntheticShardOptions {
+  dir: string;
+  customers: number;
+  shards: number;
+  maxLength?: number;
+  seed?: number;
+  /** Share of customers in the validation split. @default 0.25 */
+  validationShare?: number;
+  itemVocab?: number;
+  categoryVocab?: number;
+  /** Rows per record batch. @default 512 */
+  batchRows?: number;
+}
+
+export const SYNTHETIC_PRODUCTS = ['any', 'c3'];
+export const SYNTHETIC_FEATURES = ['dt', 'age'];
+
+export interface SyntheticShards {
+  shards: { id: string; file: string; rows: number }[];
+  positives: Record<string, number>;
+  customers: number;
+  vocabSizes: { item: number; category: number; event: number };
+}
+
+export async function writeSyntheticShards(o: SyntheticShardOptions): Promise<SyntheticShards> {
+  const maxLength = o.maxLength ?? 20;
+  const itemVocab = o.itemVocab ?? 60;
+  const categoryVocab = o.categoryVocab ?? 12;
+  const batchRows = o.batchRows ?? 512;
+  const random = mulberry32(o.seed ?? 1);
+  const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products: SYNTHETIC_PRODUCTS, labelled: true, asOf: '2020-01-01', maxLength });
+  await mkdir(o.dir, { recursive: true });
+  const positives: Record<string, number> = { any: 0, c3: 0 };
+  const shards: SyntheticShards['shards'] = [];
+  const perShard = Math.ceil(o.customers / o.shards);
+  for (let s = 0; s < o.shards; s++) {
+    const rowsHere = Math.max(0, Math.min(perShard, o.customers - s * perShard));
+    const batches = [];
+    for (let start = 0; start < rowsHere; start += batchRows) {
+      const rows = Math.min(batchRows, rowsHere - start);
+      const lengths = Array.from({ length: rows }, () => (random() < 0.05 ? 0 : 1 + Math.floor(random() * maxLength)));
+      const offsets = new Int32Array(rows + 1);
+      lengths.forEach((n, i) => (offsets[i + 1] = offsets[i]! + n));
+      const total = offsets[rows]!;
+      const c: ShardColumns = {
+        customerIds: Array.from({ length: rows }, (_, i) => `c${s}-${start + i}`),
+        historyLength: Int32Array.from(lengths),
+        offsets,
+        tokens: { item: new Int32Array(total), category: new Int32Array(total), event: new Int32Array(total) },
+        dt: new Float32Array(total),
+        age: new Float32Array(total),
+        numeric: {},
+        labels: new Int8Array(rows * 2),
+        weight: new Float32Array(rows).fill(1),
+        split: new Int8Array(rows),
+      };
+      for (let r = 0; r < rows; r++) {
+        let sawItem = false;
+        let sawCategory = false;
+        for (let k = offsets[r]!; k < offsets[r + 1]!; k++) {
+          const item = 2 + Math.floor(random() * (itemVocab - 2));
+          const category = 2 + Math.floor(random() * (categoryVocab - 2));
+          c.tokens.item![k] = item;
+          c.tokens.category![k] = category;
+          c.tokens.event![k] = 2 + Math.floor(random() * 4);
+          c.dt[k] = k === offsets[r] ? 0 : Math.log1p(random() * 86_400);
+          c.age[k] = Math.log1p((offsets[r + 1]! - k) * 3_600);
+          const recent = offsets[r + 1]! - k <= 5;
+          if (recent && item === 7) sawItem = true;
+          if (recent && category === 3) sawCategory = true;
+        }
+        c.labels![r * 2] = random() < (sawItem ? 0.85 : 0.08) ? 1 : 0;
+        c.labels![r * 2 + 1] = random() < (sawCategory ? 0.8 : 0.05) ? 1 : 0;
+        positives.any! += c.labels![r * 2]!;
+        positives.c3! += c.labels![r * 2 + 1]!;
+        c.split[r] = random() < (o.validationShare ?? 0.25) ? 1 : 0;
+      }
+      batches.push(buildShardBatch(schema, c));
+    }
+    const file = path.join(o.dir, `shard-${s}.arrow`);
+    if (batches.length > 0) {
+      await writeFile(file, encodeBatches(batches));
+      shards.push({ id: `shard-${s}`, file, rows: rowsHere });
+    }
+  }
+  return { shards, positives, customers: o.customers, vocabSizes: { item: itemVocab, category: categoryVocab, event: 6 } };
+}
