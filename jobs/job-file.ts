@@ -84,8 +84,8 @@ export function compileJob(raw: unknown, file: string): Job {
 
   const validation = f.object(root.validation, 'validation') ?? {};
   f.noUnknown(validation, 'validation', ['validFrom', 'validTo', 'maxRejectedShare']);
-  const validFromMs = f.date(validation.validFrom, 'validation.validFrom');
-  const validToMs = f.date(validation.validTo, 'validation.validTo');
+  const validFromMs = f.instant(validation.validFrom, 'validation.validFrom');
+  const validToMs = f.instant(validation.validTo, 'validation.validTo');
   if (validFromMs !== null && validToMs !== null && validToMs <= validFromMs) f.fail('validation.validTo', 'must be after validation.validFrom');
 
   const label = f.object(root.label, 'label', true)!;
@@ -311,6 +311,16 @@ class Fields {
     return v;
   }
 
+  /** A date (00:00 UTC) or an ISO 8601 instant with its offset, e.g. 2017-11-25T00:00:00+08:00. */
+  instant(v: unknown, field: string): number | null {
+    if (typeof v === 'string' && v.includes('T')) {
+      const ms = INSTANT_PATTERN.test(v) ? Date.parse(v) : Number.NaN;
+      if (Number.isNaN(ms)) this.fail(field, `must be a date YYYY-MM-DD or an instant like 2017-11-25T00:00:00+08:00, got "${v}"`);
+      return ms;
+    }
+    return this.date(v, field);
+  }
+
   date(v: unknown, field: string): number | null {
     if (this.missing(v, field, false)) return null;
     // YAML parses an unquoted 2017-11-25 as a string in the core schema; accept Date objects too.
@@ -321,6 +331,8 @@ class Fields {
     return ms;
   }
 }
+
+const INSTANT_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** 'YYYY-MM-DD' → epoch ms at 00:00 UTC, or null when it is not a real date. */
 export function parseDateMs(s: string): number | null {

@@ -34,9 +34,9 @@ export interface JobFile {
     purchase: string;
   };
   validation?: {
-    /** Events before this date are rejected as out of range (the account's data starts here). @default none */
+    /** Events before this date (00:00 UTC) or instant (ISO 8601 with offset) are rejected as out of range. @default none */
     validFrom?: string;
-    /** Events at or after this date are rejected as out of range. @default none */
+    /** Events at or after this date or instant are rejected as out of range. @default none */
     validTo?: string;
     /** The run fails if more than this share of rows is rejected. @default 0.01 */
     maxRejectedShare?: number;

@@ -106,22 +106,17 @@ export function toSequenceBatch(batch: RecordBatch): SequenceBatch {
     if (!v) throw new ProtocolError(`shard batch has no column "${name}": it was not built by this nextbuy's preprocess`);
     return v;
   };
-  const customerIds = new Array<string>(size);
-  const idVector = col('customer_id');
-  for (let i = 0; i < size; i++) customerIds[i] = idVector.get(i) as string;
+  const customerIds = readUtf8Column(col('customer_id'));
 
   const tokens: Partial<Record<TokenColumn, Int32Array>> = {};
   for (const c of TOKEN_COLUMNS) {
-    if (schema.fields.some((f) => f.name === c)) tokens[c] = padList(col(c), size, maxLength, Int32Array) as Int32Array;
+    if (schema.fields.some((f) => f.name === c)) tokens[c] = padList(col(c), size, maxLength, new Int32Array(size * maxLength)) as Int32Array;
   }
   const featureNames = schema.fields.map((f) => f.name).filter((n) => n === 'dt' || n === 'age' || n.startsWith('num_'));
   const features = new Float32Array(size * maxLength * featureNames.length);
-  featureNames.forEach((name, k) => {
-    const dense = padList(col(name), size, maxLength, Float32Array) as Float32Array;
-    for (let j = 0; j < size * maxLength; j++) features[j * featureNames.length + k] = dense[j]!;
-  });
+  featureNames.forEach((name, k) => padList(col(name), size, maxLength, features, false, featureNames.length, k));
   const hasLabels = schema.fields.some((f) => f.name === 'labels');
-  const labels = hasLabels ? (padList(col('labels'), size, products.length, Int8Array, true) as Int8Array) : null;
+  const labels = hasLabels ? (padList(col('labels'), size, products.length, new Int8Array(size * products.length), true) as Int8Array) : null;
   return {
     size,
     maxLength,
@@ -143,29 +138,68 @@ function flat(v: Vector, Ctor: TypedArrayCtor): Int32Array | Float32Array | Int8
   const out = new Ctor(v.length);
   let at = 0;
   for (const data of v.data) {
-    out.set((data.values as Int32Array).subarray(data.offset, data.offset + data.length) as never, at);
+    // Arrow JS slices a Data's buffers along with it: values[0] is the chunk's first row whatever data.offset says.
+    out.set((data.values as Int32Array).subarray(0, data.length) as never, at);
     at += data.length;
   }
   return out;
 }
 
-/** Copies each row's list into a [size × width] array, right-aligned (left-padded); `exact` requires length == width. */
-function padList(v: Vector, size: number, width: number, Ctor: TypedArrayCtor, exact = false) {
-  const out = new Ctor(size * width);
+/**
+ * Copies each row's list into `out` viewed as [size × width × stride], right-aligned (left-padded),
+ * at channel `channel` of `stride` (stride 1: a plain [size × width] array); `exact` requires length == width.
+ * Plain index loops: a subarray per row would allocate one object per customer.
+ */
+function padList(
+  v: Vector,
+  size: number,
+  width: number,
+  out: Int32Array | Float32Array | Int8Array,
+  exact = false,
+  stride = 1,
+  channel = 0,
+): Int32Array | Float32Array | Int8Array {
   let row = 0;
   for (const data of v.data) {
     const offsets = data.valueOffsets as Int32Array;
     const child = data.children[0]!;
     const values = child.values as Int32Array | Float32Array | Int8Array;
     for (let i = 0; i < data.length; i++, row++) {
-      const start = offsets[data.offset + i]! + child.offset;
-      const end = offsets[data.offset + i + 1]! + child.offset;
+      const start = offsets[i]!; // offsets are sliced with the Data (see flat) and index the child's values
+      const end = offsets[i + 1]!;
       const n = end - start;
       if (exact ? n !== width : n > width) {
         throw new ProtocolError(`shard batch row ${row} has ${n} values in a list where ${exact ? 'exactly' : 'at most'} ${width} are allowed`);
       }
-      out.set(values.subarray(start, end) as never, row * width + (width - n));
+      let at = (row * width + (width - n)) * stride + channel;
+      for (let j = start; j < end; j++, at += stride) out[at] = values[j]!;
     }
+  }
+  return out;
+}
+
+/** A Utf8 column as strings: ASCII chunks are decoded once and sliced, others row by row. */
+export function readUtf8Column(v: Vector): string[] {
+  const out = new Array<string>(v.length);
+  let row = 0;
+  for (const data of v.data) {
+    const offsets = data.valueOffsets as Int32Array | undefined;
+    const values = data.values as Uint8Array | undefined;
+    if (!offsets || !values || data.nullCount > 0) {
+      for (let i = 0; i < data.length; i++) out[row + i] = v.get(row + i) as string;
+      row += data.length;
+      continue;
+    }
+    const first = offsets[0]!;
+    const bytes = values.subarray(first, offsets[data.length]!);
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+    if (/[^\x00-\x7f]/.test(text)) {
+      const decoder = new TextDecoder();
+      for (let i = 0; i < data.length; i++) out[row + i] = decoder.decode(values.subarray(offsets[i]!, offsets[i + 1]!));
+    } else {
+      for (let i = 0; i < data.length; i++) out[row + i] = text.slice(offsets[i]! - first, offsets[i + 1]! - first);
+    }
+    row += data.length;
   }
   return out;
 }

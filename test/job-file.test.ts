@@ -29,7 +29,7 @@ describe('job file', () => {
     expect(job.account).toBe('taobao');
     expect(job.input.path).toBe(path.resolve('examples/taobao/events.csv.gz'));
     expect(job.input.format).toBe('csv');
-    expect(job.validation.validFromMs).toBe(Date.UTC(2017, 10, 25));
+    expect(job.validation.validFromMs).toBe(Date.UTC(2017, 10, 24, 16));
     expect(job.products).toEqual({ overall: true, topCategories: 3, categories: [] });
     expect(job.cluster.heartbeatTimeoutMs).toBe(30_000);
     expect(job.actions.map((a) => a.name)).toEqual(['in_store', 'sms']);
@@ -62,6 +62,7 @@ describe('job file', () => {
     [{ ...minimal, modle: {} }, 'modle', 'is not a known field'],
     [{ ...minimal, cluster: { heartbeatTimeout: 'soon' } }, 'cluster.heartbeatTimeout', "a duration like '30s'"],
     [{ ...minimal, validation: { validFrom: '2017-02-30' } }, 'validation.validFrom', 'not a real calendar date'],
+    [{ ...minimal, validation: { validTo: '2017-12-04T25:00' } }, 'validation.validTo', 'an instant like 2017-11-25T00:00:00+08:00'],
     [{ ...minimal, input: { path: 'events.json' } }, 'input.format', 'cannot be inferred'],
     [{ ...minimal, actions: [{ name: 'none', minScore: 0.1 }] }, 'actions', 'may not name an action "none"'],
     [{ ...minimal, columns: { customer: 'c', time: 't', eventType: 'k' }, products: { topCategories: 2 } }, 'products', 'columns.category is not set'],

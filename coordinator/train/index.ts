@@ -14,6 +14,7 @@ export type { TrainParticipant } from './participant.js';
 export type { EpochMetrics, TrainedModel, TrainShard } from './trainer.js';
 export { trainModel, DEFAULT_SYNC_EVERY_STEPS } from './trainer.js';
 export { averageWeights } from './average.js';
+export { inProcessParticipant } from './in-process.js';
 export { binaryAuc } from './auc.js';
 export { randomSearch, sampleTrials } from './search.js';
 

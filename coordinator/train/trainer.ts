@@ -13,6 +13,7 @@ import { averageWeights } from './average.js';
 import { loadCheckpoint, saveCheckpoint, specHash } from './checkpoint.js';
 import type { TrainParticipant } from './participant.js';
 import { binaryAuc } from './auc.js';
+import { initialWeights } from '../../worker/model/index.js';
 
 export interface TrainShard {
   id: string;
@@ -73,7 +74,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   await plan.loadAll();
 
   const resumedFrom = await loadCheckpoint(dir, hash);
-  let weights = resumedFrom?.weights ?? new Float32Array(0); // empty: participants initialise from spec.seed
+  let weights = resumedFrom?.weights ?? initialWeights(o.spec);
   let best = resumedFrom ? { epoch: resumedFrom.state.bestEpoch, auc: resumedFrom.state.bestAuc, weights: resumedFrom.best, validation: resumedFrom.bestValidation } : null;
   const history = resumedFrom?.state.history ?? [];
   const specJson = JSON.stringify(o.spec);

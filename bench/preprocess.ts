@@ -1,0 +1,235 @@
+/**
+ * Preprocess benchmark: the full preprocess (validate → vocabularies → sequences → Arrow shards, both sets)
+ * next to a bare DuckDB baseline on the same files (read + hash-partition + list_sort(array_agg(...)) written
+ * to Parquet), at each size given. Prints events/s, peak RSS and the ratio of the two throughputs.
+ *
+ *   npx tsx bench/preprocess.ts 10M 100M                 # the sizes of the issue
+ *   npx tsx bench/preprocess.ts 1M --memory 2GB --data /tmp/nextbuy-bench
+ *
+ * Each measurement runs in its own child process, so peak RSS (the larger of sampled
+ * process.memoryUsage().rss and the kernel's VmHWM) is that run's alone; DuckDB lives in the same process,
+ * so its memory is included. Generated data is kept under --data and reused when present.
+ * Goals (issue): full preprocess ≥ 60 % of the baseline's events/s, ≥ 2 M events/s on 2 cores, peak RSS < 4 GiB at 100 M.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { Job } from '../jobs/job.js';
+import { preprocess } from '../coordinator/preprocess/index.js';
+import { generateEvents } from './synthetic-events.js';
+
+const START = '2026-10-01';
+const DAYS = 30;
+const SCORE_DATE = '2026-10-29'; // labels of the score set: the last two days; train as-of 2026-10-27
+const SHARDS = 16;
+
+interface Measurement {
+  kind: 'preprocess' | 'baseline';
+  events: number;
+  seconds: number;
+  peakRssBytes: number;
+  memoryLimit: string;
+  note?: string;
+}
+
+function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(s);
+  if (!m) throw new Error(`size "${s}": write 1000000, 1M or 500k`);
+  return Math.round(Number(m[1]) * (m[2]?.toLowerCase() === 'm' ? 1e6 : m[2]?.toLowerCase() === 'k' ? 1e3 : 1));
+}
+
+function flag(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+}
+
+function benchJob(inputPath: string, runDir: string, memoryLimit: string, threads: number | null): Job {
+  return {
+    account: 'bench',
+    file: path.join(runDir, 'bench-job.yaml'),
+    input: { path: inputPath, format: 'parquet', timeFormat: 'epoch_seconds' },
+    columns: {
+      customer: 'user_id', time: 'timestamp', eventType: 'behavior_type', item: 'item_id', category: 'category_id',
+      numeric: [{ column: 'price', min: 0 }],
+    },
+    events: { types: ['pv', 'cart', 'fav', 'buy'], purchase: 'buy' },
+    validation: { validFromMs: Date.parse(`${START}T00:00:00Z`), validToMs: null, maxRejectedShare: 0.01 },
+    label: { horizonDays: 2 },
+    sequence: { lookbackDays: 28, maxLength: 50 },
+    vocabulary: { minCount: 2, maxSize: 50_000 },
+    products: { overall: true, topCategories: 3, categories: [] },
+    sampling: { negativeRate: 0.2 },
+    shards: { count: SHARDS, batchRows: 4096 },
+    cluster: { workers: 2, addresses: [], inFlightPerWorker: 2, heartbeatTimeoutMs: 30_000, maxAttemptsPerShard: 3 },
+    model: {
+      architectures: ['lstm'], embeddingDim: 16, hiddenUnits: 32, denseUnits: 16, learningRate: 0.005, batchSize: 128,
+      epochs: 1, patience: 2, validationShare: 0.2, classWeight: 'balanced', seed: 7,
+    },
+    tuning: { trials: 0 },
+    ensemble: { method: 'mean' },
+    actions: [{ name: 'in_store', minScore: 0.4 }],
+    output: { dir: runDir },
+    resources: { memoryLimit, threads },
+  };
+}
+
+/** Samples RSS while `work` runs; returns the peak (also checking the kernel's high-water mark). */
+async function withPeakRss<T>(work: () => Promise<T>): Promise<{ value: T; peak: number }> {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  try {
+    const value = await work();
+    return { value, peak: Math.max(peak, process.memoryUsage().rss, vmHwm()) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function vmHwm(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function runPreprocess(inputPath: string, runDir: string, memoryLimit: string, threads: number | null, events: number): Promise<Measurement> {
+  await rm(runDir, { recursive: true, force: true });
+  const job = benchJob(inputPath, runDir, memoryLimit, threads);
+  const t0 = performance.now();
+  const { value, peak } = await withPeakRss(() => preprocess({ job, scoreDate: SCORE_DATE, runDir }));
+  const seconds = (performance.now() - t0) / 1000;
+  if (value.stats.rowsRead !== events) throw new Error(`read ${value.stats.rowsRead} rows, expected ${events}`);
+  const steps = Object.entries(value.stats.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
+  const sets = (['train', 'score'] as const).map((s) => `${s}: ${value[s]!.customers} customers, ${value[s]!.positives.any} positives (any)`).join('; ');
+  await rm(runDir, { recursive: true, force: true });
+  return { kind: 'preprocess', events, seconds, peakRssBytes: peak, memoryLimit, note: `${steps}; ${sets}` };
+}
+
+/** Bare DuckDB: read, hash-partition by customer, one sorted list of events per customer, Parquet out. */
+async function runBaseline(inputPath: string, outDir: string, memoryLimit: string, threads: number | null, events: number): Promise<Measurement> {
+  await rm(outDir, { recursive: true, force: true });
+  await mkdir(outDir, { recursive: true });
+  const t0 = performance.now();
+  const { peak } = await withPeakRss(async () => {
+    const settings: Record<string, string> = { memory_limit: memoryLimit, temp_directory: path.join(outDir, 'tmp'), preserve_insertion_order: 'false' };
+    if (threads) settings.threads = String(threads);
+    const instance = await DuckDBInstance.create(':memory:', settings);
+    const c = await instance.connect();
+    try {
+      await c.run(`COPY (
+          SELECT hash(user_id) % ${SHARDS} AS shard, user_id,
+            list_sort(array_agg({ts: "timestamp", type: behavior_type, item: item_id, category: category_id, price: price})) AS events
+          FROM read_parquet('${inputPath}') GROUP BY user_id
+        ) TO '${path.join(outDir, 'out')}' (FORMAT parquet, PARTITION_BY (shard), OVERWRITE_OR_IGNORE true)`);
+    } finally {
+      c.closeSync();
+      instance.closeSync();
+    }
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  await rm(outDir, { recursive: true, force: true });
+  return { kind: 'baseline', events, seconds, peakRssBytes: peak, memoryLimit };
+}
+
+/** Runs one measurement in a child process (fresh RSS); a failure comes back as an Error with its message. */
+async function measureInChild(args: string[]): Promise<Measurement> {
+  const self = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, ['--import', 'tsx', self, '--child', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+  if (code !== 0 || !line) throw new Error(err.trim().split('\n').slice(-3).join(' ') || `child exited with ${code}`);
+  return JSON.parse(line.slice('RESULT '.length)) as Measurement;
+}
+
+async function child(args: string[]): Promise<void> {
+  const [kind, inputPath, workDir, memoryLimit, threadsArg, eventsArg] = args;
+  const threads = threadsArg === 'auto' ? null : Number(threadsArg);
+  const events = Number(eventsArg);
+  const m = kind === 'preprocess'
+    ? await runPreprocess(inputPath!, workDir!, memoryLimit!, threads, events)
+    : await runBaseline(inputPath!, workDir!, memoryLimit!, threads, events);
+  console.log(`RESULT ${JSON.stringify(m)}`);
+}
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+const rate = (m: Measurement) => m.events / m.seconds;
+const mps = (r: number) => `${(r / 1e6).toFixed(2)} M events/s`;
+
+function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  let duckdb = '';
+  try {
+    duckdb = JSON.parse(execFileSync('npm', ['ls', '@duckdb/node-api', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).dependencies?.['@duckdb/node-api']?.version ?? '';
+  } catch {
+    // optional detail
+  }
+  return `${cpu}, ${os.cpus().length} cores, ${gib(os.totalmem())} RAM, node ${process.version}, ${os.platform()} ${os.release()}${duckdb ? `, @duckdb/node-api ${duckdb}` : ''}`;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args[0] === '--child') return child(args.slice(1));
+  const sizes = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1]!.startsWith('--'))).map(parseSize);
+  if (sizes.length === 0) sizes.push(10_000_000, 100_000_000);
+  const dataRoot = flag(args, 'data', path.join(os.tmpdir(), 'nextbuy-bench'));
+  const memoryLimit = flag(args, 'memory', '2GB');
+  const threads = flag(args, 'threads', 'auto');
+  const baselineFallbackMemory = `${Math.floor((os.totalmem() / 2 ** 30) * 0.6)}GB`;
+
+  console.log(`machine: ${machine()}`);
+  console.log(`job: ${SHARDS} shards, max length 50, lookback 28 d, horizon 2 d, both sets, negative rate 0.2; DuckDB memory_limit ${memoryLimit}, threads ${threads}`);
+  for (const events of sizes) {
+    const dir = path.join(dataRoot, `events-${events}`);
+    const marker = path.join(dir, 'generated.json');
+    if (!existsSync(marker)) {
+      console.log(`generating ${events.toLocaleString('en-US')} events → ${dir} …`);
+      const g = await generateEvents({ events, out: dir, format: 'parquet', start: START, days: DAYS, seed: 7 });
+      await writeFile(marker, JSON.stringify(g));
+    }
+    const { inputPath } = JSON.parse(await readFile(marker, 'utf8')) as { inputPath: string };
+    const work = path.join(dataRoot, `work-${events}`);
+    const results: Record<string, Measurement | Error> = {};
+    for (const kind of ['baseline', 'preprocess'] as const) {
+      try {
+        results[kind] = await measureInChild([kind, inputPath, work, memoryLimit, threads, String(events)]);
+      } catch (e) {
+        if (kind === 'baseline' && /Out of Memory/i.test((e as Error).message)) {
+          // The bare list_sort(array_agg()) keeps whole lists in memory: report that, then measure it with room to finish.
+          try {
+            const m = await measureInChild([kind, inputPath, work, baselineFallbackMemory, threads, String(events)]);
+            results[kind] = { ...m, note: `ran out of memory at memory_limit ${memoryLimit}; figure taken at ${baselineFallbackMemory}` };
+          } catch (e2) {
+            results[kind] = e2 as Error;
+          }
+        } else {
+          results[kind] = e as Error;
+        }
+      }
+    }
+    console.log(`\n${events.toLocaleString('en-US')} events`);
+    for (const kind of ['baseline', 'preprocess'] as const) {
+      const m = results[kind]!;
+      if (m instanceof Error) console.log(`  ${kind.padEnd(10)}  FAILED: ${m.message}`);
+      else console.log(`  ${kind.padEnd(10)}  ${m.seconds.toFixed(1)} s  ${mps(rate(m))}  peak RSS ${gib(m.peakRssBytes)}  (memory_limit ${m.memoryLimit})${m.note ? `\n              ${m.note}` : ''}`);
+    }
+    const b = results.baseline;
+    const p = results.preprocess;
+    if (b && p && !(b instanceof Error) && !(p instanceof Error)) {
+      const ratio = rate(p) / rate(b);
+      console.log(`  ratio       preprocess / baseline throughput = ${(ratio * 100).toFixed(0)} % (goal ≥ 60 %); ` +
+        `${rate(p) >= 2e6 ? 'meets' : 'below'} the 2 M events/s goal; peak RSS ${p.peakRssBytes < 4 * 2 ** 30 ? 'under' : 'OVER'} 4 GiB`);
+    }
+  }
+}
+
+await main();

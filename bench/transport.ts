@@ -1,0 +1,262 @@
+/**
+ * Transport benchmark: nextbuy's shard transport against raw grpc-js between two processes.
+ *
+ *   node --import tsx bench/transport.ts [--shards 24] [--customers 8192] [--batch-rows 4096] [--workers 1,2,4] [--repeat 2]
+ *
+ * 1. Baseline: raw grpc-js, one bidi stream of bytes messages (identity serialisation, no protobuf),
+ *    client → server process on 127.0.0.1, a 16-byte ack per message; same message size as the shards'.
+ * 2. Shard transport: shard files (Arrow IPC) → scheduler → echo workers that decode each batch to its
+ *    dense form, echo a score column and send Arrow results back; MB/s (shard payload bytes) and sequences/s.
+ * 3. The scoring run's scaling with 1, 2 and 4 workers.
+ * Prints figures and the machine they ran on. The best of --repeat runs is reported for each.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { RecordBatchStreamWriter, type RecordBatch } from 'apache-arrow';
+import { LocalBackend, readShardPayloads, startCluster } from '../coordinator/cluster/index.js';
+import { runShards, type ShardTask } from '../coordinator/schedule/index.js';
+import { MAX_MESSAGE_BYTES, channelOptions, createServer, grpc, raiseSessionWindows } from '../proto/index.js';
+import { channelCredentials, serverCredentials } from '../proto/credentials.js';
+import { buildShardBatch, shardSchema } from '../proto/shard-batch.js';
+
+const MAX_LENGTH = 50;
+const ACK = Buffer.alloc(16);
+
+const identity = (b: Buffer) => b;
+const RAW_SERVICE: grpc.ServiceDefinition = {
+  Echo: {
+    path: '/nextbuy.bench.Raw/Echo',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+};
+
+// ---- raw grpc-js server (runs in a child process) -----------------------------------------------
+
+async function rawServer(): Promise<void> {
+  const server = createServer(); // the same options and HTTP/2 windows as a worker's server
+  server.addService(RAW_SERVICE, {
+    Echo: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on('data', () => call.write(ACK));
+      call.on('end', () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', serverCredentials(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  raiseSessionWindows(server);
+  process.stdout.write(`${port}\n`);
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
+
+async function startRawServer(): Promise<{ address: string; stop: () => void }> {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), '--raw-server'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.once('data', (d: string) => resolve(d.trim()));
+    child.once('exit', (code) => reject(new Error(`raw server exited (${code})`)));
+  });
+  return { address: `127.0.0.1:${port}`, stop: () => child.stdin!.end() };
+}
+
+/** Streams `count` messages of `size` bytes; resolves with seconds until the last ack. */
+async function rawRun(address: string, size: number, count: number): Promise<number> {
+  const Client = grpc.makeGenericClientConstructor(RAW_SERVICE, 'Raw');
+  const client = new Client(address, channelCredentials(), channelOptions());
+  const message = Buffer.alloc(size, 7);
+  try {
+    const call = (client as unknown as { Echo: () => grpc.ClientDuplexStream<Buffer, Buffer> }).Echo();
+    const start = process.hrtime.bigint();
+    const done = new Promise<void>((resolve, reject) => {
+      let acks = 0;
+      call.on('data', () => {
+        if (++acks === count) resolve();
+      });
+      call.on('error', reject);
+    });
+    for (let i = 0; i < count; i++) {
+      if (!call.write(message)) await new Promise((r) => call.once('drain', r));
+    }
+    call.end();
+    await done;
+    return Number(process.hrtime.bigint() - start) / 1e9;
+  } finally {
+    client.close();
+  }
+}
+
+// ---- shard files ------------------------------------------------------------------------------
+
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function writeShards(dir: string, shards: number, customers: number, batchRows: number): Promise<ShardTask[]> {
+  const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products: ['any'], labelled: false, asOf: '2017-12-02', maxLength: MAX_LENGTH });
+  const random = seeded(42);
+  const tasks: ShardTask[] = [];
+  for (let s = 0; s < shards; s++) {
+    const writer = new RecordBatchStreamWriter();
+    for (let at = 0; at < customers; at += batchRows) {
+      const n = Math.min(batchRows, customers - at);
+      const ids = Array.from({ length: n }, (_, i) => `s${s}-c${at + i}`);
+      const offsets = new Int32Array(n + 1);
+      for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + 1 + Math.floor(random() * MAX_LENGTH);
+      const events = offsets[n]!;
+      const ints = () => Int32Array.from({ length: events }, () => 2 + Math.floor(random() * 5000));
+      const floats = () => Float32Array.from({ length: events }, () => random() * 12);
+      const batch: RecordBatch = buildShardBatch(schema, {
+        customerIds: ids,
+        historyLength: Int32Array.from({ length: n }, (_, i) => offsets[i + 1]! - offsets[i]!),
+        offsets,
+        tokens: { item: ints(), category: ints(), event: ints() },
+        dt: floats(),
+        age: floats(),
+        numeric: {},
+        labels: null,
+        weight: new Float32Array(n).fill(1),
+        split: new Int8Array(n),
+      });
+      writer.write(batch);
+    }
+    writer.finish();
+    const file = path.join(dir, `shard-${s}.arrows`);
+    await writeFile(file, writer.toUint8Array(true));
+    tasks.push({ id: `shard-${s}`, file });
+  }
+  return tasks;
+}
+
+async function payloadStats(tasks: ShardTask[]): Promise<{ messages: number; bytes: number }> {
+  let messages = 0;
+  let bytes = 0;
+  for (const t of tasks) {
+    for await (const p of readShardPayloads(t.file, { maxPayloadBytes: MAX_MESSAGE_BYTES })) {
+      messages++;
+      bytes += p.bytes.length;
+    }
+  }
+  return { messages, bytes };
+}
+
+// ---- shard transport ------------------------------------------------------------------------------
+
+interface TransportFigures {
+  seconds: number;
+  bytes: number;
+  sequences: number;
+}
+
+async function transportRuns(workers: number, tasks: ShardTask[], repeat: number): Promise<TransportFigures> {
+  const cluster = await startCluster({
+    backend: new LocalBackend({ engine: 'echo' }),
+    runId: `bench-${workers}`,
+    account: 'bench',
+    workers,
+    heartbeatTimeoutMs: 30_000,
+    minWorkers: workers,
+  });
+  try {
+    const work = { kind: 'score' as const, modelVersions: ['bench-v1'], products: [], onResult: () => {} };
+    await runShards(cluster.pool, tasks.slice(0, workers * 2), work, { heartbeatTimeoutMs: 30_000 }); // warm-up: JIT, connections
+    let best: TransportFigures | null = null;
+    for (let r = 0; r < repeat; r++) {
+      const summary = await runShards(cluster.pool, tasks, work, { heartbeatTimeoutMs: 30_000 });
+      const figures = { seconds: summary.ms / 1000, bytes: summary.bytesSent, sequences: summary.rowsSent };
+      if (!best || figures.seconds < best.seconds) best = figures;
+    }
+    return best!;
+  } finally {
+    await cluster.stop();
+  }
+}
+
+// ---- main -----------------------------------------------------------------------------------------
+
+const mb = (bytes: number, seconds: number) => bytes / 1e6 / seconds;
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'raw-server': { type: 'boolean', default: false },
+      shards: { type: 'string', default: '24' },
+      customers: { type: 'string', default: '8192' },
+      'batch-rows': { type: 'string', default: '4096' },
+      workers: { type: 'string', default: '1,2,4' },
+      repeat: { type: 'string', default: '2' },
+    },
+  });
+  if (values['raw-server']) return rawServer();
+  const shards = Number(values.shards);
+  const customers = Number(values.customers);
+  const batchRows = Number(values['batch-rows']);
+  const workerCounts = values.workers!.split(',').map(Number);
+  const repeat = Number(values.repeat);
+
+  const cpu = os.cpus();
+  console.log(`machine: ${cpu[0]?.model ?? 'unknown cpu'}, ${cpu.length} cores, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-bench-transport-'));
+  try {
+    const tasks = await writeShards(dir, shards, customers, batchRows);
+    const payloads = await payloadStats(tasks);
+    const messageBytes = Math.round(payloads.bytes / payloads.messages);
+    console.log(
+      `data: ${shards} shards × ${fmt(customers)} customers (sequences ≤ ${MAX_LENGTH} events, 3 token + 2 float lists), ` +
+        `${payloads.messages} payloads of ~${fmt(messageBytes / 1e6, 2)} MB, ${fmt(payloads.bytes / 1e6, 1)} MB in all`,
+    );
+
+    const raw = await startRawServer();
+    let rawSeconds = Infinity;
+    try {
+      await rawRun(raw.address, messageBytes, Math.min(20, payloads.messages)); // warm-up
+      for (let r = 0; r < repeat; r++) rawSeconds = Math.min(rawSeconds, await rawRun(raw.address, messageBytes, payloads.messages));
+    } finally {
+      raw.stop();
+    }
+    const rawMBs = mb(payloads.bytes, rawSeconds);
+    console.log(`raw grpc-js baseline (bytes, 1 stream, 2 processes): ${fmt(rawMBs)} MB/s`);
+
+    const rows: string[] = [];
+    let oneWorkerMBs = 0;
+    for (const n of workerCounts) {
+      const f = await transportRuns(n, tasks, repeat);
+      const rate = mb(f.bytes, f.seconds);
+      if (n === 1) oneWorkerMBs = rate;
+      rows.push(`| ${n} | ${fmt(f.seconds, 2)} s | ${fmt(rate)} MB/s | ${fmt(f.sequences / f.seconds)} seq/s | ${fmt((100 * rate) / rawMBs)} % |`);
+    }
+    console.log('\nshard transport (scheduler → echo workers: Arrow decode, dense batch, score column, Arrow results back)');
+    console.log('| workers | time | payload MB/s | sequences/s | of raw baseline |');
+    console.log('|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+    if (oneWorkerMBs > 0) {
+      const ratio = oneWorkerMBs / rawMBs;
+      console.log(`\n1 worker vs raw baseline: ${fmt(100 * ratio)} % (goal ≥ 80 %) → ${ratio >= 0.8 ? 'met' : 'NOT met'}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

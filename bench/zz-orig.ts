@@ -1,0 +1,248 @@
+/**
+ * The shard batch: the Arrow record batch the coordinator builds from DuckDB and ships to workers,
+ * and its dense, left-padded form (SequenceBatch) that models consume.
+ *
+ * Columns (one row per customer, lists in chronological order, at most max_length long):
+ *   customer_id     Utf8
+ *   history_length  Int32          events in the lookback window before truncation (0: no recent events)
+ *   item            List<Int32>    token ids (0 = pad, 1 = unknown); present when the job maps an item column
+ *   category        List<Int32>    token ids; present when the job maps a category column
+ *   event           List<Int32>    event-type token ids
+ *   dt              List<Float32>  log1p(seconds since the customer's previous event), 0 for the first
+ *   age             List<Float32>  log1p(seconds from the event to the as-of time)
+ *   num_<column>    List<Float32>  one per numeric feature: sign(x)·log1p(|x|)
+ *   labels          List<Int8>     training/evaluation shards only: one label per product, in metadata order
+ *   weight          Float32        sampling weight (1, or 1/negativeRate for kept negatives)
+ *   split           Int8           0 = train, 1 = validation (by customer hash)
+ *
+ * Schema metadata: nextbuy.shard_schema ("1"), nextbuy.products (JSON array of product names),
+ * nextbuy.as_of (ISO date), nextbuy.max_length.
+ */
+import {
+  Field,
+  Float32,
+  Int32,
+  Int8,
+  List,
+  RecordBatch,
+  RecordBatchReader,
+  RecordBatchStreamWriter,
+  Schema,
+  Struct,
+  Table,
+  Utf8,
+  makeData,
+  vectorFromArray,
+  type Vector,
+} from 'apache-arrow';
+import { ProtocolError } from '../core/errors.js';
+
+export const SHARD_SCHEMA_VERSION = '1';
+export const TOKEN_COLUMNS = ['item', 'category', 'event'] as const;
+export type TokenColumn = (typeof TOKEN_COLUMNS)[number];
+
+export interface ShardSchemaOptions {
+  tokenColumns: TokenColumn[];
+  /** Numeric feature column names in the input (each becomes `num_<name>`). */
+  numericColumns: string[];
+  /** Product names; when labelled is true, `labels` carries one entry per product in this order. */
+  products: string[];
+  labelled: boolean;
+  asOf: string;
+  maxLength: number;
+}
+
+const listOf = (t: Int32 | Float32 | Int8) => new List(new Field('item', t, true));
+
+export function shardSchema(o: ShardSchemaOptions): Schema {
+  const fields: Field[] = [new Field('customer_id', new Utf8(), false), new Field('history_length', new Int32(), false)];
+  for (const c of o.tokenColumns) fields.push(new Field(c, listOf(new Int32()), false));
+  fields.push(new Field('dt', listOf(new Float32()), false), new Field('age', listOf(new Float32()), false));
+  for (const n of o.numericColumns) fields.push(new Field(`num_${n}`, listOf(new Float32()), false));
+  if (o.labelled) fields.push(new Field('labels', listOf(new Int8()), false));
+  fields.push(new Field('weight', new Float32(), false), new Field('split', new Int8(), false));
+  const metadata = new Map([
+    ['nextbuy.shard_schema', SHARD_SCHEMA_VERSION],
+    ['nextbuy.products', JSON.stringify(o.products)],
+    ['nextbuy.as_of', o.asOf],
+    ['nextbuy.max_length', String(o.maxLength)],
+  ]);
+  return new Schema(fields, metadata);
+}
+
+/** Dense, left-padded tensors for a batch of customers: what models train and score on. */
+export interface SequenceBatch {
+  size: number;
+  maxLength: number;
+  customerIds: string[];
+  historyLength: Int32Array;
+  /** Per token column present: [size × maxLength] ids, left-padded with 0. */
+  tokens: Partial<Record<TokenColumn, Int32Array>>;
+  /** [size × maxLength × featureNames.length]: dt, age, then num_* in schema order; 0 at padding. */
+  features: Float32Array;
+  featureNames: string[];
+  products: string[];
+  /** [size × products.length] when the shard is labelled. */
+  labels: Int8Array | null;
+  weight: Float32Array;
+  split: Int8Array;
+}
+
+/** Converts one shard record batch into its dense form without a JavaScript object per event. */
+export function toSequenceBatch(batch: RecordBatch): SequenceBatch {
+  const schema = batch.schema;
+  const version = schema.metadata.get('nextbuy.shard_schema');
+  if (version !== SHARD_SCHEMA_VERSION) {
+    throw new ProtocolError(
+      `shard batch has schema version "${version ?? 'none'}", this nextbuy reads "${SHARD_SCHEMA_VERSION}": rebuild the shards with the same nextbuy version as the workers`,
+    );
+  }
+  const maxLength = Number(schema.metadata.get('nextbuy.max_length'));
+  const products = JSON.parse(schema.metadata.get('nextbuy.products') ?? '[]') as string[];
+  if (!Number.isInteger(maxLength) || maxLength < 1) throw new ProtocolError('shard batch metadata nextbuy.max_length is missing or not a positive integer');
+  const size = batch.numRows;
+  const col = (name: string): Vector => {
+    const v = batch.getChild(name);
+    if (!v) throw new ProtocolError(`shard batch has no column "${name}": it was not built by this nextbuy's preprocess`);
+    return v;
+  };
+  const customerIds = new Array<string>(size);
+  const idVector = col('customer_id');
+  for (let i = 0; i < size; i++) customerIds[i] = idVector.get(i) as string;
+
+  const tokens: Partial<Record<TokenColumn, Int32Array>> = {};
+  for (const c of TOKEN_COLUMNS) {
+    if (schema.fields.some((f) => f.name === c)) tokens[c] = padList(col(c), size, maxLength, Int32Array) as Int32Array;
+  }
+  const featureNames = schema.fields.map((f) => f.name).filter((n) => n === 'dt' || n === 'age' || n.startsWith('num_'));
+  const features = new Float32Array(size * maxLength * featureNames.length);
+  featureNames.forEach((name, k) => {
+    const dense = padList(col(name), size, maxLength, Float32Array) as Float32Array;
+    for (let j = 0; j < size * maxLength; j++) features[j * featureNames.length + k] = dense[j]!;
+  });
+  const hasLabels = schema.fields.some((f) => f.name === 'labels');
+  const labels = hasLabels ? (padList(col('labels'), size, products.length, Int8Array, true) as Int8Array) : null;
+  return {
+    size,
+    maxLength,
+    customerIds,
+    historyLength: flat(col('history_length'), Int32Array) as Int32Array,
+    tokens,
+    features,
+    featureNames,
+    products,
+    labels,
+    weight: flat(col('weight'), Float32Array) as Float32Array,
+    split: flat(col('split'), Int8Array) as Int8Array,
+  };
+}
+
+type TypedArrayCtor = Int32ArrayConstructor | Float32ArrayConstructor | Int8ArrayConstructor;
+
+function flat(v: Vector, Ctor: TypedArrayCtor): Int32Array | Float32Array | Int8Array {
+  const out = new Ctor(v.length);
+  let at = 0;
+  for (const data of v.data) {
+    out.set((data.values as Int32Array).subarray(data.offset, data.offset + data.length) as never, at);
+    at += data.length;
+  }
+  return out;
+}
+
+/** Copies each row's list into a [size × width] array, right-aligned (left-padded); `exact` requires length == width. */
+function padList(v: Vector, size: number, width: number, Ctor: TypedArrayCtor, exact = false) {
+  const out = new Ctor(size * width);
+  let row = 0;
+  for (const data of v.data) {
+    const offsets = data.valueOffsets as Int32Array;
+    const child = data.children[0]!;
+    const values = child.values as Int32Array | Float32Array | Int8Array;
+    for (let i = 0; i < data.length; i++, row++) {
+      const start = offsets[data.offset + i]! + child.offset;
+      const end = offsets[data.offset + i + 1]! + child.offset;
+      const n = end - start;
+      if (exact ? n !== width : n > width) {
+        throw new ProtocolError(`shard batch row ${row} has ${n} values in a list where ${exact ? 'exactly' : 'at most'} ${width} are allowed`);
+      }
+      out.set(values.subarray(start, end) as never, row * width + (width - n));
+    }
+  }
+  return out;
+}
+
+/** Serialises record batches as one Arrow IPC stream. */
+export function encodeBatches(batches: RecordBatch[]): Uint8Array {
+  if (batches.length === 0) throw new ProtocolError('encodeBatches needs at least one record batch');
+  const writer = new RecordBatchStreamWriter();
+  for (const b of batches) writer.write(b);
+  writer.finish();
+  return writer.toUint8Array(true);
+}
+
+/** Parses an Arrow IPC stream; a malformed payload becomes a ProtocolError, never a crash. */
+export function decodeBatches(bytes: Uint8Array): RecordBatch[] {
+  try {
+    const reader = RecordBatchReader.from(bytes);
+    return [...reader] as RecordBatch[];
+  } catch (e) {
+    throw new ProtocolError(`malformed Arrow IPC payload (${bytes.byteLength} bytes): ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export function batchesToTable(batches: RecordBatch[]): Table {
+  return new Table(batches);
+}
+
+/** A shard batch's columns as flat typed arrays; every list column shares `offsets` (one event list per row). */
+export interface ShardColumns {
+  customerIds: string[];
+  historyLength: Int32Array;
+  /** [rows + 1] start of each row's events in the flat list arrays. */
+  offsets: Int32Array;
+  tokens: Partial<Record<TokenColumn, Int32Array>>;
+  dt: Float32Array;
+  age: Float32Array;
+  /** By input column name (the schema's `num_<name>`). */
+  numeric: Record<string, Float32Array>;
+  /** [rows × products] when the schema is labelled. */
+  labels: Int8Array | null;
+  weight: Float32Array;
+  split: Int8Array;
+}
+
+/** Builds one shard record batch from flat typed arrays (no object per event). */
+export function buildShardBatch(schema: Schema, c: ShardColumns): RecordBatch {
+  const rows = c.customerIds.length;
+  const list = (field: Field, values: Int32Array | Float32Array | Int8Array, offsets: Int32Array) => {
+    const listType = field.type as List;
+    const child = makeData({ type: listType.children[0]!.type, length: values.length, nullCount: 0, data: values });
+    return makeData({ type: listType, length: rows, nullCount: 0, valueOffsets: offsets, child });
+  };
+  const labelOffsets = () => {
+    const products = JSON.parse(schema.metadata.get('nextbuy.products') ?? '[]') as string[];
+    return Int32Array.from({ length: rows + 1 }, (_, i) => i * products.length);
+  };
+  const children = schema.fields.map((field) => {
+    const name = field.name;
+    if (name === 'customer_id') return vectorFromArray(c.customerIds, new Utf8()).data[0]!;
+    if (name === 'history_length') return makeData({ type: new Int32(), length: rows, nullCount: 0, data: c.historyLength });
+    if (name === 'weight') return makeData({ type: new Float32(), length: rows, nullCount: 0, data: c.weight });
+    if (name === 'split') return makeData({ type: new Int8(), length: rows, nullCount: 0, data: c.split });
+    if (name === 'dt') return list(field, c.dt, c.offsets);
+    if (name === 'age') return list(field, c.age, c.offsets);
+    if (name === 'labels') {
+      if (!c.labels) throw new ProtocolError('buildShardBatch: the schema is labelled but no labels were given');
+      return list(field, c.labels, labelOffsets());
+    }
+    if (name.startsWith('num_')) {
+      const values = c.numeric[name.slice(4)];
+      if (!values) throw new ProtocolError(`buildShardBatch: no values for numeric column "${name.slice(4)}"`);
+      return list(field, values, c.offsets);
+    }
+    const tokens = c.tokens[name as TokenColumn];
+    if (!tokens) throw new ProtocolError(`buildShardBatch: no token ids for column "${name}"`);
+    return list(field, tokens, c.offsets);
+  });
+  const data = makeData({ type: new Struct(schema.fields), length: rows, nullCount: 0, children });
+  return new RecordBatch(schema, data);
+}

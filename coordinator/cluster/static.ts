@@ -1,0 +1,60 @@
+/**
+ * The `static` backend: workers already running at known addresses (`cluster.addresses`). It starts
+ * nothing; it registers each address on the worker's behalf, and the pool's Hello still checks that
+ * the worker holds the token (start them with the same NEXTBUY_TOKEN as the coordinator).
+ */
+import { ClusterError } from '../../core/errors.js';
+import { registerWithRetry } from '../../proto/register.js';
+import type { ClusterBackend, LaunchContext } from './backend.js';
+
+export interface StaticBackendOptions {
+  /** How long to keep trying an address that does not answer yet. @default 60000 */
+  registerTimeoutMs?: number;
+}
+
+export class StaticBackend implements ClusterBackend {
+  readonly kind = 'static' as const;
+  private failWith: ((e: ClusterError) => void) | null = null;
+  private readonly failed: Promise<never>;
+  private readonly abort = new AbortController();
+
+  constructor(
+    readonly addresses: string[],
+    private readonly options: StaticBackendOptions = {},
+  ) {
+    if (addresses.length === 0) throw new ClusterError('static backend needs at least one worker address (cluster.addresses)');
+    this.failed = new Promise<never>((_, reject) => (this.failWith = reject));
+    this.failed.catch(() => {});
+  }
+
+  async start(ctx: LaunchContext): Promise<void> {
+    const errors: string[] = [];
+    const attempts = this.addresses.map((address, i) =>
+      registerWithRetry({
+        coordinatorAddress: ctx.coordinatorAddress,
+        address,
+        runId: ctx.runId,
+        token: ctx.token,
+        workerName: `static-${i}`,
+        timeoutMs: this.options.registerTimeoutMs ?? 60_000,
+        signal: this.abort.signal,
+      }).catch((e: unknown) => {
+        errors.push(`${address}: ${(e as Error).message}`);
+      }),
+    );
+    // Launched means "asked"; failures() reports when none of them could join.
+    void Promise.all(attempts).then(() => {
+      if (errors.length === this.addresses.length && !this.abort.signal.aborted) {
+        this.failWith?.(new ClusterError(`no static worker could join: ${errors.join('; ')}`));
+      }
+    });
+  }
+
+  failures(): Promise<never> {
+    return this.failed;
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort(new ClusterError('static backend stopped'));
+  }
+}

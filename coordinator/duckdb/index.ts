@@ -1,0 +1,120 @@
+/**
+ * A tiny typed wrapper around @duckdb/node-api: one embedded database with its settings, closed where it
+ * is opened (`await using db = await openDuckDB(...)`), SQL quoting, small results as plain objects, and
+ * large results as a stream of data chunks whose columns are read as typed arrays (./vectors.ts).
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBDataChunk } from '@duckdb/node-api';
+
+export { columnReader, isValid, type ColumnReader, type VarcharColumn } from './vectors.js';
+
+export interface DuckDBOptions {
+  /** DuckDB memory_limit, e.g. '2GB'. @default DuckDB's own (80 % of RAM) */
+  memoryLimit?: string;
+  /** Worker threads. @default all cores */
+  threads?: number | null;
+  /** Where DuckDB spills when memoryLimit is reached; created on open and removed on close. @default DuckDB's own ('.tmp') */
+  tempDirectory?: string;
+  /** false lets DuckDB reorder rows of queries without ORDER BY, which saves memory. @default false */
+  preserveInsertionOrder?: boolean;
+}
+
+export interface DuckDB extends AsyncDisposable {
+  readonly connection: DuckDBConnection;
+  /** Runs statements, discarding any result. */
+  run(sql: string): Promise<void>;
+  /** Runs a query and returns its rows as objects (BIGINT as bigint: cast to DOUBLE in SQL for numbers). */
+  all<T extends Record<string, unknown> = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /**
+   * Streams a query's result chunk by chunk. While the caller handles one chunk DuckDB already produces the
+   * next (one chunk of lookahead), so JavaScript work and DuckDB work overlap. Breaking out of the loop
+   * releases the result.
+   */
+  stream(sql: string, connection?: DuckDBConnection): AsyncGenerator<DuckDBDataChunk>;
+  /**
+   * Another connection to the same database, closed with the database. A streaming result lives only until
+   * its connection runs another statement, so a long stream gets a connection of its own.
+   */
+  connect(): Promise<DuckDBConnection>;
+  close(): Promise<void>;
+}
+
+export async function openDuckDB(o: DuckDBOptions = {}): Promise<DuckDB> {
+  const settings: Record<string, string> = {
+    preserve_insertion_order: String(o.preserveInsertionOrder ?? false),
+  };
+  if (o.memoryLimit) settings.memory_limit = o.memoryLimit;
+  if (o.threads) settings.threads = String(o.threads);
+  if (o.tempDirectory) {
+    await mkdir(o.tempDirectory, { recursive: true });
+    settings.temp_directory = o.tempDirectory;
+  }
+  const instance = await DuckDBInstance.create(':memory:', settings);
+  const connections: DuckDBConnection[] = [];
+  const connect = async () => {
+    const c = await instance.connect();
+    connections.push(c);
+    return c;
+  };
+  const connection = await connect();
+  // Dates in this project are UTC calendar days; ISO strings without an offset are UTC.
+  await connection.run(`SET TimeZone = 'UTC'`);
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    for (const c of connections) {
+      try {
+        c.closeSync();
+      } catch {
+        // already closed by its user
+      }
+    }
+    instance.closeSync();
+    if (o.tempDirectory) await rm(o.tempDirectory, { recursive: true, force: true });
+  };
+  return {
+    connection,
+    async run(sql) {
+      await connection.run(sql);
+    },
+    async all<T extends Record<string, unknown>>(sql: string) {
+      const reader = await connection.runAndReadAll(sql);
+      return reader.getRowObjectsJS() as T[];
+    },
+    async *stream(sql, on = connection) {
+      const result = await on.stream(sql);
+      let next: Promise<DuckDBDataChunk | null> | null = result.fetchChunk();
+      try {
+        for (;;) {
+          const chunk = await next;
+          next = null;
+          if (!chunk || chunk.rowCount === 0) return;
+          next = result.fetchChunk();
+          yield chunk;
+        }
+      } finally {
+        // The consumer stopped early (break or error): let the lookahead fetch settle before the result is dropped.
+        if (next) await next.catch(() => undefined);
+      }
+    },
+    connect,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** A SQL string literal. */
+export function sqlString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+/** A quoted SQL identifier (column names from job files may hold spaces, dots or dashes). */
+export function sqlIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A SQL list literal of strings. */
+export function sqlStringList(values: readonly string[]): string {
+  return `[${values.map(sqlString).join(', ')}]`;
+}

@@ -1,0 +1,185 @@
+/**
+ * One account and date, end to end: preprocess → train → score → evaluate (with the ensemble) → publish.
+ * Each task reads what the earlier ones left in the run folder, so tasks can run one at a time, and a
+ * rerun after a crash resumes: finished tasks are skipped, training resumes from its last checkpoint,
+ * scored shards are not scored again, and the publish commit replaces a partition whole.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { InputError } from '../../core/errors.js';
+import type { Job } from '../../jobs/job.js';
+import { DAY_MS } from '../../jobs/job.js';
+import { formatDate, parseDateMs } from '../../jobs/job-file.js';
+import { preprocess, type PreprocessResult } from '../preprocess/index.js';
+import { runFolder, writeFileAtomic, writeJsonAtomic, type RunFolder } from './run-folder.js';
+import { files, readState, requireJson, writeState, type ModelsFile, type RunState, type StageName } from './state.js';
+import { startWorkers, type WorkerSession } from './workers.js';
+import { loadArtifactFiles } from './artifacts.js';
+import { trainStage } from './train-stage.js';
+import { evaluateStage, type EvaluationSummary } from './evaluate-stage.js';
+import { publishStage, type PublishSummary } from './publish-stage.js';
+
+export type { RunFolder } from './run-folder.js';
+export { runFolder } from './run-folder.js';
+
+export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';
+export const PIPELINE: PipelineTask[] = ['preprocess', 'train', 'score', 'evaluate', 'publish'];
+
+export interface RunOptions {
+  job: Job;
+  date: string;
+  tasks: PipelineTask[];
+  env: 'local' | 'k8s';
+  /** Override job.cluster.workers. */
+  workers?: number | null;
+  /** Called as stages start and finish, for progress output. */
+  onStage?: (stage: string, event: 'start' | 'end', ms?: number) => void;
+  onEpoch?: (model: string, epoch: number, validationAuc: number) => void;
+}
+
+export interface RunSummary {
+  account: string;
+  date: string;
+  runId: string;
+  runDir: string;
+  tasks: PipelineTask[];
+  preprocess: PreprocessResult | null;
+  models: ModelsFile | null;
+  evaluation: EvaluationSummary | null;
+  publish: PublishSummary | null;
+  timings: Partial<Record<StageName, number>>;
+  totalMs: number;
+}
+
+export async function runDate(o: RunOptions): Promise<RunSummary> {
+  const started = Date.now();
+  const folder = runFolder(o.job, o.date);
+  await mkdir(folder.dir, { recursive: true });
+  const state = await openState(o, folder);
+  let session: WorkerSession | null = null;
+  const workers = async () => (session ??= await startWorkers({ job: o.job, env: o.env, runId: folder.runId, workers: o.workers ?? null }));
+  const timed = async <T>(stage: StageName, fn: () => Promise<T>): Promise<T> => {
+    o.onStage?.(stage, 'start');
+    const t = Date.now();
+    try {
+      return await fn();
+    } finally {
+      state.timings[stage] = Date.now() - t;
+      o.onStage?.(stage, 'end', state.timings[stage]);
+    }
+  };
+  const finish = async (task: PipelineTask, t0: number) => {
+    state.done[task] = { at: new Date().toISOString(), ms: Date.now() - t0 };
+    await writeState(folder, state);
+  };
+
+  const summary: RunSummary = {
+    account: o.job.account, date: o.date, runId: folder.runId, runDir: folder.dir, tasks: o.tasks,
+    preprocess: null, models: null, evaluation: null, publish: null, timings: state.timings, totalMs: 0,
+  };
+  try {
+    for (const task of o.tasks) {
+      const t0 = Date.now();
+      if (task === 'preprocess') {
+        if (state.done.preprocess) {
+          summary.preprocess = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
+          continue;
+        }
+        o.onStage?.('preprocess', 'start');
+        const result = await preprocess({ job: o.job, scoreDate: o.date, runDir: folder.dir });
+        for (const [step, ms] of Object.entries(result.stats.timings)) state.timings[step as StageName] = ms;
+        o.onStage?.('preprocess', 'end', Date.now() - t0);
+        await writeJsonAtomic(files(folder).preprocess, result);
+        summary.preprocess = result;
+        await finish(task, t0);
+      } else if (task === 'train') {
+        const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
+        summary.models = await timed('train', async () =>
+          trainStage({ job: o.job, folder, pre, session: await workers(), onEpoch: o.onEpoch }),
+        );
+        await finish(task, t0);
+      } else if (task === 'score') {
+        const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
+        const models = summary.models ?? (await modelsFor(folder));
+        await timed('score', async () => scoreStage(folder, pre, models, await workers()));
+        await finish(task, t0);
+      } else if (task === 'evaluate') {
+        const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
+        const models = summary.models ?? (await modelsFor(folder));
+        summary.evaluation = await evaluateStage({ job: o.job, folder, pre, models, timed });
+        await finish(task, t0);
+      } else if (task === 'publish') {
+        summary.publish = await timed('publish', () => publishStage({ job: o.job, folder }));
+        await finish(task, t0);
+      }
+    }
+  } finally {
+    if (session) await (session as WorkerSession).close();
+    await writeState(folder, state);
+  }
+  summary.totalMs = Date.now() - started;
+  return summary;
+}
+
+/** Starts a fresh run folder when the job or its input changed since the last run of this date. */
+async function openState(o: RunOptions, folder: RunFolder): Promise<RunState> {
+  const inputFingerprint = await fingerprintInput(o.job);
+  const existing = await readState(folder);
+  if (existing && existing.runId === folder.runId && existing.inputFingerprint === inputFingerprint) return existing;
+  if (existing && o.tasks[0] !== 'preprocess') {
+    throw new InputError(
+      `the run folder ${folder.dir} was built from ${existing.runId === folder.runId ? 'other input files' : 'another job configuration'}: ` +
+        `run 'nextbuy preprocess --account ${folder.account} --date ${folder.date}' (or 'nextbuy run') to rebuild it`,
+    );
+  }
+  if (existing) await rm(folder.dir, { recursive: true, force: true });
+  await mkdir(folder.dir, { recursive: true });
+  const state: RunState = { runId: folder.runId, account: folder.account, date: folder.date, inputFingerprint, done: {}, timings: {} };
+  await writeState(folder, state);
+  return state;
+}
+
+/** Names, sizes and modification times of the input files: cheap, and changes when late data lands. */
+async function fingerprintInput(job: Job): Promise<string> {
+  const hash = createHash('sha256');
+  const walk = async (p: string): Promise<void> => {
+    const s = await stat(p).catch(() => null);
+    if (!s) return;
+    if (s.isDirectory()) {
+      for (const e of (await readdir(p)).sort()) await walk(path.join(p, e));
+    } else hash.update(`${p}\u0000${s.size}\u0000${s.mtimeMs}\n`);
+  };
+  const target = job.input.path;
+  if (/[*?[]/.test(target)) {
+    const dir = target.slice(0, target.search(/[*?[]/)).replace(/[^/]*$/, '');
+    await walk(dir || '.');
+  } else await walk(target);
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** This run's models, or the account's latest trained ones (a scoring-only night). */
+async function modelsFor(folder: RunFolder): Promise<ModelsFile> {
+  const own = await requireJson<ModelsFile>(files(folder).models, 'train', folder).catch(() => null);
+  if (own) return own;
+  return requireJson<ModelsFile>(files(folder).latestModels, 'train', folder);
+}
+
+async function scoreStage(folder: RunFolder, pre: PreprocessResult, models: ModelsFile, session: WorkerSession): Promise<void> {
+  if (!pre.score) throw new InputError(`preprocess for ${folder.date} built no score set: rerun 'nextbuy preprocess'`);
+  for (const m of models.models) session.loadModel(m.modelVersion, await loadArtifactFiles(m.dir));
+  await mkdir(folder.scoresDir, { recursive: true });
+  const done = new Set((await readdir(folder.scoresDir)).filter((f) => f.endsWith('.arrow')).map((f) => f.slice(0, -'.arrow'.length)));
+  const pending = pre.score.shards.filter((s) => !done.has(s.id));
+  if (pending.length === 0) return;
+  await session.scoreShards({
+    shards: pending,
+    modelVersions: models.models.map((m) => m.modelVersion),
+    products: models.products,
+    onResult: (shardId, arrow) => writeFileAtomic(path.join(folder.scoresDir, `${shardId}.arrow`), arrow),
+  });
+}
+
+export function trainingAsOf(job: Job, date: string): string {
+  return formatDate(parseDateMs(date)! - job.label.horizonDays * DAY_MS);
+}

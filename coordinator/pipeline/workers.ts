@@ -1,0 +1,92 @@
+/**
+ * The workers of one run, as the pipeline needs them: training participants, model loading, and
+ * shard scoring. Started once per run and shared by train and score.
+ */
+import type { Job } from '../../jobs/job.js';
+import { encodeBatches } from '../../proto/shard-batch.js';
+import {
+  clusterOptionsFromJob,
+  compileK8sBackendOptions,
+  createK8sBackend,
+  loadK8sBackendOptions,
+  localOrStaticBackend,
+  startCluster,
+  type ClusterBackend,
+} from '../cluster/index.js';
+import { runShards, scheduleOptionsFromJob, type ShardRunSummary } from '../schedule/index.js';
+import type { TrainParticipant } from '../train/index.js';
+
+export interface WorkerSessionOptions {
+  job: Job;
+  env: 'local' | 'k8s';
+  runId: string;
+  /** Override job.cluster.workers. */
+  workers: number | null;
+}
+
+export interface ScoreShardsOptions {
+  shards: { id: string; file: string }[];
+  modelVersions: string[];
+  products: string[];
+  /** Called once per shard with the accepted attempt's results as one Arrow IPC stream. */
+  onResult: (shardId: string, arrow: Uint8Array) => Promise<void>;
+}
+
+export interface WorkerSession {
+  participants(): TrainParticipant[];
+  /** Registers a model for scoring; every worker (late joiners too) loads it before its first shard. */
+  loadModel(modelVersion: string, files: Map<string, Uint8Array>): void;
+  scoreShards(o: ScoreShardsOptions): Promise<ShardRunSummary>;
+  close(): Promise<void>;
+}
+
+/** How long a Kubernetes run waits for pods beyond their start deadline before giving up. */
+const K8S_REGISTRATION_SLACK_MS = 60_000;
+
+export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSession> {
+  const job = o.job;
+  let backend: ClusterBackend;
+  let k8sStartMs: number | null = null;
+  if (o.env === 'k8s') {
+    const options = await loadK8sBackendOptions();
+    k8sStartMs = compileK8sBackendOptions(options).startDeadlineMs + K8S_REGISTRATION_SLACK_MS;
+    backend = createK8sBackend(options);
+  } else {
+    backend = localOrStaticBackend(job);
+  }
+  const base = clusterOptionsFromJob(job, { runId: o.runId, backend });
+  const workers = o.workers ?? base.workers;
+  const cluster = await startCluster({
+    ...base,
+    workers,
+    minWorkers: workers,
+    ...(k8sStartMs !== null ? { listenHost: '0.0.0.0', startTimeoutMs: k8sStartMs } : {}),
+  });
+  const models = new Map<string, Map<string, Uint8Array>>();
+  return {
+    participants: () => cluster.pool.ready(),
+    loadModel(modelVersion, files) {
+      models.set(modelVersion, files);
+    },
+    scoreShards: (s) =>
+      runShards(
+        cluster.pool,
+        s.shards,
+        {
+          kind: 'score',
+          modelVersions: s.modelVersions,
+          products: s.products,
+          onResult: (shardId, _attempt, batches) => s.onResult(shardId, encodeBatches(batches)),
+          prepare: async (worker, signal) => {
+            for (const v of s.modelVersions) {
+              const files = models.get(v);
+              if (!files) throw new Error(`model ${v} was not registered with loadModel`);
+              await worker.loadModel(v, files, { signal });
+            }
+          },
+        },
+        scheduleOptionsFromJob(job),
+      ),
+    close: () => cluster.stop(),
+  };
+}

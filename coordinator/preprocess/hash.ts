@@ -1,0 +1,118 @@
+/**
+ * Stable customer hashes: which shard a customer lands in, whether it is held out for validation, whether a
+ * negative is kept by downsampling. All three are MurmurHash3 (x86, 32-bit) of the customer id's UTF-8
+ * bytes with a fixed seed per use, so they agree across runs, machines and DuckDB versions (DuckDB's own
+ * hash() makes no such promise). Reference vectors: murmur3("", 0) = 0, murmur3("hello", 0) = 0x248bfa47.
+ *
+ * Also here: a small open-addressing table from 64-bit keys (DuckDB hash() values read as two int32 halves)
+ * to int32 values, used to map item/category hashes to vocabulary ids without a JavaScript object per event.
+ */
+
+const SHARD_SEED = 0;
+const SPLIT_SEED = 0x5eed_0001;
+const SAMPLE_SEED_BASE = 0x5eed_0002;
+const TWO_32 = 4_294_967_296;
+
+export function murmur3(bytes: Uint8Array, start: number, length: number, seed: number): number {
+  let h = seed >>> 0;
+  const end = start + (length & ~3);
+  for (let i = start; i < end; i += 4) {
+    let k = bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  switch (length & 3) {
+    case 3:
+      k ^= bytes[end + 2]! << 16;
+    // falls through
+    case 2:
+      k ^= bytes[end + 1]! << 8;
+    // falls through
+    case 1:
+      k ^= bytes[end]!;
+      k = Math.imul(k, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, 0x1b873593);
+      h ^= k;
+  }
+  h ^= length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const encoder = new TextEncoder();
+
+/** The shard (0 ≤ shard < count) that holds a customer: murmur3(utf8(id), seed 0) mod count. */
+export function shardOfCustomer(customerId: string, count: number): number {
+  const b = encoder.encode(customerId);
+  return murmur3(b, 0, b.length, SHARD_SEED) % count;
+}
+
+export function shardOfBytes(bytes: Uint8Array, start: number, length: number, count: number): number {
+  return murmur3(bytes, start, length, SHARD_SEED) % count;
+}
+
+/** A uniform number in [0, 1) per customer for the train/validation split (independent of the shard hash). */
+export function splitUnit(bytes: Uint8Array, start: number, length: number): number {
+  return murmur3(bytes, start, length, SPLIT_SEED) / TWO_32;
+}
+
+/** A uniform number in [0, 1) per (customer, seed) for negative downsampling. */
+export function sampleUnit(bytes: Uint8Array, start: number, length: number, seed: number): number {
+  return murmur3(bytes, start, length, (SAMPLE_SEED_BASE ^ seed) >>> 0) / TWO_32;
+}
+
+/** Maps 64-bit keys, given as (low, high) int32 halves, to int32 values; absent keys read as `missing`. */
+export class Int64Map {
+  private readonly keys: Int32Array;
+  private readonly used: Uint8Array;
+  private readonly values: Int32Array;
+  private readonly mask: number;
+  private readonly shift: number;
+
+  constructor(capacity: number, private readonly missing: number) {
+    let size = 16;
+    let bits = 4;
+    while (size < capacity * 2) {
+      size *= 2;
+      bits++;
+    }
+    this.shift = 32 - bits;
+    this.keys = new Int32Array(size * 2);
+    this.used = new Uint8Array(size);
+    this.values = new Int32Array(size);
+    this.mask = size - 1;
+  }
+
+  set(lo: number, hi: number, value: number): void {
+    let i = this.slot(lo, hi);
+    while (this.used[i] && !(this.keys[2 * i] === lo && this.keys[2 * i + 1] === hi)) i = (i + 1) & this.mask;
+    this.used[i] = 1;
+    this.keys[2 * i] = lo;
+    this.keys[2 * i + 1] = hi;
+    this.values[i] = value;
+  }
+
+  get(lo: number, hi: number): number {
+    let i = this.slot(lo, hi);
+    while (this.used[i]) {
+      if (this.keys[2 * i] === lo && this.keys[2 * i + 1] === hi) return this.values[i]!;
+      i = (i + 1) & this.mask;
+    }
+    return this.missing;
+  }
+
+  private slot(lo: number, hi: number): number {
+    // The keys are already hashes: mixing the halves is enough to spread them.
+    return (Math.imul(lo ^ hi, 0x9e3779b1) >>> this.shift) & this.mask;
+  }
+}

@@ -1,0 +1,62 @@
+import type { Job } from '../../jobs/job.js';
+import type { RejectReason } from './events.js';
+import type { Product, Vocabulary } from './vocab.js';
+
+export type { RejectReason, Product, Vocabulary };
+
+export interface ShardFile {
+  /** `<set>-<index>`, e.g. 'train-3'. */
+  id: string;
+  file: string;
+  rows: number;
+  bytes: number;
+}
+
+export interface ShardSet {
+  name: 'train' | 'score';
+  /** The set's as-of date (features strictly before it). */
+  asOf: string;
+  labelled: boolean;
+  customers: number;
+  /** customers with no event in the lookback */
+  noHistory: number;
+  /** Rows with label 1, per product name (after downsampling). */
+  positives: Record<string, number>;
+  shards: ShardFile[];
+}
+
+export interface PreprocessStats {
+  rowsRead: number;
+  rowsAccepted: number;
+  rejected: Record<RejectReason, number>;
+  /** Valid rows outside every window this run needs (they can still make a customer known). */
+  outsideWindow: number;
+  quarantineFile: string | null;
+  inputFiles: number;
+  /** ms per step: validate, windows, vocabularies, sequences, shards */
+  timings: Record<string, number>;
+}
+
+export interface PreprocessOptions {
+  job: Job;
+  /** D, the night being scored: 'YYYY-MM-DD' (UTC). */
+  scoreDate: string;
+  /** Where shards, counts files and the quarantine go (created). */
+  runDir: string;
+  /** Which sets to build. @default ['train', 'score'] */
+  sets?: ('train' | 'score')[];
+  /** Reuse a frozen vocabulary/products (scoring with an earlier model). @default built from the training window */
+  vocabulary?: Vocabulary;
+  products?: Product[];
+  onProgress?: (step: string, done: number, total: number | null) => void;
+}
+
+export interface PreprocessResult {
+  stats: PreprocessStats;
+  vocabulary: Vocabulary;
+  products: Product[];
+  train?: ShardSet;
+  score?: ShardSet;
+  /** Per-customer event counts by type in the feature window, for the evaluation's simple baselines: a Parquet file per set. */
+  countsFiles: Partial<Record<'train' | 'score', string>>;
+}

@@ -1,0 +1,139 @@
+/**
+ * Vocabularies and products: built on the training window, frozen with the model version (saved as JSON
+ * and given back to preprocess to score with a model trained earlier).
+ *
+ * Ids: 0 = padding, 1 = unknown, 2.. = tokens in Vocabulary order (most frequent first, ties by value,
+ * count ≥ minCount, at most maxSize). Event types are always job.events.types in their given order.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Job } from '../../jobs/job.js';
+import { InputError } from '../../core/errors.js';
+import { columnReader, type DuckDB } from '../duckdb/index.js';
+import { Int64Map } from './hash.js';
+
+export interface Vocabulary {
+  item?: string[];
+  category?: string[];
+  event: string[];
+}
+
+export interface Product {
+  name: string;
+  /** null for `any` (any purchase). */
+  category: string | null;
+}
+
+export const PAD_ID = 0;
+export const UNKNOWN_ID = 1;
+export const FIRST_TOKEN_ID = 2;
+const VOCABULARY_FORMAT = 'nextbuy.vocabulary/1';
+
+export interface VocabularyWindow {
+  events: string;
+  fromMs: number;
+  toMs: number;
+}
+
+export async function buildVocabulary(db: DuckDB, job: Job, w: VocabularyWindow): Promise<Vocabulary> {
+  const v: Vocabulary = { event: [...job.events.types] };
+  if (job.columns.item) v.item = await topValues(db, 'item', w, job);
+  if (job.columns.category) v.category = await topValues(db, 'cat', w, job);
+  return v;
+}
+
+async function topValues(db: DuckDB, column: 'item' | 'cat', w: VocabularyWindow, job: Job): Promise<string[]> {
+  const rows = await db.all<{ v: string }>(`
+    SELECT CAST(${column} AS VARCHAR) AS v FROM ${w.events}
+    WHERE reason = 0 AND ts >= ${w.fromMs} AND ts < ${w.toMs} AND ${column} IS NOT NULL
+    GROUP BY ${column} HAVING count(*) >= ${job.vocabulary.minCount}
+    ORDER BY count(*) DESC, ${column} ASC LIMIT ${job.vocabulary.maxSize}`);
+  return rows.map((r) => r.v);
+}
+
+/** `any` (when job.products.overall), job.products.categories, then the top categories by purchasing customers before D. */
+export async function buildProducts(db: DuckDB, job: Job, events: string, beforeMs: number): Promise<Product[]> {
+  const products: Product[] = job.products.overall ? [{ name: 'any', category: null }] : [];
+  const wanted = [...job.products.categories];
+  if ((wanted.length > 0 || job.products.topCategories > 0) && !job.columns.category) {
+    throw new InputError(`products.categories and products.topCategories need a category column: set columns.category in ${job.file}`);
+  }
+  if (job.products.topCategories > 0) {
+    const purchase = job.events.types.indexOf(job.events.purchase);
+    const rows = await db.all<{ v: string }>(`
+      SELECT CAST(cat AS VARCHAR) AS v FROM ${events}
+      WHERE reason = 0 AND e = ${purchase} AND ts < ${beforeMs} AND cat IS NOT NULL
+      GROUP BY cat ORDER BY count(DISTINCT customer) DESC, cat ASC LIMIT ${job.products.topCategories}`);
+    wanted.push(...rows.map((r) => r.v));
+  }
+  for (const c of wanted) if (!products.some((p) => p.category === c)) products.push({ name: c, category: c });
+  if (products.length === 0) {
+    throw new InputError(`the job models no product: set products.overall: true or list products.categories in ${job.file}`);
+  }
+  return products;
+}
+
+/**
+ * DuckDB hash() of each value cast back to the input column's own type (null where it does not cast), so
+ * the event stream can carry a 64-bit hash per item and JavaScript can match it with one table probe.
+ */
+export async function hashesOf(db: DuckDB, values: readonly string[], type: string): Promise<([number, number] | null)[]> {
+  const out: ([number, number] | null)[] = values.map(() => null);
+  if (values.length === 0) return out;
+  const table = `hash_input_${process.pid}_${Math.random().toString(36).slice(2)}`;
+  await db.run(`CREATE TABLE ${table} (i INTEGER, v VARCHAR)`);
+  try {
+    const appender = await db.connection.createAppender(table);
+    try {
+      values.forEach((v, i) => {
+        appender.appendInteger(i);
+        appender.appendVarchar(v);
+        appender.endRow();
+      });
+    } finally {
+      appender.closeSync();
+    }
+    for await (const chunk of db.stream(`SELECT i, hash(TRY_CAST(v AS ${type})) AS h FROM ${table} WHERE TRY_CAST(v AS ${type}) IS NOT NULL`)) {
+      const r = columnReader(chunk);
+      const index = r.int32(0);
+      const h = r.int64Halves(1);
+      for (let k = 0; k < r.rows; k++) out[index[k]!] = [h[2 * k]!, h[2 * k + 1]!];
+    }
+  } finally {
+    await db.run(`DROP TABLE IF EXISTS ${table}`);
+  }
+  return out;
+}
+
+/** Vocabulary tokens → ids (FIRST_TOKEN_ID + position), keyed by their hashes; anything else reads UNKNOWN_ID. */
+export async function tokenIds(db: DuckDB, tokens: readonly string[], type: string): Promise<Int64Map> {
+  const map = new Int64Map(tokens.length, UNKNOWN_ID);
+  (await hashesOf(db, tokens, type)).forEach((h, i) => {
+    if (h) map.set(h[0], h[1], FIRST_TOKEN_ID + i);
+  });
+  return map;
+}
+
+export async function saveVocabulary(file: string, v: Vocabulary): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify({ format: VOCABULARY_FORMAT, ...v })}\n`);
+}
+
+export async function loadVocabulary(file: string): Promise<Vocabulary> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new InputError(`vocabulary ${file} cannot be read: ${(e as Error).message}`, { cause: e });
+  }
+  const o = raw as Record<string, unknown>;
+  const strings = (x: unknown) => Array.isArray(x) && x.every((s) => typeof s === 'string');
+  if (o?.format !== VOCABULARY_FORMAT || !strings(o.event) || (o.item !== undefined && !strings(o.item)) || (o.category !== undefined && !strings(o.category))) {
+    throw new InputError(`${file} is not a nextbuy vocabulary (${VOCABULARY_FORMAT}): save it with saveVocabulary()`);
+  }
+  const v: Vocabulary = { event: o.event as string[] };
+  if (o.item !== undefined) v.item = o.item as string[];
+  if (o.category !== undefined) v.category = o.category as string[];
+  return v;
+}
+

@@ -1,0 +1,111 @@
+/**
+ * Audiences for marketing tools: per product and action, the customers that action selected
+ * (customer_id, product, score, rank, action; by rank), as CSV and Parquet:
+ *
+ *   <outDir>/audiences/account=<a>/date=<d>/product=<p>/<action>.csv|.parquet   and _audiences.json
+ *
+ * Built from the committed partitions only, in a fresh folder that then takes the date's place, so a
+ * rerun never leaves the audience of an action that no longer exists next to the new ones.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fsyncDir, writeFileDurably } from './durable-fs.js';
+import { withDuckDB } from './duckdb.js';
+import { audienceDir, safeComponent } from './layout.js';
+import { requireCommitted } from './load.js';
+import { COMMITTED_FILES, filesList } from './read.js';
+import { parquetOptions } from './schema.js';
+
+export type AudienceFormat = 'csv' | 'parquet';
+
+export interface ExportAudiencesOptions {
+  outDir: string;
+  account: string;
+  date: string;
+  /** @default ['csv', 'parquet'] */
+  formats?: AudienceFormat[];
+}
+
+export interface AudienceFile {
+  product: string;
+  action: string;
+  rows: number;
+  /** Absolute paths by format. */
+  files: Partial<Record<AudienceFormat, string>>;
+}
+
+export interface AudienceExport {
+  dir: string;
+  audiences: AudienceFile[];
+}
+
+export const AUDIENCE_MANIFEST = '_audiences.json';
+
+export async function exportAudiences(o: ExportAudiencesOptions): Promise<AudienceExport> {
+  const formats = o.formats ?? ['csv', 'parquet'];
+  const partitions = await requireCommitted(o.outDir, o.account, o.date);
+  const finalDir = audienceDir(o.outDir, o.account, o.date);
+  const parent = path.dirname(finalDir);
+  const base = path.basename(finalDir);
+  const stagingDir = path.join(parent, `.tmp-${base}-${randomBytes(6).toString('hex')}`);
+  await mkdir(stagingDir, { recursive: true });
+
+  const audiences: AudienceFile[] = [];
+  await withDuckDB({}, async (connection) => {
+    for (const p of partitions) {
+      const productDir = path.join(stagingDir, `product=${p.product}`);
+      await mkdir(productDir, { recursive: true });
+      for (const { name: action } of p.manifest.actions) {
+        safeComponent('action', action);
+        const select = `SELECT customer_id, product, score, rank, action FROM ${COMMITTED_FILES} WHERE action = $action ORDER BY rank`;
+        const params = { files: filesList(p.files), action };
+        const files: Partial<Record<AudienceFormat, string>> = {};
+        for (const format of formats) {
+          const staged = path.join(productDir, `${action}.${format}`);
+          const options = format === 'csv' ? 'FORMAT csv, HEADER true' : parquetOptions();
+          await connection.run(`COPY (${select}) TO $target (${options})`, { ...params, target: staged });
+          files[format] = path.join(finalDir, `product=${p.product}`, `${action}.${format}`);
+        }
+        const counted = await connection.runAndReadAll(`SELECT count(*) FROM (${select})`, params);
+        audiences.push({ product: p.product, action, rows: Number(counted.getRows()[0]![0]), files });
+      }
+    }
+  });
+  await writeFileDurably(
+    path.join(stagingDir, AUDIENCE_MANIFEST),
+    `${JSON.stringify(
+      {
+        account: o.account,
+        date: o.date,
+        sources: partitions.map((p) => ({ product: p.product, runId: p.manifest.runId, files: p.manifest.files })),
+        audiences: audiences.map((a) => ({
+          product: a.product,
+          action: a.action,
+          rows: a.rows,
+          files: Object.fromEntries(Object.entries(a.files).map(([f, file]) => [f, path.relative(finalDir, file)])),
+        })),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+
+  // Swap: the old folder steps aside, the new one takes its name, then the old one goes.
+  const asideDir = path.join(parent, `.old-${base}-${randomBytes(6).toString('hex')}`);
+  let hadOld = true;
+  try {
+    await rename(finalDir, asideDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    hadOld = false;
+  }
+  await rename(stagingDir, finalDir);
+  await fsyncDir(parent);
+  if (hadOld) await rm(asideDir, { recursive: true, force: true });
+  // Leftovers of an export that crashed mid-way for this date.
+  for (const entry of await readdir(parent)) {
+    if (entry.startsWith(`.tmp-${base}-`) || entry.startsWith(`.old-${base}-`)) await rm(path.join(parent, entry), { recursive: true, force: true });
+  }
+  return { dir: finalDir, audiences };
+}

@@ -1,0 +1,69 @@
+/**
+ * File operations in the order a crash-safe commit needs them: data reaches the disk (fsync) before a
+ * rename makes it visible, and the directory entry itself is synced after the rename.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+export async function fsyncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes renames and unlinks inside `dir` durable (a no-op where directories cannot be opened, e.g. Windows). */
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+  } catch {
+    return;
+  }
+  try {
+    await handle.sync();
+  } catch (e) {
+    if (!['EISDIR', 'EINVAL', 'EPERM'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes `text` to a temporary sibling and fsyncs it; the caller renames it into place when ready. */
+export async function writeTempFile(file: string, text: string): Promise<string> {
+  const tmp = tempSibling(file);
+  const handle = await open(tmp, 'wx');
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return tmp;
+}
+
+export async function commitRename(tmp: string, file: string): Promise<void> {
+  await rename(tmp, file);
+  await fsyncDir(path.dirname(file));
+}
+
+export async function writeFileDurably(file: string, text: string): Promise<void> {
+  await commitRename(await writeTempFile(file, text), file);
+}
+
+/** `.tmp-<pid>-<random>-<name>` next to `file`: hidden, unique, and recognisable as garbage after a crash. */
+export function tempSibling(file: string): string {
+  return path.join(path.dirname(file), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(file)}`);
+}
+
+export const TEMP_PREFIX = '.tmp-';
+
+export async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return { sha256: hash.digest('hex'), bytes: (await stat(file)).size };
+}

@@ -1,0 +1,19 @@
+/**
+ * Stage 8, publish: the night's product, a Parquet prediction table partitioned by
+ * account/date/product, committed exactly once through per-partition manifests; readers that honour
+ * the manifests; the table loaded into DuckDB, exported as CSV, and cut into audiences per action.
+ */
+export { publishPredictions, CRASH_POINTS } from './publish.js';
+export type { PublishOptions, PublishResult, PublishedPartition, ProductPredictions, CrashPoint } from './publish.js';
+export { readPartition, committedPartitions, committedPartition } from './read.js';
+export type { CommittedPartition, PartitionContents, ReadOptions } from './read.js';
+export { loadPredictionsIntoDuckDB, exportCsv } from './load.js';
+export type { LoadedTable, ExportCsvOptions } from './load.js';
+export { exportAudiences, AUDIENCE_MANIFEST } from './audiences.js';
+export type { ExportAudiencesOptions, AudienceExport, AudienceFile, AudienceFormat } from './audiences.js';
+export { MANIFEST_NAME } from './manifest.js';
+export type { PartitionManifest, ManifestFile } from './manifest.js';
+export { PREDICTION_SCHEMA, NO_ACTION } from './schema.js';
+export type { PredictionRow } from './schema.js';
+export { partitionDir, dateDir, audienceDir, safeComponent, safeDate } from './layout.js';
+export type { DuckDBSettings } from './duckdb.js';

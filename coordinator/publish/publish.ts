@@ -1,0 +1,263 @@
+/**
+ * Exactly-once prediction tables. Per partition (account/date/product):
+ *
+ *   1. rows → a temporary file, fsynced, renamed to part-<sha256 prefix>.parquet   (not yet visible)
+ *   2. the manifest → a temporary file, fsynced                                   (not yet visible)
+ *   3. rename over _manifest.json, fsync the folder                               ← the commit point
+ *   4. remove every file the new manifest does not list (the old data, and garbage of an earlier crash)
+ *
+ * A crash before 3 leaves the old manifest, which lists only old files that are still there; a crash
+ * after 3 leaves the new one, whose files are all written. Readers that go through the manifest see one
+ * whole partition or the other, never a mix. Each partition commits on its own: a crash between two
+ * products leaves the first new and the second old, each whole (their manifests' run ids say which).
+ *
+ * One publisher per account and date at a time: step 4 removes files it does not know.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { PublishError } from '../../core/errors.js';
+import type { EnsembleSpec } from '../ensemble/index.js';
+import { commitRename, fsyncDir, writeTempFile } from './durable-fs.js';
+import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
+import { MANIFEST_NAME, manifestPath, schemaRecord, type PartitionManifest } from './manifest.js';
+import { dateDir, partitionDir, productFolders, safeComponent, safeDate } from './layout.js';
+import { NO_ACTION, type ParquetCompression } from './schema.js';
+import { writePartitionFile, type ScoreSource } from './write-partition.js';
+
+/** Where publishPredictions can be told to stop dead, in the order it passes them. */
+export const CRASH_POINTS = ['before-data', 'after-temp-data', 'after-data', 'before-manifest', 'after-manifest', 'before-remove-stale'] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
+
+export interface ProductPredictions {
+  product: string;
+  /** Every customer known as of the date, each exactly once. */
+  customerIds: string[];
+  /** Probabilities in [0, 1], same order as customerIds. */
+  scores: Float32Array;
+  /** The versions of the models behind the scores; joined with '+' in the model_version column. */
+  modelVersions: string[];
+  /** How the scores were combined, recorded in the manifest. @default null */
+  ensemble?: EnsembleSpec;
+}
+
+export interface PublishOptions extends DuckDBSettings {
+  outDir: string;
+  account: string;
+  /** YYYY-MM-DD */
+  date: string;
+  runId: string;
+  /** ISO 8601 instant written in every row's scored_at (an input, so that reruns give the same bytes). */
+  scoredAt: string;
+  /** Highest threshold first (sorted here anyway); a score below all of them gets action 'none'. */
+  actions: { name: string; minScore: number }[];
+  inputWindow: { from: string; to: string };
+  products: ProductPredictions[];
+  /** The manifests' createdAt. @default the current time */
+  createdAt?: string;
+  /** Parquet compression of the data files: zstd is smaller, snappy faster to write. @default 'zstd' */
+  compression?: ParquetCompression;
+  /** Remove the date's partitions of products this publish does not include, so that a rerun replaces the date whole. @default true */
+  replaceOtherProducts?: boolean;
+  /**
+   * Test hook: throw at a named point to simulate a crash, leaving the files as a killed process would.
+   * `'<point>'` stops at the first product to reach it, `'<point>@<product>'` at that product.
+   */
+  crashAt?: string;
+}
+
+export interface PublishedPartition {
+  product: string;
+  dir: string;
+  manifest: PartitionManifest;
+}
+
+export interface PublishResult {
+  partitions: PublishedPartition[];
+  /** Products of an earlier run of this date that this run does not have, removed. */
+  removedProducts: string[];
+}
+
+export async function publishPredictions(o: PublishOptions): Promise<PublishResult> {
+  const checked = checkOptions(o);
+  const crash = crashHook(o.crashAt);
+  const createdAt = o.createdAt ?? new Date().toISOString();
+  const partitions: PublishedPartition[] = [];
+
+  await withDuckDB(o, async (connection) => {
+    const sources = await loadProducts(connection, o.products);
+    for (const p of o.products) {
+      const dir = partitionDir(o.outDir, o.account, o.date, p.product);
+      await mkdir(dir, { recursive: true });
+      await fsyncDir(path.dirname(dir));
+      crash('before-data', p.product);
+      const written = await writePartitionFile(
+        connection,
+        sources.get(p.product)!,
+        dir,
+        {
+          product: p.product,
+          modelVersion: p.modelVersions.join('+'),
+          runId: o.runId,
+          scoredAt: checked.scoredAt,
+          actions: checked.actions,
+          compression: o.compression ?? 'zstd',
+        },
+        p.customerIds.length,
+        () => crash('after-temp-data', p.product),
+      );
+      crash('after-data', p.product);
+
+      const { actionCounts, ...file } = written;
+      const manifest: PartitionManifest = {
+        formatVersion: 1,
+        account: o.account,
+        date: o.date,
+        product: p.product,
+        runId: o.runId,
+        rowCount: p.customerIds.length,
+        files: [file],
+        modelVersions: [...p.modelVersions],
+        ensemble: p.ensemble ?? null,
+        inputWindow: { from: o.inputWindow.from, to: o.inputWindow.to },
+        actions: checked.actions,
+        actionCounts,
+        scoredAt: checked.scoredAt,
+        createdAt,
+        schema: schemaRecord(),
+      };
+      const tmp = await writeTempFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+      crash('before-manifest', p.product);
+      await commitRename(tmp, manifestPath(dir));
+      crash('after-manifest', p.product);
+      await removeUnlisted(dir, manifest);
+      partitions.push({ product: p.product, dir, manifest });
+    }
+  });
+
+  const removedProducts: string[] = [];
+  if (o.replaceOtherProducts ?? true) {
+    crash('before-remove-stale', '');
+    const keep = new Set(o.products.map((p) => p.product));
+    for (const product of await productFolders(dateDir(o.outDir, o.account, o.date))) {
+      if (keep.has(product)) continue;
+      await removePartition(partitionDir(o.outDir, o.account, o.date, product));
+      removedProducts.push(product);
+    }
+  }
+  return { partitions, removedProducts };
+}
+
+/** Uncommits first (the manifest goes), then deletes: readers never see a partition with files missing. */
+async function removePartition(dir: string): Promise<void> {
+  try {
+    await unlink(manifestPath(dir));
+    await fsyncDir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+async function removeUnlisted(dir: string, manifest: PartitionManifest): Promise<void> {
+  const keep = new Set([MANIFEST_NAME, ...manifest.files.map((f) => f.name)]);
+  for (const entry of await readdir(dir)) {
+    if (!keep.has(entry)) await rm(path.join(dir, entry), { recursive: true, force: true });
+  }
+  await fsyncDir(dir);
+}
+
+/**
+ * Loads every product's scores into DuckDB, one table per distinct customer list (products scored on
+ * the same list share it), and refuses before anything is written a list that names a customer twice
+ * or products that do not score the same customers (each must score every customer known as of the date).
+ */
+async function loadProducts(connection: DuckDBConnection, products: ProductPredictions[]): Promise<Map<string, ScoreSource>> {
+  const byList = new Map<string[], ProductPredictions[]>();
+  for (const p of products) byList.set(p.customerIds, [...(byList.get(p.customerIds) ?? []), p]);
+  const sources = new Map<string, ScoreSource>();
+  const tables: { table: string; product: string; rows: number }[] = [];
+  for (const [customerIds, sharing] of byList) {
+    const table = `scores_${tables.length}`;
+    await loadScoreTable(connection, table, customerIds, sharing.map((p) => p.scores));
+    const dup = await connection.runAndReadAll(`SELECT customer_id FROM ${table} GROUP BY customer_id HAVING count(*) > 1 LIMIT 1`);
+    if (dup.currentRowCount > 0) {
+      throw new PublishError(
+        `product "${sharing[0]!.product}": customer "${String(dup.getRows()[0]![0])}" has more than one score; every customer must appear exactly once`,
+      );
+    }
+    sharing.forEach((p, j) => sources.set(p.product, { table, column: scoreColumn(j) }));
+    tables.push({ table, product: sharing[0]!.product, rows: customerIds.length });
+  }
+  const [first, ...others] = tables;
+  for (const other of others) {
+    // Same size and no duplicates on either side: one empty difference means the same set.
+    const missing =
+      other.rows === first!.rows
+        ? await connection.runAndReadAll(`SELECT customer_id FROM ${first!.table} EXCEPT SELECT customer_id FROM ${other.table} LIMIT 1`)
+        : null;
+    if (missing === null || missing.currentRowCount > 0) {
+      const detail = missing ? `customer "${String(missing.getRows()[0]![0])}" is missing from the second` : `${first!.rows} and ${other.rows} customers`;
+      throw new PublishError(
+        `products "${first!.product}" and "${other.product}" score different customers (${detail}); every product must score every customer known as of the date`,
+      );
+    }
+  }
+  return sources;
+}
+
+interface CheckedOptions {
+  scoredAt: string;
+  actions: { name: string; minScore: number }[];
+}
+
+function checkOptions(o: PublishOptions): CheckedOptions {
+  safeComponent('account', o.account);
+  safeDate(o.date);
+  if (typeof o.runId !== 'string' || o.runId.length === 0) throw new PublishError('runId must be a non-empty string');
+  const scoredAtMs = Date.parse(o.scoredAt);
+  if (Number.isNaN(scoredAtMs)) throw new PublishError(`scoredAt "${o.scoredAt}" is not an ISO 8601 instant, e.g. 2017-12-03T02:00:00Z`);
+
+  const names = new Set<string>();
+  for (const a of o.actions) {
+    safeComponent('action', a.name);
+    if (a.name === NO_ACTION) throw new PublishError(`"${NO_ACTION}" is the action below every threshold; name the action differently`);
+    if (names.has(a.name)) throw new PublishError(`action "${a.name}" is listed twice`);
+    names.add(a.name);
+    if (!(Number.isFinite(a.minScore) && a.minScore >= 0 && a.minScore <= 1)) {
+      throw new PublishError(`action "${a.name}" has minScore ${a.minScore}: thresholds are probabilities in [0, 1]`);
+    }
+  }
+  const products = new Set<string>();
+  for (const p of o.products) {
+    safeComponent('product', p.product);
+    if (products.has(p.product)) throw new PublishError(`product "${p.product}" is listed twice`);
+    products.add(p.product);
+    if (p.scores.length !== p.customerIds.length) {
+      throw new PublishError(`product "${p.product}" has ${p.scores.length} scores for ${p.customerIds.length} customers`);
+    }
+    for (let i = 0; i < p.scores.length; i++) {
+      const s = p.scores[i]!;
+      if (!(s >= 0 && s <= 1)) {
+        throw new PublishError(`product "${p.product}": customer "${p.customerIds[i]}" has score ${s}; scores must be probabilities in [0, 1]`);
+      }
+    }
+  }
+  return {
+    scoredAt: new Date(scoredAtMs).toISOString(),
+    actions: [...o.actions].sort((a, b) => b.minScore - a.minScore).map((a) => ({ name: a.name, minScore: a.minScore })),
+  };
+}
+
+function crashHook(crashAt: string | undefined): (point: CrashPoint, product: string) => void {
+  if (crashAt === undefined) return () => {};
+  const [point, product] = crashAt.split('@') as [string, string | undefined];
+  if (!(CRASH_POINTS as readonly string[]).includes(point)) {
+    throw new PublishError(`crashAt "${crashAt}": the crash points are ${CRASH_POINTS.join(', ')} (optionally @<product>)`);
+  }
+  return (at, current) => {
+    if (at === point && (product === undefined || product === current)) {
+      throw new PublishError(`simulated crash at ${at}${current ? ` (product ${current})` : ''}: the crashAt test hook`);
+    }
+  };
+}

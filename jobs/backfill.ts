@@ -1,0 +1,90 @@
+/**
+ * Backfills: one idempotent run per date over a range. Dates whose prediction partitions are already
+ * committed by this job configuration are skipped (unless forced), so an interrupted backfill resumes
+ * by running the same command again.
+ */
+import { NextbuyError } from '../core/errors.js';
+import { formatDuration } from '../core/duration.js';
+import { runDate, runFolder, type PipelineTask } from '../coordinator/pipeline/index.js';
+import { committedPartitions } from '../coordinator/publish/index.js';
+import { DAY_MS, type Job } from './job.js';
+import { formatDate, parseDateMs } from './job-file.js';
+
+export interface BackfillOptions {
+  job: Job;
+  from: string;
+  to: string;
+  tasks: PipelineTask[];
+  /** Dates run at once. @default 1 */
+  parallel?: number;
+  /** Rerun committed dates too. @default false */
+  force?: boolean;
+  env: 'local' | 'k8s';
+  workers?: number | null;
+  onDate?: (date: string, status: string) => void;
+}
+
+export interface BackfillRow {
+  date: string;
+  status: 'done' | 'skipped' | 'failed';
+  detail: string;
+  ms: number;
+  exitCode: number;
+}
+
+export function datesBetween(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = parseDateMs(from)!; t <= parseDateMs(to)!; t += DAY_MS) out.push(formatDate(t));
+  return out;
+}
+
+/** Committed = every partition of the date exists and was committed by this job configuration's run id. */
+export async function isCommitted(job: Job, date: string): Promise<{ committed: boolean; products: string[] }> {
+  const runId = runFolder(job, date).runId;
+  const partitions = await committedPartitions(job.output.dir, job.account, date);
+  const committed = partitions.length > 0 && partitions.every((p) => p.manifest.runId === runId);
+  return { committed, products: partitions.map((p) => p.product) };
+}
+
+export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
+  const dates = datesBetween(o.from, o.to);
+  const rows = new Map<string, BackfillRow>();
+  const queue = [...dates];
+  const publishes = o.tasks.includes('publish');
+  const runOne = async (date: string) => {
+    const started = Date.now();
+    if (publishes && !o.force) {
+      const c = await isCommitted(o.job, date);
+      if (c.committed) {
+        rows.set(date, { date, status: 'skipped', detail: `already committed (${c.products.length} products)`, ms: 0, exitCode: 0 });
+        o.onDate?.(date, 'skipped: already committed');
+        return;
+      }
+    }
+    o.onDate?.(date, 'running');
+    try {
+      const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null });
+      const detail = s.publish ? `${s.publish.partitions.length} partitions committed` : `${o.tasks.join(', ')} done`;
+      rows.set(date, { date, status: 'done', detail, ms: Date.now() - started, exitCode: 0 });
+      o.onDate?.(date, `done: ${detail}`);
+    } catch (e) {
+      const exitCode = e instanceof NextbuyError ? e.exitCode : 1;
+      rows.set(date, { date, status: 'failed', detail: (e as Error).message.split('\n')[0]!, ms: Date.now() - started, exitCode });
+      o.onDate?.(date, `failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(o.parallel ?? 1, dates.length) }, async () => {
+      for (let d = queue.shift(); d; d = queue.shift()) await runOne(d);
+    }),
+  );
+  return dates.map((d) => rows.get(d)!);
+}
+
+export function printBackfillTable(rows: BackfillRow[]): string {
+  const lines = ['date        status   time      detail'];
+  for (const r of rows) lines.push(`${r.date}  ${r.status.padEnd(7)}  ${(r.ms ? formatDuration(r.ms) : '-').padEnd(8)}  ${r.detail}`);
+  const count = (s: BackfillRow['status']) => rows.filter((r) => r.status === s).length;
+  lines.push(`${rows.length} dates: ${count('done')} done, ${count('skipped')} skipped (already committed), ${count('failed')} failed`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,45 @@
+/** Runs a parsed command: loads the job file, runs the task (or the backfill), prints what happened. */
+import { UsageError } from '../core/errors.js';
+import { PIPELINE, runDate, type PipelineTask } from '../coordinator/pipeline/index.js';
+import type { CliArgs } from './args.js';
+import { backfill, printBackfillTable } from './backfill.js';
+import { loadJob } from './job-file.js';
+import { formatSummary, stageReporter } from './summary.js';
+
+export async function runCommand(args: CliArgs): Promise<number> {
+  const job = await loadJob(args.conf);
+  if (job.account !== args.account) {
+    throw new UsageError(`--account ${args.account} does not match the job file's account "${job.account}" (${job.file}): pass the job file of that account with --conf`);
+  }
+  const reporter = stageReporter(process.stderr);
+  if (args.task === 'backfill') {
+    const rows = await backfill({
+      job,
+      from: args.from!,
+      to: args.to!,
+      tasks: tasksOf(args.backfillTask),
+      parallel: args.parallel,
+      force: args.force,
+      env: args.env,
+      workers: args.workers,
+      onDate: (date, status) => process.stderr.write(`backfill ${date}: ${status}\n`),
+    });
+    process.stdout.write(printBackfillTable(rows));
+    return rows.reduce((code, r) => Math.max(code, r.exitCode), 0);
+  }
+  const summary = await runDate({
+    job,
+    date: args.date!,
+    tasks: tasksOf(args.task),
+    env: args.env,
+    workers: args.workers,
+    onStage: reporter.onStage,
+    onEpoch: reporter.onEpoch,
+  });
+  process.stdout.write(formatSummary(summary));
+  return 0;
+}
+
+function tasksOf(task: string): PipelineTask[] {
+  return task === 'run' ? PIPELINE : [task as PipelineTask];
+}

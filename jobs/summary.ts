@@ -1,0 +1,67 @@
+/** What a run prints at the end (and while it goes): short, with the figures a user checks first. */
+import path from 'node:path';
+import { formatDuration } from '../core/duration.js';
+import type { RunSummary } from '../coordinator/pipeline/index.js';
+
+const n = (x: number) => x.toLocaleString('en-US');
+const f = (x: number | null | undefined, digits = 3) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(digits));
+const rel = (p: string) => path.relative(process.cwd(), p) || '.';
+
+export function formatSummary(s: RunSummary): string {
+  const out: string[] = [];
+  out.push(`nextbuy · account ${s.account} · date ${s.date} · run ${s.runId} · tasks ${s.tasks.join(', ')}`);
+  const pre = s.preprocess;
+  if (pre) {
+    const st = pre.stats;
+    const rejectedTotal = Object.values(st.rejected).reduce((a, b) => a + b, 0);
+    const reasons = Object.entries(st.rejected).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${n(v)}`).join(', ');
+    out.push(`input       ${n(st.rowsRead)} rows read from ${st.inputFiles} file(s) · ${n(st.rowsAccepted)} accepted · ${n(rejectedTotal)} rejected${reasons ? ` (${reasons})` : ''} · ${n(st.outsideWindow)} outside the window`);
+    if (st.quarantineFile) out.push(`            quarantine: ${rel(st.quarantineFile)}`);
+    for (const set of [pre.train, pre.score]) {
+      if (!set) continue;
+      const positives = Object.entries(set.positives).map(([p, v]) => `${p} ${n(v)}`).join(', ');
+      out.push(`${set.name.padEnd(12)}as of ${set.asOf}: ${n(set.customers)} customers (${n(set.noHistory)} without recent events) in ${set.shards.length} shards · positives ${set.labelled ? positives : 'unknown yet (label window not over)'}`);
+    }
+    out.push(`products    ${pre.products.map((p) => p.name).join(', ')}`);
+  }
+  if (s.models) {
+    for (const m of s.models.models) {
+      out.push(`model       ${m.name.padEnd(18)} ${m.modelVersion} · best epoch ${m.bestEpoch} · validation AUC ${f(m.validationAuc)}`);
+    }
+  }
+  const ev = s.evaluation;
+  if (ev) {
+    out.push(`evaluation  ${ev.windowLabel}`);
+    out.push(`  ${'product'.padEnd(12)} ${'customers'.padStart(9)} ${'positives'.padStart(9)}  ${'AUC'.padStart(5)}  ${'Brier'.padStart(5)}  ${'lift@5%'.padStart(7)}  ${'lift@20%'.padStart(8)}   baselines AUC (recency-frequency / logistic)`);
+    for (const p of ev.products) {
+      const e = p.ensemble;
+      out.push(
+        `  ${p.product.padEnd(12)} ${n(p.n).padStart(9)} ${n(p.positives).padStart(9)}  ${f(e.auc)}  ${f(e.brier)}  ${f(e.lift5, 2).padStart(7)}  ${f(e.lift20, 2).padStart(8)}   ${f(p.baselines.recencyFrequency?.auc)} / ${f(p.baselines.logistic?.auc)}`,
+      );
+    }
+    out.push(`            report: ${rel(ev.reportHtml)} (and report.json)`);
+  }
+  if (s.publish) {
+    const rows = s.publish.partitions.reduce((a, p) => a + p.rows, 0);
+    out.push(`published   ${s.publish.partitions.length} partitions, ${n(rows)} predictions: ${rel(s.publish.predictionsDir)}`);
+    out.push(`            audiences: ${rel(s.publish.audiencesDir)}`);
+  }
+  const stages = Object.entries(s.timings).filter(([, ms]) => ms !== undefined) as [string, number][];
+  const total = s.totalMs;
+  out.push(
+    `time        total ${formatDuration(total)} · ${stages.map(([k, ms]) => `${k} ${formatDuration(ms)} (${Math.round((100 * ms) / Math.max(total, 1))}%)`).join(' · ')}`,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+/** Stage start/end lines on stderr while the run goes. */
+export function stageReporter(stream: NodeJS.WritableStream) {
+  return {
+    onStage(stage: string, event: 'start' | 'end', ms?: number) {
+      stream.write(event === 'start' ? `… ${stage}\n` : `✓ ${stage} (${formatDuration(ms ?? 0)})\n`);
+    },
+    onEpoch(model: string, epoch: number, auc: number) {
+      stream.write(`  ${model} epoch ${epoch}: validation AUC ${f(auc)}\n`);
+    },
+  };
+}

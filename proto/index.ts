@@ -1,0 +1,343 @@
+/**
+ * The wire contract as TypeScript: loads proto/nextbuy.proto, types its messages, and fixes what both
+ * ends must agree on (protocol version, message size limit, channel options, call metadata).
+ * Field names keep the proto's snake_case so a reader can match them against nextbuy.proto.
+ */
+import type { Http2Session } from 'node:http2';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ProtocolError } from '../core/errors.js';
+
+/** Bump on any change a peer of the previous version would misread. Checked at Register, Hello and every call. */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest gRPC message either end sends or accepts. A shard payload is one Arrow record batch (or a few small ones). */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** Call metadata every coordinator → worker call carries. */
+export const PROTOCOL_METADATA_KEY = 'nextbuy-protocol';
+export const AUTH_METADATA_KEY = 'nextbuy-auth';
+/** Trailer a draining worker sets on a Score call it hands back unfinished (not the shard's fault). */
+export const HANDED_BACK_METADATA_KEY = 'nextbuy-handed-back';
+
+/** Environment a worker process reads; backends (local processes, Kubernetes pods) set these. */
+export const WORKER_ENV = {
+  /** host:port of the coordinator's registration server; unset: do not register (static addresses). */
+  coordinator: 'NEXTBUY_COORDINATOR',
+  runId: 'NEXTBUY_RUN_ID',
+  account: 'NEXTBUY_ACCOUNT',
+  /** The per-run secret. Never passed on the command line (it would show in `ps`). */
+  token: 'NEXTBUY_TOKEN',
+  /** Name shown in logs and errors, e.g. `local-2` or the pod name. */
+  name: 'NEXTBUY_WORKER_NAME',
+  /** Host the coordinator should dial (a pod IP); @default the listen host. */
+  advertiseHost: 'NEXTBUY_ADVERTISE_HOST',
+  /** Largest message the worker accepts. @default MAX_MESSAGE_BYTES */
+  maxMessageBytes: 'NEXTBUY_MAX_MESSAGE_BYTES',
+  /** How long a draining worker lets in-flight shards finish before handing them back. @default 20000 */
+  drainGraceMs: 'NEXTBUY_DRAIN_GRACE_MS',
+  /** Exit when stdin closes (the local backend's parent died). */
+  exitWithParent: 'NEXTBUY_EXIT_WITH_PARENT',
+} as const;
+
+/**
+ * HTTP/2 receive window (per stream and per connection) on both ends. The 64 KiB default makes a
+ * sender wait for a WINDOW_UPDATE every 64 KiB, which a receiver busy scoring sends late: large
+ * Arrow payloads then crawl. The application's own window (payloads in flight per shard stream)
+ * still bounds what is buffered.
+ */
+export const RECEIVE_WINDOW_BYTES = 8 * 1024 * 1024;
+
+/** Channel (client) and server options used on both ends. */
+export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.ChannelOptions {
+  return {
+    'grpc-node.flow_control_window': RECEIVE_WINDOW_BYTES,
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+    // One connection per worker handle: a worker re-admitted at the same address must not share the old one.
+    'grpc.use_local_subchannel_pool': 1,
+    // Connect attempts back off to 1 s at most: heartbeats decide liveness, not the channel.
+    'grpc.max_reconnect_backoff_ms': 1_000,
+    'grpc.initial_reconnect_backoff_ms': 100,
+  };
+}
+
+/**
+ * A gRPC server with the shared options and RECEIVE_WINDOW_BYTES windows. grpc-js has no option for
+ * a server's HTTP/2 windows, so this sets them on its http2 settings and on each session: the one
+ * place that reaches into grpc-js internals, feature-checked (without them the server still works,
+ * with 64 KiB windows).
+ */
+export function createServer(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Server {
+  const server = new grpc.Server(channelOptions(maxMessageBytes));
+  const internals = server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } };
+  if (internals.commonServerOptions && typeof internals.commonServerOptions === 'object') {
+    internals.commonServerOptions.settings = { ...internals.commonServerOptions.settings, initialWindowSize: RECEIVE_WINDOW_BYTES };
+  }
+  return server;
+}
+
+/** After bindAsync: raises the connection-level window of every session the server accepts. */
+export function raiseSessionWindows(server: grpc.Server): void {
+  const internals = server as unknown as { http2Servers?: Map<{ on(event: 'session', f: (s: Http2Session) => void): void }, unknown> };
+  if (!(internals.http2Servers instanceof Map)) return;
+  for (const http2Server of internals.http2Servers.keys()) {
+    http2Server.on('session', (session) => {
+      try {
+        session.setLocalWindowSize(RECEIVE_WINDOW_BYTES);
+      } catch {
+        // an old or closing session keeps the default window
+      }
+    });
+  }
+}
+
+// ---- messages (snake_case, as on the wire) ----------------------------------------------------
+
+export interface HelloRequest {
+  protocol_version: number;
+  run_id: string;
+  account: string;
+  nonce: Buffer;
+}
+export interface HelloReply {
+  protocol_version: number;
+  worker_id: string;
+  runtimes: string[];
+  cores: number;
+  nonce_proof: Buffer;
+  max_message_bytes: number;
+}
+export type HealthRequest = Record<string, never>;
+export interface HealthReply {
+  state: 'SERVING' | 'DRAINING';
+  in_flight: number;
+  rss_bytes: number;
+}
+export interface LoadModelRequest {
+  model_version: string;
+  files: Record<string, Buffer>;
+}
+export interface LoadModelReply {
+  model_version: string;
+  runtime: string;
+  note: string;
+}
+export interface ScoreHeader {
+  shard_id: string;
+  attempt: number;
+  model_versions: string[];
+  products: string[];
+}
+export interface ScoreRequest {
+  header?: ScoreHeader | null;
+  arrow?: Uint8Array;
+  body?: 'header' | 'arrow';
+}
+export interface ScoreReply {
+  shard_id: string;
+  attempt: number;
+  arrow: Buffer;
+  rows: number;
+  input_rows: number;
+}
+export interface TrainingDataHeader {
+  dataset_id: string;
+  shard_id: string;
+  attempt: number;
+}
+export interface TrainingDataRequest {
+  header?: TrainingDataHeader | null;
+  arrow?: Uint8Array;
+  body?: 'header' | 'arrow';
+}
+export interface TrainingDataReply {
+  shard_id: string;
+  rows: number;
+}
+export interface TrainRoundRequest {
+  dataset_id: string;
+  spec_json: string;
+  weights: Uint8Array;
+  round: number;
+  local_steps: number;
+  seed: number;
+  shard_ids: string[];
+}
+export interface TrainRoundReply {
+  weights: Buffer;
+  examples: number;
+  loss: number;
+}
+export interface ValidateRequest {
+  dataset_id: string;
+  spec_json: string;
+  weights: Uint8Array;
+  shard_ids: string[];
+}
+export interface ValidateReply {
+  scores: Buffer;
+  labels: Buffer;
+  customer_ids: string[];
+}
+export interface DrainRequest {
+  reason: string;
+}
+export interface DrainReply {
+  handed_back: number;
+}
+export interface RegisterRequest {
+  protocol_version: number;
+  address: string;
+  run_id: string;
+  worker_name: string;
+  proof: Uint8Array;
+}
+export interface RegisterReply {
+  accepted: boolean;
+  reason: string;
+  heartbeat_timeout_ms: number;
+}
+
+// ---- services ---------------------------------------------------------------------------------
+
+type Unary<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: grpc.requestCallback<Res>,
+) => grpc.ClientUnaryCall;
+
+/** The generated Worker client, typed by hand (no code generation step). */
+export interface WorkerClient extends grpc.Client {
+  Hello: Unary<HelloRequest, HelloReply>;
+  Health: Unary<HealthRequest, HealthReply>;
+  LoadModel: Unary<LoadModelRequest, LoadModelReply>;
+  Score(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<ScoreRequest, ScoreReply>;
+  LoadTrainingData(
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<TrainingDataReply>,
+  ): grpc.ClientWritableStream<TrainingDataRequest>;
+  TrainRound: Unary<TrainRoundRequest, TrainRoundReply>;
+  Validate: Unary<ValidateRequest, ValidateReply>;
+  Drain: Unary<DrainRequest, DrainReply>;
+}
+
+export interface CoordinatorClient extends grpc.Client {
+  Register: Unary<RegisterRequest, RegisterReply>;
+}
+
+/** Server-side handlers of the Worker service. */
+export interface WorkerHandlers extends grpc.UntypedServiceImplementation {
+  Hello: grpc.handleUnaryCall<HelloRequest, HelloReply>;
+  Health: grpc.handleUnaryCall<HealthRequest, HealthReply>;
+  LoadModel: grpc.handleUnaryCall<LoadModelRequest, LoadModelReply>;
+  Score: grpc.handleBidiStreamingCall<ScoreRequest, ScoreReply>;
+  LoadTrainingData: grpc.handleClientStreamingCall<TrainingDataRequest, TrainingDataReply>;
+  TrainRound: grpc.handleUnaryCall<TrainRoundRequest, TrainRoundReply>;
+  Validate: grpc.handleUnaryCall<ValidateRequest, ValidateReply>;
+  Drain: grpc.handleUnaryCall<DrainRequest, DrainReply>;
+}
+
+export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
+  Register: grpc.handleUnaryCall<RegisterRequest, RegisterReply>;
+}
+
+const PROTO_PATH = fileURLToPath(new URL('./nextbuy.proto', import.meta.url));
+
+interface LoadedPackage {
+  Worker: grpc.ServiceClientConstructor;
+  Coordinator: grpc.ServiceClientConstructor;
+}
+
+const loaded = (() => {
+  const definition = protoLoader.loadSync(PROTO_PATH, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const root = grpc.loadPackageDefinition(definition) as unknown as { nextbuy: { v1: LoadedPackage } };
+  return root.nextbuy.v1;
+})();
+
+// ---- in-place framing of Arrow payloads ------------------------------------------------------------
+
+/**
+ * Bytes a payload buffer keeps free before an Arrow payload so that its request message
+ * (`{ arrow: payload }`: field 2, length-delimited) can be framed around it without a copy.
+ */
+export const PAYLOAD_HEADROOM = 6;
+const ARROW_FIELD_TAG = (2 << 3) | 2; // field 2 (`arrow` in ScoreRequest and TrainingDataRequest), wire type 2
+const framable = new WeakSet<Uint8Array>();
+
+/** Declares that the PAYLOAD_HEADROOM bytes before `view` in its buffer belong to it and may be overwritten. */
+export function allowInPlaceFraming(view: Uint8Array): void {
+  if (view.byteOffset >= PAYLOAD_HEADROOM) framable.add(view);
+}
+
+/** Serialises `{ arrow }` requests by writing the field header into the payload's headroom; others as protobuf. */
+function framingSerializer(fallback: (value: object) => Buffer): (value: ScoreRequest | TrainingDataRequest) => Buffer {
+  return (value) => {
+    const arrow = value.arrow;
+    if (!arrow || value.header || !framable.has(arrow)) return fallback(value);
+    let varint = 1;
+    for (let n = arrow.byteLength; n >= 0x80; n >>>= 7) varint++;
+    const start = arrow.byteOffset - 1 - varint;
+    const head = new Uint8Array(arrow.buffer, start, 1 + varint);
+    head[0] = ARROW_FIELD_TAG;
+    let n = arrow.byteLength;
+    for (let i = 1; i <= varint; i++, n >>>= 7) head[i] = i < varint ? (n & 0x7f) | 0x80 : n;
+    return Buffer.from(arrow.buffer, start, 1 + varint + arrow.byteLength);
+  };
+}
+
+function withFramedPayloads(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(service).map(([name, method]) =>
+      name === 'Score' || name === 'LoadTrainingData'
+        ? [name, { ...method, requestSerialize: framingSerializer(method.requestSerialize as (value: object) => Buffer) }]
+        : [name, method],
+    ),
+  ) as grpc.ServiceDefinition;
+}
+
+export const workerService: grpc.ServiceDefinition = withFramedPayloads(loaded.Worker.service);
+export const coordinatorService: grpc.ServiceDefinition = loaded.Coordinator.service;
+const WorkerClientConstructor = grpc.makeGenericClientConstructor(workerService, 'Worker');
+
+export function createWorkerClient(
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  maxMessageBytes = MAX_MESSAGE_BYTES,
+): WorkerClient {
+  return new WorkerClientConstructor(address, credentials, channelOptions(maxMessageBytes)) as unknown as WorkerClient;
+}
+
+export function createCoordinatorClient(address: string, credentials: grpc.ChannelCredentials): CoordinatorClient {
+  return new loaded.Coordinator(address, credentials, channelOptions()) as unknown as CoordinatorClient;
+}
+
+// ---- protocol version ------------------------------------------------------------------------
+
+/** The one message for a version mismatch, wherever it is found. */
+export function protocolMismatchMessage(where: string, theirs: number, ours: number, theirSide: string, ourSide: string): string {
+  return (
+    `${where}: protocol version mismatch: the ${theirSide} speaks nextbuy protocol ${theirs}, the ${ourSide} speaks ${ours}; ` +
+    `run the same nextbuy version on the coordinator and the workers (same image tag or package version)`
+  );
+}
+
+export function checkProtocolVersion(where: string, theirs: number, theirSide: string, ourSide: string): void {
+  if (theirs !== PROTOCOL_VERSION) {
+    throw new ProtocolError(protocolMismatchMessage(where, theirs, PROTOCOL_VERSION, theirSide, ourSide));
+  }
+}
+
+/** gRPC status a peer should answer a protocol mismatch with. */
+export const PROTOCOL_MISMATCH_STATUS = grpc.status.FAILED_PRECONDITION;
+
+export { grpc };

@@ -1,0 +1,335 @@
+/**
+ * Test helpers for the data plane: seeded shard files in a temp dir, a real cluster of echo worker
+ * processes on 127.0.0.1, and checks that a scoring run holds every customer exactly once with the
+ * right score.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { RecordBatchStreamWriter, type RecordBatch } from 'apache-arrow';
+import { expect } from 'vitest';
+import { LocalBackend, startCluster, type Cluster, type LocalWorkerProcess, type WorkerPool } from '../../coordinator/cluster/index.js';
+import { runShards, type ScheduleEvent, type ScheduleOptions, type ShardRunSummary, type ShardTask } from '../../coordinator/schedule/index.js';
+import { channelCredentials, coordinatorBearer } from '../../proto/credentials.js';
+import {
+  AUTH_METADATA_KEY,
+  PROTOCOL_METADATA_KEY,
+  PROTOCOL_VERSION,
+  createWorkerClient,
+  grpc,
+  type ScoreReply,
+  type ScoreRequest,
+} from '../../proto/index.js';
+import { readResultColumns } from '../../proto/result-batch.js';
+import { buildShardBatch, shardSchema } from '../../proto/shard-batch.js';
+import { echoScore } from '../../worker/echo-engine.js';
+
+/** mulberry32: a tiny seeded PRNG. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface SampleShardOptions {
+  shards: number;
+  customersPerShard: number;
+  /** Rows per record batch inside a shard. @default 50 */
+  batchRows?: number;
+  /** @default 20 */
+  maxLength?: number;
+  /** @default 1 */
+  seed?: number;
+}
+
+export interface SampleShards {
+  dir: string;
+  shards: ShardTask[];
+  customers: string[];
+  /** Removes the temp dir. */
+  cleanup(): Promise<void>;
+}
+
+/** Customer ids of shard s are `s<s>-c<i>`, so a test can aim at one shard through its customers. */
+export function customerId(shard: number, i: number): string {
+  return `s${shard}-c${i}`;
+}
+
+export function sampleShardSchema(maxLength = 20) {
+  return shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products: ['any'], labelled: false, asOf: '2017-12-02', maxLength });
+}
+
+/** Random (seeded) event sequences for `customers`, as one shard record batch. */
+export function sampleBatch(customers: string[], random: () => number, maxLength = 20): RecordBatch {
+  const lengths = customers.map(() => Math.floor(random() * (maxLength + 1)));
+  const offsets = new Int32Array(customers.length + 1);
+  lengths.forEach((n, i) => (offsets[i + 1] = offsets[i]! + n));
+  const events = offsets[customers.length]!;
+  const ints = () => Int32Array.from({ length: events }, () => 2 + Math.floor(random() * 500));
+  const floats = () => Float32Array.from({ length: events }, () => random() * 10);
+  return buildShardBatch(sampleShardSchema(maxLength), {
+    customerIds: customers,
+    historyLength: Int32Array.from(lengths),
+    offsets,
+    tokens: { item: ints(), category: ints(), event: ints() },
+    dt: floats(),
+    age: floats(),
+    numeric: {},
+    labels: null,
+    weight: new Float32Array(customers.length).fill(1),
+    split: new Int8Array(customers.length),
+  });
+}
+
+export async function writeShardFile(file: string, batches: RecordBatch[]): Promise<void> {
+  const writer = new RecordBatchStreamWriter();
+  for (const b of batches) writer.write(b);
+  writer.finish();
+  await writeFile(file, writer.toUint8Array(true));
+}
+
+export async function writeSampleShards(o: SampleShardOptions): Promise<SampleShards> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-dataplane-'));
+  const random = seeded(o.seed ?? 1);
+  const batchRows = o.batchRows ?? 50;
+  const shards: ShardTask[] = [];
+  const customers: string[] = [];
+  for (let s = 0; s < o.shards; s++) {
+    const ids = Array.from({ length: o.customersPerShard }, (_, i) => customerId(s, i));
+    customers.push(...ids);
+    const batches: RecordBatch[] = [];
+    for (let at = 0; at < ids.length; at += batchRows) batches.push(sampleBatch(ids.slice(at, at + batchRows), random, o.maxLength));
+    const file = path.join(dir, `shard-${String(s).padStart(3, '0')}.arrows`);
+    await writeShardFile(file, batches);
+    shards.push({ id: `shard-${s}`, file });
+  }
+  return { dir, shards, customers, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** One JSON log line of a worker process. */
+export interface WorkerLogLine {
+  worker: string;
+  event: string;
+  [field: string]: unknown;
+}
+
+export interface TestClusterOptions {
+  workers: number;
+  /** @default 1500 */
+  heartbeatTimeoutMs?: number;
+  /** Environment for every worker (echo knobs). */
+  env?: Record<string, string>;
+  envFor?: (index: number) => Record<string, string>;
+  /** @default 1 (startCluster returns once one worker joined) */
+  minWorkers?: number;
+}
+
+export interface TestCluster {
+  cluster: Cluster;
+  pool: WorkerPool;
+  backend: LocalBackend;
+  logs: WorkerLogLine[];
+  process(name: string): LocalWorkerProcess;
+  /** Resolves with the first log line (already seen or future) of `worker` matching. */
+  waitForLog(worker: string, event: string, match?: (l: WorkerLogLine) => boolean): Promise<WorkerLogLine>;
+  /** Resolves once the pool holds `count` ready workers. */
+  waitForReady(count: number): Promise<void>;
+}
+
+export const RUN_ID = 'run-test';
+export const TEST_TOKEN = 'test-token-0123456789';
+
+export async function withCluster<T>(o: TestClusterOptions, fn: (c: TestCluster) => Promise<T>): Promise<T> {
+  const logs: WorkerLogLine[] = [];
+  const waiters: { worker: string; event: string; match: (l: WorkerLogLine) => boolean; resolve: (l: WorkerLogLine) => void }[] = [];
+  const backend = new LocalBackend({
+    engine: 'echo',
+    env: o.env,
+    envFor: o.envFor,
+    stopGraceMs: 5_000,
+    onOutput: (worker, stream, line) => {
+      if (stream === 'stderr') {
+        process.stderr.write(`[${worker}] ${line}\n`);
+        return;
+      }
+      let parsed: WorkerLogLine;
+      try {
+        parsed = JSON.parse(line) as WorkerLogLine;
+      } catch {
+        return;
+      }
+      logs.push(parsed);
+      for (const w of [...waiters]) {
+        if (w.worker === parsed.worker && w.event === parsed.event && w.match(parsed)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(parsed);
+        }
+      }
+    },
+  });
+  const cluster = await startCluster({
+    backend,
+    runId: RUN_ID,
+    account: 'test',
+    token: TEST_TOKEN,
+    workers: o.workers,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 1_500,
+    minWorkers: o.minWorkers ?? o.workers,
+    startTimeoutMs: 60_000,
+  });
+  try {
+    return await fn({
+      cluster,
+      pool: cluster.pool,
+      backend,
+      logs,
+      process: (name) => {
+        const p = backend.processes().find((x) => x.name === name);
+        if (!p) throw new Error(`no local worker named ${name}`);
+        return p;
+      },
+      waitForLog: (worker, event, match = () => true) => {
+        const seen = logs.find((l) => l.worker === worker && l.event === event && match(l));
+        if (seen) return Promise.resolve(seen);
+        return new Promise((resolve) => waiters.push({ worker, event, match, resolve }));
+      },
+      waitForReady: (count) => cluster.pool.waitForWorkers(count, 60_000),
+    });
+  } finally {
+    await cluster.stop();
+  }
+}
+
+export const MODEL_VERSIONS = ['m-lstm-1', 'm-attn-1'];
+export const PRODUCTS = ['any', 'cat-7'];
+
+/** Every result row, keyed `customer|model|product`: how often it came and its score. */
+export type ResultTally = Map<string, { count: number; score: number }>;
+
+export interface ScoreRun {
+  tally: ResultTally;
+  summary: ShardRunSummary;
+  /** How often onResult was called per shard. */
+  deliveries: Map<string, number>;
+  events: ScheduleEvent[];
+}
+
+/** Scores the shards on the pool with the echo models and tallies every result row. */
+export async function scoreAll(
+  pool: WorkerPool,
+  shards: ShardTask[],
+  o: Partial<ScheduleOptions> & { beforeResult?: (shardId: string) => Promise<void> } = {},
+): Promise<ScoreRun> {
+  const tally: ResultTally = new Map();
+  const deliveries = new Map<string, number>();
+  const events: ScheduleEvent[] = [];
+  const summary = await runShards(
+    pool,
+    shards,
+    {
+      kind: 'score',
+      modelVersions: MODEL_VERSIONS,
+      products: PRODUCTS,
+      onResult: async (shardId, _attempt, batches) => {
+        await o.beforeResult?.(shardId);
+        deliveries.set(shardId, (deliveries.get(shardId) ?? 0) + 1);
+        for (const b of batches) {
+          const c = readResultColumns(b);
+          for (let i = 0; i < c.customerIds.length; i++) {
+            const key = `${c.customerIds[i]}|${c.modelVersions[i]}|${c.products[i]}`;
+            const t = tally.get(key);
+            if (t) t.count++;
+            else tally.set(key, { count: 1, score: c.scores[i]! });
+          }
+        }
+      },
+    },
+    {
+      heartbeatTimeoutMs: 1_500,
+      inFlightPerWorker: 2,
+      maxAttemptsPerShard: 3,
+      backoff: { initialDelayMs: 200, random: seeded(7) },
+      ...o,
+      onEvent: (e) => {
+        events.push(e);
+        o.onEvent?.(e);
+      },
+    },
+  );
+  return { tally, summary, deliveries, events };
+}
+
+/** Every customer × model × product exactly once, with the echo engine's score, and nothing else. */
+export function expectEveryCustomerOnce(run: ScoreRun, customers: string[], shards: ShardTask[]): void {
+  const missing: string[] = [];
+  const wrong: string[] = [];
+  for (const c of customers) {
+    for (const m of MODEL_VERSIONS) {
+      for (const p of PRODUCTS) {
+        const key = `${c}|${m}|${p}`;
+        const t = run.tally.get(key);
+        if (!t) missing.push(key);
+        else if (t.count !== 1 || t.score !== echoScore(c, m, p)) wrong.push(`${key}: ${t.count}× score ${t.score}`);
+      }
+    }
+  }
+  expect(missing).toEqual([]);
+  expect(wrong).toEqual([]);
+  expect(run.tally.size).toBe(customers.length * MODEL_VERSIONS.length * PRODUCTS.length);
+  expect([...run.deliveries.entries()].sort()).toEqual(shards.map((s) => [s.id, 1]).sort());
+}
+
+/** Opens a Score stream to a worker by hand (tests send what a correct coordinator never would). */
+export function rawScore(
+  address: string,
+  requests: ScoreRequest[],
+  o: { token?: string; protocolVersion?: number } = {},
+): Promise<{ replies: ScoreReply[]; error: grpc.ServiceError | null }> {
+  const client = createWorkerClient(address, channelCredentials());
+  const md = new grpc.Metadata();
+  md.set(PROTOCOL_METADATA_KEY, String(o.protocolVersion ?? PROTOCOL_VERSION));
+  md.set(AUTH_METADATA_KEY, coordinatorBearer(o.token ?? TEST_TOKEN));
+  const call = client.Score(md);
+  const replies: ScoreReply[] = [];
+  return new Promise((resolve) => {
+    call.on('data', (r: ScoreReply) => replies.push(r));
+    call.on('error', (e: grpc.ServiceError) => {
+      client.close();
+      resolve({ replies, error: e });
+    });
+    call.on('status', (s: grpc.StatusObject) => {
+      if (s.code === grpc.status.OK) {
+        client.close();
+        resolve({ replies, error: null });
+      }
+    });
+    for (const r of requests) call.write(r);
+    call.end();
+  });
+}
+
+/** A unary call to a worker by hand, e.g. Hello with another protocol version. */
+export function rawUnary<Res>(address: string, rpc: 'Hello' | 'Health', request: unknown, o: { token?: string; protocolVersion?: number } = {}): Promise<Res> {
+  const client = createWorkerClient(address, channelCredentials());
+  const md = new grpc.Metadata();
+  md.set(PROTOCOL_METADATA_KEY, String(o.protocolVersion ?? PROTOCOL_VERSION));
+  md.set(AUTH_METADATA_KEY, coordinatorBearer(o.token ?? TEST_TOKEN));
+  return new Promise<Res>((resolve, reject) =>
+    (client[rpc] as unknown as (r: unknown, m: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, v?: Res) => void) => void).call(
+      client,
+      request,
+      md,
+      { deadline: Date.now() + 10_000 },
+      (e, v) => {
+        client.close();
+        if (e) reject(e);
+        else resolve(v!);
+      },
+    ),
+  );
+}

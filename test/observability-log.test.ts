@@ -1,0 +1,106 @@
+import { describe, expect, test } from 'vitest';
+import { ClusterError } from '../core/errors.js';
+import { createLogger, levelFromEnv, setStatusLine, type LogStream } from '../core/log.js';
+
+function sink(isTTY: boolean) {
+  const chunks: string[] = [];
+  const stream: LogStream = { isTTY, write: (s: string) => chunks.push(s) };
+  return { stream, chunks, text: () => chunks.join(''), lines: () => chunks.join('').split('\n').filter(Boolean) };
+}
+
+const T0 = Date.UTC(2017, 11, 2, 2, 30, 0);
+
+describe('structured logs', () => {
+  test('off a terminal, every line is one JSON object with time, level, event and the fields', () => {
+    const out = sink(false);
+    const log = createLogger({ stream: out.stream, level: 'info', now: () => T0 });
+    log.info('shard.done', { shard: 'train-3', rows: 1024, ms: 12.5 });
+    log.warn('worker.slow', { worker: 'w-1', queued: 2 });
+    const records = out.lines().map((l) => JSON.parse(l));
+    expect(records).toEqual([
+      { ts: new Date(T0).toISOString(), level: 'info', event: 'shard.done', shard: 'train-3', rows: 1024, ms: 12.5 },
+      { ts: new Date(T0).toISOString(), level: 'warn', event: 'worker.slow', worker: 'w-1', queued: 2 },
+    ]);
+  });
+
+  test('on a terminal, a line is short and human: time, level, event, key=value', () => {
+    const out = sink(true);
+    const log = createLogger({ stream: out.stream, level: 'info', now: () => T0 });
+    log.info('stage.done', { stage: 'score', note: 'two words', shards: 8 });
+    expect(out.text()).toBe('02:30:00 info  stage.done stage=score note="two words" shards=8\n');
+  });
+
+  test('customer ids, tokens and contact details never reach a log line; counts do', () => {
+    for (const isTTY of [false, true]) {
+      const out = sink(isTTY);
+      const log = createLogger({ stream: out.stream, level: 'info' });
+      log.info('oops', {
+        customer_id: 'C-4711',
+        customerId: 'C-4712',
+        user_id: 'U-1',
+        token: 'tok-secret',
+        runToken: 'tok-2',
+        email: 'a@b.c',
+        customers: 814,
+        tokens: 50,
+      });
+      const text = out.text();
+      for (const leaked of ['C-4711', 'C-4712', 'U-1', 'tok-secret', 'tok-2', 'a@b.c']) expect(text).not.toContain(leaked);
+      expect(text).toContain('814');
+      expect(text).toContain('50');
+    }
+  });
+
+  test('levels: NEXTBUY_LOG picks the lowest level written; an unknown value falls back to info', () => {
+    expect(levelFromEnv('debug')).toEqual({ level: 'debug', invalid: null });
+    expect(levelFromEnv(' WARN ')).toEqual({ level: 'warn', invalid: null });
+    expect(levelFromEnv(undefined)).toEqual({ level: 'info', invalid: null });
+    expect(levelFromEnv('loud')).toEqual({ level: 'info', invalid: 'loud' });
+
+    const out = sink(false);
+    const log = createLogger({ stream: out.stream, level: 'warn' });
+    log.debug('a');
+    log.info('b');
+    log.warn('c');
+    log.error('d');
+    expect(out.lines().map((l) => JSON.parse(l).event)).toEqual(['c', 'd']);
+    expect(log.enabled('info')).toBe(false);
+    expect(log.enabled('error')).toBe(true);
+  });
+
+  test('errors are logged by message and code; the stack only at debug', () => {
+    const e = new ClusterError('worker pod x cannot start');
+    const info = sink(false);
+    createLogger({ stream: info.stream, level: 'info' }).error('run.failed', { error: e });
+    const rec = JSON.parse(info.lines()[0]!);
+    expect(rec).toMatchObject({ error: e.message, error_code: 'CLUSTER' });
+    expect(rec.error_stack).toBeUndefined();
+
+    const debug = sink(false);
+    createLogger({ stream: debug.stream, level: 'debug' }).error('run.failed', { error: new TypeError('boom') });
+    const rec2 = JSON.parse(debug.lines()[0]!);
+    expect(rec2).toMatchObject({ error: 'boom', error_type: 'TypeError' });
+    expect(rec2.error_stack).toContain('boom');
+  });
+
+  test('a child logger adds its fields to every line', () => {
+    const out = sink(false);
+    const log = createLogger({ stream: out.stream, level: 'info', fields: { service: 'coordinator' } });
+    const run = log.child({ run: 'taobao-2017-12-02', account: 'taobao' });
+    run.info('stage.start', { stage: 'preprocess' });
+    expect(JSON.parse(out.lines()[0]!)).toMatchObject({ service: 'coordinator', run: 'taobao-2017-12-02', account: 'taobao', stage: 'preprocess' });
+  });
+
+  test('a human line clears the progress line, prints, and redraws it', () => {
+    const out = sink(true);
+    const log = createLogger({ stream: out.stream, level: 'info', now: () => T0 });
+    setStatusLine(out.stream, 'score [####] 50%');
+    log.info('worker.joined', { worker: 'w-2' });
+    setStatusLine(out.stream, null);
+    const text = out.text();
+    const logAt = text.indexOf('worker.joined');
+    expect(text.lastIndexOf('\r\x1b[K', logAt)).toBeGreaterThan(text.indexOf('score [####] 50%'));
+    expect(text.slice(logAt)).toContain('\nscore [####] 50%');
+    expect(text.endsWith('\r\x1b[K')).toBe(true);
+  });
+});

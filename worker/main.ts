@@ -1,0 +1,139 @@
+/**
+ * The worker process: `node --import tsx worker/main.ts [--engine model|echo] [--host H] [--port P] [--name N]`.
+ * Reads the run's coordinator address, run id, account and token from the environment (WORKER_ENV),
+ * starts the gRPC server, registers with the coordinator, and drains on SIGTERM (exit 0).
+ * Logs one JSON object per line on stdout.
+ */
+import { parseArgs } from 'node:util';
+import { NextbuyError, UsageError } from '../core/errors.js';
+import { MAX_MESSAGE_BYTES, WORKER_ENV } from '../proto/index.js';
+import { registerWithRetry } from '../proto/register.js';
+import { createEchoEngine } from './echo-engine.js';
+import type { WorkerEngine } from './engine.js';
+import { DEFAULT_DRAIN_GRACE_MS, startWorkerServer } from './server.js';
+
+/** How long a worker keeps trying to reach its coordinator before giving up. */
+const REGISTER_TIMEOUT_MS = 300_000;
+
+function log(name: string, event: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(JSON.stringify({ t: new Date().toISOString(), worker: name, event, ...fields }) + '\n');
+}
+
+function numberEnv(key: string, fallback: number): number {
+  const raw = process.env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${key} must be a non-negative number, got "${raw}"`);
+  return n;
+}
+
+async function loadEngine(kind: string): Promise<WorkerEngine> {
+  if (kind === 'echo') return createEchoEngine();
+  if (kind === 'model') {
+    // Imported lazily: the echo engine must work without the model stack (and before it exists).
+    const modulePath = './model-engine.js';
+    const mod = (await import(modulePath)) as { createModelEngine: () => WorkerEngine | Promise<WorkerEngine> };
+    return await mod.createModelEngine();
+  }
+  throw new UsageError(`--engine must be "model" or "echo", got "${kind}"`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      engine: { type: 'string', default: 'model' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '0' },
+      name: { type: 'string' },
+    },
+    strict: true,
+  });
+  const env = process.env;
+  const name = values.name ?? env[WORKER_ENV.name] ?? `worker-${process.pid}`;
+  const token = env[WORKER_ENV.token];
+  if (!token) throw new UsageError(`${WORKER_ENV.token} is not set: the worker needs the run token (set it in the environment, never on the command line)`);
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got "${values.port}"`);
+  const coordinator = env[WORKER_ENV.coordinator] || null;
+  const runId = env[WORKER_ENV.runId] || null;
+  if (coordinator && !runId) throw new UsageError(`${WORKER_ENV.runId} must be set when ${WORKER_ENV.coordinator} is`);
+
+  if (env[WORKER_ENV.exitWithParent] === '1') {
+    // The local backend holds our stdin open; when the coordinator dies, it closes and we follow.
+    process.stdin.on('end', () => process.exit(0));
+    process.stdin.on('error', () => process.exit(0));
+    process.stdin.resume();
+  }
+
+  const engine = await loadEngine(values.engine!);
+  let exiting = false;
+  let heartbeatTimeoutMs = 0; // known once registered
+  const server = await startWorkerServer({
+    engine,
+    token,
+    runId,
+    name,
+    host: values.host!,
+    port,
+    maxMessageBytes: numberEnv(WORKER_ENV.maxMessageBytes, MAX_MESSAGE_BYTES),
+    drainGraceMs: numberEnv(WORKER_ENV.drainGraceMs, DEFAULT_DRAIN_GRACE_MS),
+    log: (event, fields) => log(name, event, fields),
+    get announceDrainMs() {
+      return heartbeatTimeoutMs / 2; // Health comes every timeout/3
+    },
+    onDrained: () => {
+      exiting = true;
+      void server.close().then(() => {
+        log(name, 'exit', { code: 0 });
+        process.exit(0);
+      });
+    },
+  });
+
+  const onSignal = (signal: string) => void server.drain(signal);
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
+  if (!coordinator || !runId) {
+    log(name, 'ready', { address: server.address, registered: false });
+    return;
+  }
+  const advertised = `${env[WORKER_ENV.advertiseHost] || values.host}:${server.port}`;
+  const register = () =>
+    registerWithRetry({ coordinatorAddress: coordinator, address: advertised, runId, token, workerName: name, timeoutMs: REGISTER_TIMEOUT_MS });
+
+  let registeredAt = Date.now();
+  const reply = await register();
+  registeredAt = Date.now();
+  heartbeatTimeoutMs = reply.heartbeat_timeout_ms;
+  log(name, 'registered', { address: advertised, coordinator });
+
+  // A worker dropped from the pool (it was frozen, or the network split) hears no more Health calls:
+  // it registers again, and the coordinator admits it as a new member.
+  const silenceMs = 2 * (reply.heartbeat_timeout_ms || 30_000);
+  let reRegistering = false;
+  const watchdog = setInterval(() => {
+    if (exiting || reRegistering || server.draining()) return;
+    const lastHeard = Math.max(server.lastHealthAt(), registeredAt);
+    if (Date.now() - lastHeard < silenceMs) return;
+    reRegistering = true;
+    log(name, 're-registering', { silentMs: Date.now() - lastHeard });
+    register().then(
+      () => {
+        registeredAt = Date.now();
+        reRegistering = false;
+        log(name, 'registered', { address: advertised, coordinator, again: true });
+      },
+      (e: unknown) => fail(e),
+    );
+  }, Math.max(100, silenceMs / 4));
+  watchdog.unref();
+}
+
+function fail(e: unknown): never {
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`nextbuy worker: ${message}\n`);
+  process.exit(e instanceof NextbuyError ? e.exitCode : 1);
+}
+
+main().catch(fail);

@@ -1,0 +1,206 @@
+/**
+ * The real WorkerEngine: scores with ONNX Runtime (tfjs when an artifact has no ONNX graph or ONNX
+ * Runtime cannot load it) and trains with tfjs for the coordinator's data-parallel trainer (local SGD
+ * with periodic weighted averaging).
+ *
+ * Training state per dataset + spec: the model and its Adam moments stay on the worker, so successive
+ * rounds continue the optimizer — as long as rounds arrive consecutively (round = previous + 1). Any other
+ * round number (0, a repeat after a retry, a jump after a resume) starts Adam afresh, which is what makes a
+ * resumed or retried run reproducible.
+ */
+import { ModelError } from '../core/errors.js';
+import type { SequenceBatch } from '../proto/shard-batch.js';
+import type { ScoredBatch, TrainRoundInput, TrainRoundOutput, ValidateInput, ValidateOutput, WorkerEngine } from './engine.js';
+import {
+  artifactFromFiles,
+  concatBatches,
+  createModel,
+  labelledScores,
+  OnnxScorer,
+  onnxRuntimes,
+  parseSpec,
+  rowsOfSplit,
+  selectBackend,
+  specKey,
+  type BackendChoice,
+  type ModelSpec,
+  type SequenceModel,
+} from './model/index.js';
+import { mixSeed } from './model/rng.js';
+
+export interface ModelEngineOptions {
+  /** Threads ONNX Runtime uses per scoring call. @default 1 */
+  scoringThreads?: number;
+  /** Models with optimizer state kept for training (dataset + spec); the least recently used beyond are dropped. @default 4 */
+  maxTrainingModels?: number;
+  /** Log lines (runtime choice, fallbacks). @default console.error */
+  log?: (line: string) => void;
+}
+
+interface LoadedModel {
+  spec: ModelSpec;
+  runtime: string;
+  score(batch: SequenceBatch, products?: string[]): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+interface TrainingState {
+  model: SequenceModel;
+  lastRound: number;
+}
+
+/** Joined row sets kept (train and validation for the current shard assignment, with room for a change). */
+const ROW_CACHE_ENTRIES = 4;
+
+export function createModelEngine(options: ModelEngineOptions = {}): WorkerEngine {
+  return new ModelEngine(options);
+}
+
+class ModelEngine implements WorkerEngine {
+  private readonly log: (line: string) => void;
+  private readonly backend: Promise<BackendChoice>;
+  private chosen: BackendChoice | null = null;
+  private readonly loaded = new Map<string, LoadedModel>();
+  /** datasetId → shardId → rows. */
+  private readonly shards = new Map<string, Map<string, SequenceBatch>>();
+  private readonly rowCache = new Map<string, SequenceBatch | null>();
+  /** Insertion order = least recently used first. */
+  private readonly training = new Map<string, TrainingState>();
+
+  constructor(private readonly options: ModelEngineOptions) {
+    this.log = options.log ?? ((line) => console.error(line));
+    this.backend = selectBackend({ log: this.log }).then((c) => (this.chosen = c));
+    this.backend.catch(() => {}); // reported by the first call that needs it
+  }
+
+  runtimes(): string[] {
+    return [...onnxRuntimes(), this.chosen?.name ?? 'tfjs (starting)'];
+  }
+
+  async loadModel(modelVersion: string, files: Map<string, Uint8Array>): Promise<{ runtime: string; note: string }> {
+    const artifact = artifactFromFiles(files);
+    let next: LoadedModel;
+    let note: string;
+    let fallbackWhy = 'the artifact has no ONNX graph (its architecture could not be exported)';
+    if (artifact.onnx) {
+      try {
+        const scorer = await OnnxScorer.create(artifact.onnx, { threads: this.options.scoringThreads ?? 1 });
+        next = { spec: scorer.spec, runtime: scorer.runtime, score: (b, p) => scorer.score(b, p), dispose: () => scorer.dispose() };
+        note = scorer.note;
+        return this.install(modelVersion, next, note);
+      } catch (e) {
+        fallbackWhy = `ONNX Runtime could not load its graph (${(e as Error).message})`;
+      }
+    }
+    const choice = await this.backend;
+    const model = createModel(artifact.spec);
+    model.setWeights(artifact.weights);
+    next = { spec: model.spec, runtime: choice.name, score: async (b, p) => model.predict(b, p), dispose: async () => model.dispose() };
+    note = `${fallbackWhy}; scoring with ${choice.note}`;
+    this.log(`nextbuy worker: model ${modelVersion} falls back to tfjs scoring: ${note}`);
+    return this.install(modelVersion, next, note);
+  }
+
+  private async install(modelVersion: string, model: LoadedModel, note: string): Promise<{ runtime: string; note: string }> {
+    const previous = this.loaded.get(modelVersion);
+    this.loaded.set(modelVersion, model);
+    await previous?.dispose();
+    return { runtime: model.runtime, note };
+  }
+
+  async score(batch: SequenceBatch, modelVersions: string[], products: string[]): Promise<ScoredBatch> {
+    const parts: { columns: ScoredBatch['columns']; scores: Float32Array }[] = [];
+    for (const version of modelVersions) {
+      const model = this.loaded.get(version);
+      if (!model) throw new ModelError(`model ${version} is not loaded on this worker: send LoadModel before Score`);
+      if (model.spec.architecture === 'lstm') {
+        parts.push({ columns: [{ modelVersion: version, product: model.spec.product! }], scores: await model.score(batch) });
+      } else {
+        const wanted = products.length > 0 ? products : model.spec.products;
+        parts.push({ columns: wanted.map((product) => ({ modelVersion: version, product })), scores: await model.score(batch, wanted) });
+      }
+    }
+    const columns = parts.flatMap((p) => p.columns);
+    const scores = new Float32Array(batch.size * columns.length);
+    let offset = 0;
+    for (const part of parts) {
+      const width = part.columns.length;
+      for (let r = 0; r < batch.size; r++) {
+        for (let k = 0; k < width; k++) scores[r * columns.length + offset + k] = part.scores[r * width + k]!;
+      }
+      offset += width;
+    }
+    return { customerIds: batch.customerIds, columns, scores };
+  }
+
+  async addTrainingData(datasetId: string, shardId: string, batches: SequenceBatch[]): Promise<number> {
+    const shards = this.shards.get(datasetId) ?? new Map<string, SequenceBatch>();
+    this.shards.set(datasetId, shards);
+    const rows = batches.length > 0 ? concatBatches(batches) : null;
+    if (rows) shards.set(shardId, rows);
+    else shards.delete(shardId);
+    for (const key of [...this.rowCache.keys()]) if (key.startsWith(`${datasetId}\n`)) this.rowCache.delete(key);
+    return rows?.size ?? 0;
+  }
+
+  async trainRound(input: TrainRoundInput): Promise<TrainRoundOutput> {
+    await this.backend;
+    const spec = parseSpec(input.specJson);
+    const state = this.trainingState(input.datasetId, spec);
+    state.model.setWeights(input.weights);
+    if (input.round !== state.lastRound + 1) state.model.resetOptimizer();
+    state.lastRound = input.round;
+    const rows = this.rowsOf(input.datasetId, input.shardIds, 0);
+    if (!rows || input.localSteps === 0) return { weights: input.weights, examples: 0, loss: 0 };
+    const { loss, examples } = state.model.trainSteps(rows, { steps: input.localSteps, seed: mixSeed(input.seed, input.round) });
+    return { weights: state.model.getWeights(), examples, loss };
+  }
+
+  async validate(input: ValidateInput): Promise<ValidateOutput> {
+    await this.backend;
+    const spec = parseSpec(input.specJson);
+    const state = this.trainingState(input.datasetId, spec);
+    state.model.setWeights(input.weights);
+    const rows = this.rowsOf(input.datasetId, input.shardIds, 1);
+    if (!rows) return { customerIds: [], scores: new Float32Array(0), labels: new Int8Array(0) };
+    const { scores, labels } = labelledScores(state.model, rows);
+    return { customerIds: rows.customerIds, scores, labels };
+  }
+
+  private trainingState(datasetId: string, spec: ModelSpec): TrainingState {
+    const key = `${datasetId}\n${specKey(spec)}`;
+    let state = this.training.get(key);
+    if (state) {
+      this.training.delete(key); // re-insert: most recently used last
+    } else {
+      state = { model: createModel(spec), lastRound: Number.NaN };
+      const max = this.options.maxTrainingModels ?? 4;
+      while (this.training.size >= max) {
+        const [oldest, old] = this.training.entries().next().value as [string, TrainingState];
+        old.model.dispose();
+        this.training.delete(oldest);
+      }
+    }
+    this.training.set(key, state);
+    return state;
+  }
+
+  /** The rows of the given split across shards, in sorted shard-id order (so the order never depends on arrival). */
+  private rowsOf(datasetId: string, shardIds: string[], split: 0 | 1): SequenceBatch | null {
+    const ids = [...shardIds].sort();
+    const key = `${datasetId}\n${split}\n${ids.join('\n')}`;
+    if (this.rowCache.has(key)) return this.rowCache.get(key)!;
+    const shards = this.shards.get(datasetId);
+    const parts: SequenceBatch[] = [];
+    for (const id of ids) {
+      const shard = shards?.get(id);
+      if (!shard) throw new ModelError(`this worker holds no training data for shard ${id} of dataset ${datasetId}: send it with LoadTrainingData first`);
+      const rows = rowsOfSplit(shard, split);
+      if (rows.size > 0) parts.push(rows);
+    }
+    const rows = parts.length > 0 ? concatBatches(parts) : null;
+    if (this.rowCache.size >= ROW_CACHE_ENTRIES) this.rowCache.delete(this.rowCache.keys().next().value!);
+    this.rowCache.set(key, rows);
+    return rows;
+  }
+}

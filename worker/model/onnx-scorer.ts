@@ -1,0 +1,124 @@
+/**
+ * Scoring with ONNX Runtime (onnxruntime-node): on the CPU by default, with the CUDA execution provider
+ * where the image has its library and a GPU is visible. Inputs are the SequenceBatch's dense arrays,
+ * passed as views without copying.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelError } from '../../core/errors.js';
+import type { SequenceBatch } from '../../proto/shard-batch.js';
+import { checkBatch } from './batch.js';
+import { ONNX_FEATURES_INPUT, ONNX_OUTPUT, ONNX_PRODUCTS_INPUT, specFromOnnx } from './onnx-export.js';
+import { embeddedColumns, productIndex, type ModelSpec } from './spec.js';
+
+export interface OnnxScorerOptions {
+  /** Threads ONNX Runtime uses inside one scoring call. @default 1 */
+  threads?: number;
+  /** Execution provider. 'auto' takes CUDA when `onnxRuntimes()` lists it, else the CPU. @default 'auto' */
+  device?: 'auto' | 'cpu' | 'cuda';
+  /** Rows per inference call (bounds memory). @default 4096 */
+  chunkRows?: number;
+}
+
+/** ONNX Runtime flavours usable here, best first, e.g. ['onnxruntime-cpu']. */
+export function onnxRuntimes(): string[] {
+  return cudaAvailable() ? ['onnxruntime-cuda', 'onnxruntime-cpu'] : ['onnxruntime-cpu'];
+}
+
+function cudaAvailable(): boolean {
+  try {
+    const dist = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
+    const lib = path.join(dist, '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
+    return existsSync(lib) && existsSync('/dev/nvidiactl');
+  } catch {
+    return false;
+  }
+}
+
+export class OnnxScorer {
+  readonly spec: ModelSpec;
+  /** 'onnxruntime-cpu' or 'onnxruntime-cuda'. */
+  readonly runtime: string;
+  /** Why this provider (e.g. why CUDA was not used). */
+  readonly note: string;
+  private readonly session: ort.InferenceSession;
+  private readonly chunkRows: number;
+
+  private constructor(spec: ModelSpec, session: ort.InferenceSession, runtime: string, note: string, chunkRows: number) {
+    this.spec = spec;
+    this.session = session;
+    this.runtime = runtime;
+    this.note = note;
+    this.chunkRows = chunkRows;
+  }
+
+  static async create(bytes: Uint8Array, options: OnnxScorerOptions = {}): Promise<OnnxScorer> {
+    const spec = specFromOnnx(bytes);
+    const threads = options.threads ?? 1;
+    const device = options.device ?? 'auto';
+    const wantCuda = device === 'cuda' || (device === 'auto' && cudaAvailable());
+    const sessionOptions = (providers: string[]): ort.InferenceSession.SessionOptions => ({
+      executionProviders: providers,
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    });
+    let note = device === 'cpu' ? 'CPU requested' : 'the CUDA provider library or a GPU is absent';
+    if (wantCuda) {
+      try {
+        const session = await ort.InferenceSession.create(bytes, sessionOptions(['cuda', 'cpu']));
+        return new OnnxScorer(spec, session, 'onnxruntime-cuda', 'CUDA execution provider', options.chunkRows ?? 4096);
+      } catch (e) {
+        if (device === 'cuda') throw new ModelError(`ONNX Runtime could not start with CUDA: ${(e as Error).message}`, { cause: e });
+        note = `CUDA failed to start (${(e as Error).message.split('\n')[0]})`;
+      }
+    }
+    try {
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(['cpu']));
+      return new OnnxScorer(spec, session, 'onnxruntime-cpu', `CPU, ${threads} thread(s); ${note}`, options.chunkRows ?? 4096);
+    } catch (e) {
+      throw new ModelError(`ONNX Runtime cannot load this model (${(e as Error).message}): re-export it with this nextbuy`, { cause: e });
+    }
+  }
+
+  /** Same shapes as SequenceModel.predict: lstm [rows]; attention [rows × products] (default spec.products). */
+  async score(batch: SequenceBatch, products?: string[]): Promise<Float32Array> {
+    checkBatch(this.spec, batch);
+    const spec = this.spec;
+    const ids = this.productIds(products);
+    const L = spec.maxLength;
+    const F = spec.featureNames.length;
+    const width = spec.architecture === 'attention' ? ids.length : 1;
+    const out = new Float32Array(batch.size * width);
+    for (let from = 0; from < batch.size; from += this.chunkRows) {
+      const to = Math.min(from + this.chunkRows, batch.size);
+      const n = to - from;
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const c of embeddedColumns(spec)) feeds[c] = new ort.Tensor('int32', batch.tokens[c]!.subarray(from * L, to * L), [n, L]);
+      if (F > 0) feeds[ONNX_FEATURES_INPUT] = new ort.Tensor('float32', batch.features.subarray(from * L * F, to * L * F), [n, L, F]);
+      if (spec.architecture === 'attention') feeds[ONNX_PRODUCTS_INPUT] = new ort.Tensor('int32', ids, [ids.length]);
+      const result = await this.session.run(feeds);
+      const scores = result[ONNX_OUTPUT]!;
+      out.set(scores.data as Float32Array, from * width);
+      scores.dispose();
+    }
+    return out;
+  }
+
+  private productIds(products?: string[]): Int32Array {
+    if (this.spec.architecture === 'lstm') return Int32Array.of(productIndex(this.spec));
+    if (!products || products.length === 0) return Int32Array.from(this.spec.products, (_, i) => i);
+    return Int32Array.from(products, (p) => {
+      const i = this.spec.products.indexOf(p);
+      if (i < 0) throw new ModelError(`product "${p}" is not one this model was trained for ([${this.spec.products.join(', ')}])`);
+      return i;
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
