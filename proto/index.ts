@@ -134,6 +134,7 @@ export interface ScoreRequest {
   header?: ScoreHeader | null;
   arrow?: Uint8Array;
   body?: 'header' | 'arrow';
+  alignment?: Uint8Array;
 }
 export interface ScoreReply {
   shard_id: string;
@@ -151,6 +152,7 @@ export interface TrainingDataRequest {
   header?: TrainingDataHeader | null;
   arrow?: Uint8Array;
   body?: 'header' | 'arrow';
+  alignment?: Uint8Array;
 }
 export interface TrainingDataReply {
   shard_id: string;
@@ -268,10 +270,13 @@ const loaded = (() => {
 
 /**
  * Bytes a payload buffer keeps free before an Arrow payload so that its request message
- * (`{ arrow: payload }`: field 2, length-delimited) can be framed around it without a copy.
+ * (`{ alignment, arrow: payload }`) can be framed around it without a copy.
  */
-export const PAYLOAD_HEADROOM = 6;
-const ARROW_FIELD_TAG = (2 << 3) | 2; // field 2 (`arrow` in ScoreRequest and TrainingDataRequest), wire type 2
+export const PAYLOAD_HEADROOM = 16;
+const ALIGNMENT_FIELD_TAG = (15 << 3) | 2; // field 15 `alignment`, length-delimited
+const ARROW_FIELD_TAG = (2 << 3) | 2; // field 2 `arrow` (ScoreRequest and TrainingDataRequest), length-delimited
+/** grpc-js's receiver keeps its 5-byte message prefix in front of the message in one fresh buffer. */
+const RECEIVER_PREFIX_BYTES = 5;
 const framable = new WeakSet<Uint8Array>();
 
 /** Declares that the PAYLOAD_HEADROOM bytes before `view` in its buffer belong to it and may be overwritten. */
@@ -279,19 +284,29 @@ export function allowInPlaceFraming(view: Uint8Array): void {
   if (view.byteOffset >= PAYLOAD_HEADROOM) framable.add(view);
 }
 
-/** Serialises `{ arrow }` requests by writing the field header into the payload's headroom; others as protobuf. */
+/**
+ * Serialises `{ arrow }` requests by writing the fields' headers into the payload's headroom: an
+ * `alignment` filler sized so the Arrow bytes start 8-byte aligned in the receiver's buffer (else
+ * Arrow copies every record batch body to align it), then `arrow`'s tag and length. Others: protobuf.
+ */
 function framingSerializer(fallback: (value: object) => Buffer): (value: ScoreRequest | TrainingDataRequest) => Buffer {
   return (value) => {
     const arrow = value.arrow;
     if (!arrow || value.header || !framable.has(arrow)) return fallback(value);
     let varint = 1;
     for (let n = arrow.byteLength; n >= 0x80; n >>>= 7) varint++;
-    const start = arrow.byteOffset - 1 - varint;
-    const head = new Uint8Array(arrow.buffer, start, 1 + varint);
-    head[0] = ARROW_FIELD_TAG;
+    const fixed = RECEIVER_PREFIX_BYTES + 2 + 1 + varint; // prefix, filler tag + length, arrow tag + length
+    const filler = (8 - (fixed % 8)) % 8;
+    const headerBytes = 2 + filler + 1 + varint;
+    const start = arrow.byteOffset - headerBytes;
+    const head = new Uint8Array(arrow.buffer, start, headerBytes);
+    head[0] = ALIGNMENT_FIELD_TAG;
+    head[1] = filler;
+    head.fill(0, 2, 2 + filler);
+    head[2 + filler] = ARROW_FIELD_TAG;
     let n = arrow.byteLength;
-    for (let i = 1; i <= varint; i++, n >>>= 7) head[i] = i < varint ? (n & 0x7f) | 0x80 : n;
-    return Buffer.from(arrow.buffer, start, 1 + varint + arrow.byteLength);
+    for (let i = 3 + filler; i < headerBytes; i++, n >>>= 7) head[i] = i < headerBytes - 1 ? (n & 0x7f) | 0x80 : n;
+    return Buffer.from(arrow.buffer, start, headerBytes + arrow.byteLength);
   };
 }
 

@@ -113,6 +113,23 @@ describe('validation', () => {
     });
   });
 
+  test('duplicates found early in a long stream do not cut it short: every later customer still comes through', async () => {
+    await withTempDir(async (dir) => {
+      const file = path.join(dir, 'many.parquet');
+      // 6,000 customers × 2 events (several DuckDB chunks); customer 0000 repeats one event.
+      await duck(`COPY (
+          SELECT printf('%04d', i // 2) AS cid, strftime(TIMESTAMP '2024-03-08 00:00:00' + to_seconds(i % 2 * 60), '%Y-%m-%d %H:%M:%S') AS ts,
+                 'view' AS kind, 'i1' AS item, 'c1' AS cat, '1' AS price
+          FROM range(12000) t(i)
+          UNION ALL SELECT '0000', '2024-03-08 00:00:00', 'view', 'i1', 'c1', '1'
+        ) TO '${file}'`);
+      const r = await preprocess({ job: job(file), scoreDate: D, runDir: path.join(dir, 'run') });
+      expect(r.stats.rejected.duplicate).toBe(1);
+      expect(r.score!.customers).toBe(6000);
+      expect((await readSet(r.score!)).rows.every((x) => x.history_length === 2)).toBe(true);
+    });
+  });
+
   test('a missing input column names the column, the job field and the columns that exist', async () => {
     await withTempDir(async (dir) => {
       const file = path.join(dir, 'events.csv');

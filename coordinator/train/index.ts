@@ -7,6 +7,7 @@ import type { Job } from '../../jobs/job.js';
 import type { ModelSpec } from '../../proto/model-spec.js';
 import type { TokenColumn } from '../../proto/shard-batch.js';
 import type { TrainParticipant } from './participant.js';
+import { correctForClassWeight } from './prior-correction.js';
 import { randomSearch, sampleTrials, type SearchResult } from './search.js';
 import { trainModel, type EpochMetrics, type TrainedModel, type TrainShard } from './trainer.js';
 
@@ -15,7 +16,8 @@ export type { EpochMetrics, TrainedModel, TrainShard } from './trainer.js';
 export { trainModel, DEFAULT_SYNC_EVERY_STEPS } from './trainer.js';
 export { averageWeights } from './average.js';
 export { inProcessParticipant } from './in-process.js';
-export { binaryAuc } from './auc.js';
+export { binaryAuc, meanProductAuc } from './auc.js';
+export { correctForClassWeight } from './prior-correction.js';
 export { randomSearch, sampleTrials } from './search.js';
 
 export interface TrainingSet {
@@ -104,10 +106,10 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
         participants: o.participants,
         checkpointDir: (t) => path.join(o.checkpointDir, plan.name, `trial-${t}`),
       });
-      out.push({ ...plan, spec: result.best.spec, model: result.best, search: result.trials });
+      out.push({ ...plan, spec: result.best.spec, model: correctForClassWeight(result.best), search: result.trials });
     } else {
       const model = await trainModel({ ...common, spec: plan.spec, participants: o.participants, checkpointDir: path.join(o.checkpointDir, plan.name) });
-      out.push({ ...plan, model, search: null });
+      out.push({ ...plan, model: correctForClassWeight(model), search: null });
     }
   }
   return out;

@@ -12,7 +12,7 @@ import type { TrainRoundOutput, ValidateOutput } from '../../worker/engine.js';
 import { averageWeights } from './average.js';
 import { loadCheckpoint, saveCheckpoint, specHash } from './checkpoint.js';
 import type { TrainParticipant } from './participant.js';
-import { binaryAuc } from './auc.js';
+import { meanProductAuc } from './auc.js';
 import { initialWeights } from '../../worker/model/index.js';
 
 export interface TrainShard {
@@ -101,7 +101,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
       }
     }
     const validation = await validateAll(plan, o.datasetId, specJson, weights);
-    const auc = binaryAuc(validation.labels, validation.scores);
+    const auc = meanProductAuc(validation.labels, validation.scores, o.spec.architecture === 'attention' ? o.spec.products.length : 1);
     const metrics: EpochMetrics = {
       epoch,
       trainLoss: examples > 0 ? lossSum / examples : Number.NaN,

@@ -1,0 +1,131 @@
+/**
+ * The demo, end to end: the real CLI on the bundled Taobao sample with two local worker processes,
+ * a smaller model so that it runs in seconds. Checks the outputs' content, not just their existence.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { runCli, taobaoJob, type CliResult } from './helpers/cli.js';
+
+const DATE = '2017-12-02';
+let dir: string;
+let conf: string;
+let run: CliResult;
+
+async function query(sql: string): Promise<unknown[][]> {
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  try {
+    return (await c.runAndReadAll(sql)).getRows() as unknown[][];
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
+}
+
+describe('nextbuy run on the Taobao sample', () => {
+  beforeAll(async () => {
+    ({ dir, conf } = await taobaoJob({
+      products: { overall: true, topCategories: 1 },
+      model: { epochs: 2, embeddingDim: 8, hiddenUnits: 8, denseUnits: 8, batchSize: 128 },
+      shards: { count: 4 },
+    }));
+    run = await runCli(['run', '--account', 'taobao', '--date', DATE, '--conf', conf]);
+  }, 240_000);
+
+  test('exits 0 and prints the summary a user checks first', () => {
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/84,287 rows read from 1 file\(s\) · 84,252 accepted · 35 rejected \(time_out_of_range 35\)/);
+    expect(run.stdout).toMatch(/score\s+as of 2017-12-02: 814 customers .* positives .*any 237/);
+    expect(run.stdout).toMatch(/evaluation {2}on the held-out label window 2017-12-02 \.\. 2017-12-03/);
+    expect(run.stdout).toMatch(/^ {2}any +814 +237 +0\.\d{3} +0\.\d{3}/m);
+    expect(run.stdout).toMatch(/published {3}2 partitions, 1,628 predictions/);
+    expect(run.stdout).toMatch(/time {8}total .* validate .* train .* score .* publish/);
+  });
+
+  test('the quarantine file holds the 35 stray timestamps with their reason', async () => {
+    const q = path.join(dir, 'out/runs/account=taobao/date=2017-12-02/quarantine.parquet');
+    expect(await query(`select reason, count(*)::int from '${q}' group by 1`)).toEqual([['time_out_of_range', 35]]);
+  });
+
+  test('every customer appears exactly once per product, with a probability, rank, decile and action', async () => {
+    const glob = path.join(dir, 'out/predictions/account=taobao/date=2017-12-02/product=*/*.parquet');
+    const rows = await query(
+      `select product, count(*)::int, count(distinct customer_id)::int, min(score) >= 0 and max(score) <= 1, min(rank)::int, max(rank)::int,
+              min(decile)::int, max(decile)::int, count(distinct run_id)::int, bool_and(action in ('in_store', 'sms', 'none'))
+       from read_parquet('${glob}', hive_partitioning = false) group by product order by product`,
+    );
+    expect(rows).toHaveLength(2);
+    for (const r of rows) expect(r.slice(1)).toEqual([814, 814, true, 1, 814, 1, 10, 1, true]);
+  });
+
+  test('each partition has a manifest whose row count and checksum match its data', async () => {
+    const base = path.join(dir, 'out/predictions/account=taobao/date=2017-12-02');
+    for (const p of await readdir(base)) {
+      const manifest = JSON.parse(await readFile(path.join(base, p, '_manifest.json'), 'utf8'));
+      expect(manifest.rowCount).toBe(814);
+      expect(manifest.date).toBe(DATE);
+      expect(manifest.modelVersions.length).toBeGreaterThanOrEqual(1);
+      const { createHash } = await import('node:crypto');
+      for (const f of manifest.files) {
+        expect(createHash('sha256').update(await readFile(path.join(base, p, f.name))).digest('hex')).toBe(f.sha256);
+      }
+    }
+  });
+
+  test('the report carries real metrics for every product, model, ensemble and baseline', async () => {
+    const report = JSON.parse(await readFile(path.join(dir, 'out/runs/account=taobao/date=2017-12-02/report/report.json'), 'utf8'));
+    const any = report.products.find((p: { product: string }) => p.product === 'any');
+    expect(any.n).toBe(814);
+    expect(any.positives).toBe(237);
+    const names = any.entries.map((e: { name: string }) => e.name);
+    expect(names).toEqual(expect.arrayContaining(['lstm.any', 'attention', 'ensemble', 'recency-frequency', 'logistic-counts']));
+    for (const e of any.entries) expect(e.metrics.auc).toBeGreaterThan(0.3);
+    const html = await readFile(path.join(dir, 'out/runs/account=taobao/date=2017-12-02/report/report.html'), 'utf8');
+    expect(html.match(/<svg/g)?.length ?? 0).toBeGreaterThanOrEqual(6);
+  });
+
+  test('a rerun of the same night finds the work done and commits the same bytes', async () => {
+    const base = path.join(dir, 'out/predictions/account=taobao/date=2017-12-02/product=any');
+    const before = JSON.parse(await readFile(path.join(base, '_manifest.json'), 'utf8')).files;
+    const again = await runCli(['run', '--account', 'taobao', '--date', DATE, '--conf', conf]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(await readFile(path.join(base, '_manifest.json'), 'utf8')).files).toEqual(before);
+  }, 120_000);
+});
+
+describe('nextbuy errors a user can act on', () => {
+  test('--help lists the tasks and exits 0', async () => {
+    const r = await runCli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/nextbuy <task> --account ACCOUNT --date YYYY-MM-DD/);
+  });
+
+  test('an unknown task is a usage error (exit 2)', async () => {
+    const r = await runCli(['frobnicate', '--account', 'taobao', '--date', DATE]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown task "frobnicate": use one of preprocess, train, score, evaluate, publish, run, backfill/);
+  });
+
+  test('a bad job field names the file and field (exit 3)', async () => {
+    const { conf: bad } = await taobaoJob({ label: { horizonDays: 'two' } });
+    const r = await runCli(['run', '--account', 'taobao', '--date', DATE, '--conf', bad]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/job\.yaml: label\.horizonDays must be a whole number of days ≥ 1, got "two"/);
+  });
+
+  test('a task whose inputs are missing says which task to run first (exit 4)', async () => {
+    const { conf: fresh } = await taobaoJob();
+    const r = await runCli(['score', '--account', 'taobao', '--date', DATE, '--conf', fresh]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/run 'nextbuy preprocess --account taobao --date 2017-12-02' first/);
+  });
+
+  test('an account that does not match the job file is refused (exit 2)', async () => {
+    const r = await runCli(['run', '--account', 'other', '--date', DATE, '--conf', 'examples/taobao/job.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--account other does not match the job file's account "taobao"/);
+  });
+});
