@@ -50,6 +50,26 @@ function repeatedUtf8(encoded: Uint8Array[], rows: number, index: (row: number) 
 const encoder = new TextEncoder();
 const NON_ASCII = /[^\x00-\x7f]/;
 
+/** Utf8 data of `strings` over and over, `cycles` times: row r holds strings[r % strings.length]. */
+function cycled(strings: string[], cycles: number): Data<Utf8> {
+  if (cycles === 0 || strings.length === 0) return makeData({ type: new Utf8(), length: 0, nullCount: 0, valueOffsets: new Int32Array(1), data: new Uint8Array(0) });
+  const one = eachRepeated(strings, 1); // one cycle, then doubled until it covers every row
+  const cycleBytes = one.valueOffsets[strings.length]!;
+  const rows = strings.length * cycles;
+  const offsets = new Int32Array(rows + 1);
+  const values = new Uint8Array(cycleBytes * cycles);
+  offsets.set(one.valueOffsets.subarray(0, strings.length + 1));
+  values.set((one.values as Uint8Array).subarray(0, cycleBytes));
+  for (let done = 1; done < cycles; ) {
+    const n = Math.min(done, cycles - done);
+    values.copyWithin(done * cycleBytes, 0, n * cycleBytes);
+    const shift = done * cycleBytes;
+    for (let r = 1; r <= n * strings.length; r++) offsets[done * strings.length + r] = offsets[r]! + shift;
+    done += n;
+  }
+  return makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: values });
+}
+
 /** Utf8 data holding each of `strings` `times` times in a row; ASCII ids (the usual case) are encoded in one call. */
 function eachRepeated(strings: string[], times: number): Data<Utf8> {
   const joined = strings.join('');
@@ -89,13 +109,13 @@ export function buildResultBatch(scored: ScoredBatch): RecordBatch {
       `scored batch has ${scored.scores.length} scores for ${customers} customers × ${width} columns (${rows} expected): the engine returned a malformed ScoredBatch`,
     );
   }
-  const products = scored.columns.map((c) => encoder.encode(c.product));
-  const versions = scored.columns.map((c) => encoder.encode(c.modelVersion));
+  const products = scored.columns.map((c) => c.product);
+  const versions = scored.columns.map((c) => c.modelVersion);
   const schema = resultSchema();
   const children = [
     eachRepeated(scored.customerIds, width),
-    repeatedUtf8(products, rows, (r) => r % width),
-    repeatedUtf8(versions, rows, (r) => r % width),
+    cycled(products, customers),
+    cycled(versions, customers),
     makeData({ type: new Float32(), length: rows, nullCount: 0, data: scored.scores }),
   ];
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: rows, nullCount: 0, children }));

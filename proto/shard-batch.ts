@@ -110,13 +110,13 @@ export function toSequenceBatch(batch: RecordBatch): SequenceBatch {
 
   const tokens: Partial<Record<TokenColumn, Int32Array>> = {};
   for (const c of TOKEN_COLUMNS) {
-    if (schema.fields.some((f) => f.name === c)) tokens[c] = padList(col(c), size, maxLength, new Int32Array(size * maxLength)) as Int32Array;
+    if (schema.fields.some((f) => f.name === c)) tokens[c] = padList(col(c), maxLength, new Int32Array(size * maxLength)) as Int32Array;
   }
   const featureNames = schema.fields.map((f) => f.name).filter((n) => n === 'dt' || n === 'age' || n.startsWith('num_'));
   const features = new Float32Array(size * maxLength * featureNames.length);
-  featureNames.forEach((name, k) => padList(col(name), size, maxLength, features, false, featureNames.length, k));
+  featureNames.forEach((name, k) => padList(col(name), maxLength, features, false, featureNames.length, k));
   const hasLabels = schema.fields.some((f) => f.name === 'labels');
-  const labels = hasLabels ? (padList(col('labels'), size, products.length, new Int8Array(size * products.length), true) as Int8Array) : null;
+  const labels = hasLabels ? (padList(col('labels'), products.length, new Int8Array(size * products.length), true) as Int8Array) : null;
   return {
     size,
     maxLength,
@@ -146,13 +146,12 @@ function flat(v: Vector, Ctor: TypedArrayCtor): Int32Array | Float32Array | Int8
 }
 
 /**
- * Copies each row's list into `out` viewed as [size × width × stride], right-aligned (left-padded),
+ * Copies each row's list into `out` viewed as [rows × width × stride], right-aligned (left-padded),
  * at channel `channel` of `stride` (stride 1: a plain [size × width] array); `exact` requires length == width.
  * Plain index loops: a subarray per row would allocate one object per customer.
  */
 function padList(
   v: Vector,
-  size: number,
   width: number,
   out: Int32Array | Float32Array | Int8Array,
   exact = false,

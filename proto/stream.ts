@@ -57,6 +57,13 @@ export class StreamReader<T> {
   }
 }
 
+/** Writes one message and waits until it has left this process's buffers (handed to HTTP/2): at most one message is held here. */
+export function writeFlushed<T>(stream: Writable, message: T): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.write(message, (err?: Error | null) => (err ? reject(err) : resolve()));
+  });
+}
+
 /** Writes one message and waits while the stream's buffer is full (the peer reads slower than we send). */
 export function writeMessage<T>(stream: Writable, message: T, signal?: AbortSignal): Promise<void> {
   if (stream.write(message)) return Promise.resolve();

@@ -78,7 +78,9 @@ async function* rawMessages(file: string, fh: FileHandle, room: () => number): A
   const cursor = new FileCursor(fh, file);
   const head = await cursor.read(8, 'the first message');
   if (!head) throw new InputError(`shard file ${file} is empty: rebuild the shards`);
-  if (!head.subarray(0, 6).equals(FILE_MAGIC)) cursor.position = 0; // IPC stream: start over; IPC file: skip the magic
+  const isIpcFile = head.subarray(0, 6).equals(FILE_MAGIC);
+  if (!isIpcFile) cursor.position = 0; // IPC stream: start over; IPC file: skip the magic, a stream follows
+  let first = true;
   for (;;) {
     const prefix = await cursor.read(4, 'a message length');
     if (!prefix) return; // stream written without an end marker
@@ -110,6 +112,10 @@ async function* rawMessages(file: string, fh: FileHandle, room: () => number): A
     if (bodyLength > 0 && !(await cursor.readInto(frame, start + 8 + metaLength, bodyLength, 'a message body'))) {
       throw new InputError(`shard file ${file} ends before a message body`);
     }
+    if (first && isIpcFile && message.headerType !== MessageHeader.Schema) {
+      throw new InputError(`shard file ${file} is an Arrow IPC file with its schema in the footer only: write shards as IPC streams (RecordBatchStreamWriter)`);
+    }
+    first = false;
     const rows = message.isRecordBatch() ? Number(message.header().length) : 0;
     yield { type: message.headerType, frame, start, length, rows };
   }

@@ -16,7 +16,7 @@ import {
   type WorkerClient,
 } from '../../proto/index.js';
 import { decodeResults } from '../../proto/result-batch.js';
-import { writeMessage } from '../../proto/stream.js';
+import { writeFlushed, writeMessage } from '../../proto/stream.js';
 import type { TrainRoundInput, TrainRoundOutput, ValidateInput, ValidateOutput } from '../../worker/engine.js';
 import { readShardPayloads } from './shard-payloads.js';
 
@@ -232,10 +232,13 @@ export class WorkerHandle {
     return new Promise<number>((resolve, reject) => {
       if (this.gone.signal.aborted) return reject(this.gone.signal.reason);
       let settled = false;
+      let markOver = () => {};
+      const over = new Promise<void>((r) => (markOver = r)); // a cancelled call may never flush a write
       const settle = (err: unknown, rows?: number) => {
         if (settled) return;
         settled = true;
         unlink();
+        markOver();
         if (err) reject(err);
         else resolve(rows!);
       };
@@ -247,9 +250,10 @@ export class WorkerHandle {
       const unlink = this.linkCancel(() => call.cancel(), o.signal);
       (async () => {
         await writeMessage(call, { header: { dataset_id: datasetId, shard_id: shard.id, attempt: o.attempt ?? 1 } });
+        // No replies to count as credits here: wait for each payload to be handed to HTTP/2 instead.
         for await (const p of readShardPayloads(shard.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES })) {
           if (settled) return;
-          await writeMessage(call, { arrow: p.bytes });
+          await Promise.race([writeFlushed(call, { arrow: p.bytes }), over]);
         }
         call.end();
       })().catch((e: unknown) => {

@@ -15,8 +15,9 @@ import { InputError } from '../../core/errors.js';
 import { shardSchema, TOKEN_COLUMNS, type TokenColumn } from '../../proto/shard-batch.js';
 import { openDuckDB, type DuckDB } from '../duckdb/index.js';
 import { CountsWriter } from './counts.js';
-import { eventsSql, REASONS, type RejectReason } from './events.js';
+import { eventsSql } from './events.js';
 import { openInput, firstLine } from './input.js';
+import { PREPASS, runPrepass } from './prepass.js';
 import { buildSequences, streamSql, type DuplicateEvent, type SetSink } from './sequences.js';
 import { ShardBuilder, ShardFileWriter } from './shards.js';
 import { checkThreshold, countReasons, duplicatesSql, rejectedTotal, writeQuarantine } from './validate.js';
@@ -52,7 +53,21 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
   const events = eventsSql(job, input);
   const withRaw = eventsSql(job, input, { withRaw: true }).select;
   await readInput(db, input.format === 'csv' ? `CREATE TABLE ${EVENTS} AS ${events.select}` : `CREATE VIEW ${EVENTS} AS ${events.select}`, job.input.path);
-  const counts = await readInput(db, () => countReasons(db, EVENTS, plan.fromMs, plan.toMs), job.input.path);
+  const buildVocab = !o.vocabulary;
+  const findProducts = !o.products && job.products.topCategories > 0;
+  const sets = await readInput(
+    db,
+    () =>
+      runPrepass(db, job, {
+        events: EVENTS,
+        fromMs: plan.fromMs,
+        toMs: plan.toMs,
+        vocabulary: buildVocab ? { fromMs: plan.vocabFromMs, toMs: plan.vocabToMs } : null,
+        productsBeforeMs: findProducts ? plan.productsToMs : null,
+      }),
+    job.input.path,
+  );
+  const counts = await countReasons(db, PREPASS, sets.reasons);
   if (counts.rowsRead === 0) throw new InputError(`the input ${job.input.path} has no rows${input.hive ? ' in the partitions this date needs' : ''}: check input.path in ${job.file}`);
   const quarantinePath = path.join(o.runDir, 'quarantine.parquet');
   const rejectedBeforeDuplicates = rejectedTotal(counts.rejected);
@@ -66,8 +81,9 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
   // vocabularies and products
   t = performance.now();
   progress('vocabularies', 0, null);
-  const vocabulary = o.vocabulary ?? (await buildVocabulary(db, job, { events: EVENTS, fromMs: plan.vocabFromMs, toMs: plan.vocabToMs }));
-  const products = o.products ?? (await buildProducts(db, job, EVENTS, plan.productsToMs));
+  const prepassCounts = { table: PREPASS, ...sets };
+  const vocabulary = o.vocabulary ?? (await buildVocabulary(db, job, prepassCounts));
+  const products = o.products ?? (await buildProducts(db, job, prepassCounts));
   if (job.columns.item && !vocabulary.item) throw new InputError(`the given vocabulary has no item tokens but ${job.file} maps columns.item: use the vocabulary saved with the model`);
   if (job.columns.category && !vocabulary.category) throw new InputError(`the given vocabulary has no category tokens but ${job.file} maps columns.category: use the vocabulary saved with the model`);
   const itemIds = job.columns.item ? await tokenIds(db, vocabulary.item!, events.itemType!) : null;

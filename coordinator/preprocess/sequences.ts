@@ -13,7 +13,7 @@
  * customer's shard builder: tokens, dt, age, numeric features, labels, weight, split.
  */
 import type { Job } from '../../jobs/job.js';
-import { columnReader, isValid, type DuckDB } from '../duckdb/index.js';
+import { columnReader, isValid, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
 import type { CountsWriter } from './counts.js';
 import { sampleUnit, shardOfBytes, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
@@ -89,7 +89,7 @@ export function streamSql(events: string, customerType: 'BIGINT' | 'VARCHAR', nu
   return `${withMarkers ? `${recent} UNION ALL ${markers}` : recent} ORDER BY customer, ts`;
 }
 
-/** Per set, per customer state. */
+/** Per set, per customer state: a ring of the last max_length feature events, counts and label flags. */
 class SetState {
   readonly ts: Float64Array;
   readonly item: Int32Array;
@@ -102,8 +102,14 @@ class SetState {
   /** Time of the newest event pushed out of the ring (for the first kept event's dt), NaN when none. */
   beforeTs = NaN;
   lastTs = NaN;
+  readonly fromMs: number;
+  readonly asOfMs: number;
+  readonly labelToMs: number;
 
-  constructor(readonly sink: SetSink, readonly maxLength: number, numericCount: number, types: number, products: number) {
+  constructor(readonly sink: SetSink, maxLength: number, numericCount: number, types: number, products: number) {
+    this.fromMs = sink.window.featureFromMs;
+    this.asOfMs = sink.window.asOfMs;
+    this.labelToMs = sink.window.labelToMs;
     this.ts = new Float64Array(maxLength);
     this.item = new Int32Array(maxLength);
     this.category = new Int32Array(maxLength);
@@ -122,250 +128,333 @@ class SetState {
   }
 }
 
-export async function buildSequences(db: DuckDB, o: SequenceOptions): Promise<SequenceTotals> {
-  const { job } = o;
-  const maxLength = job.sequence.maxLength;
-  const numericCount = o.numericCount;
-  const types = job.events.types.length;
-  const purchase = job.events.types.indexOf(job.events.purchase);
-  const products = o.productCategories.length;
-  const states = o.sets.map((s) => new SetState(s, maxLength, numericCount, types, products));
-  const shardCount = job.shards.count;
-  const seed = job.model.seed;
-  const validationShare = job.model.validationShare;
-  const hasItem = job.columns.item !== null;
-  const hasCategory = job.columns.category !== null;
-  const productLo = new Int32Array(products);
-  const productHi = new Int32Array(products);
-  const productAny = new Uint8Array(products);
-  o.productCategories.forEach((p, i) => {
-    if (p === null) productAny[i] = 1;
-    else [productLo[i], productHi[i]] = p;
-  });
+/** One result chunk of the stream (see streamSql) as typed arrays. */
+export interface ChunkColumns {
+  rows: number;
+  /** Customer boundary key as int32 halves: the BIGINT customer itself, or hash(customer) for VARCHAR ids. */
+  key: Int32Array;
+  /** VARCHAR customer ids, or null when the customer is BIGINT (then `key` holds it). */
+  ids: VarcharColumn | null;
+  ts: Float64Array;
+  e: Uint8Array;
+  itemHash: Int32Array;
+  categoryHash: Int32Array;
+  numeric: Float64Array[];
+  numericValid: (Uint8Array | null)[];
+}
 
+export type KernelOptions = Omit<SequenceOptions, 'sql' | 'afterChunk' | 'customerType'>;
+
+/** The per-customer state machine over the sorted events; no I/O (so it can be measured and tested alone). */
+export class SequenceKernel {
+  events = 0;
+  duplicates = 0;
+  private readonly states: SetState[];
+  private readonly maxLength: number;
+  private readonly numericCount: number;
+  private readonly purchase: number;
+  private readonly products: number;
+  private readonly productLo: Int32Array;
+  private readonly productHi: Int32Array;
+  private readonly productAny: Uint8Array;
+  private readonly shardCount: number;
+  private readonly seed: number;
+  private readonly validationShare: number;
+  private readonly hasItem: boolean;
+  private readonly hasCategory: boolean;
   // The current customer.
-  let started = false;
-  let keyLo = 0;
-  let keyHi = 0;
-  let idBytes = new Uint8Array(256);
-  let idLength = 0;
-  let firstTs = NaN;
+  private started = false;
+  private keyLo = 0;
+  private keyHi = 0;
+  private idBytes = new Uint8Array(256);
+  private idLength = 0;
+  private firstTs = NaN;
+  /** The current customer's shard, computed at its first emitted row. */
+  private shard = -1;
   // The current group of events sharing one timestamp (usually one event).
-  let groupTs = NaN;
-  let groupSize = 0;
-  let gE = new Int32Array(16);
-  let gHash = new Int32Array(16 * 4); // item lo, item hi, category lo, category hi
-  let gNum = new Float64Array(16 * Math.max(1, numericCount));
-  let order = new Int32Array(16);
-  let events = 0;
-  let duplicates = 0;
+  private groupTs = NaN;
+  private groupSize = 0;
+  private gE = new Int32Array(16);
+  /** Per event: item hash low, high, category hash low, high. */
+  private gHash = new Int32Array(16 * 4);
+  private gNum: Float64Array;
+  /** sign(x)·log1p(|x|) of gNum, computed once per event for all sets. */
+  private gNumT: Float32Array;
+  private order = new Int32Array(16);
 
-  const feed = (ts: number, e: number, g: number): void => {
-    if (!(firstTs <= ts)) firstTs = ts;
+  constructor(private readonly o: KernelOptions) {
+    const job = o.job;
+    this.maxLength = job.sequence.maxLength;
+    this.numericCount = o.numericCount;
+    this.purchase = job.events.types.indexOf(job.events.purchase);
+    this.products = o.productCategories.length;
+    this.states = o.sets.map((s) => new SetState(s, this.maxLength, o.numericCount, job.events.types.length, this.products));
+    this.shardCount = job.shards.count;
+    this.seed = job.model.seed;
+    this.validationShare = job.model.validationShare;
+    this.hasItem = job.columns.item !== null;
+    this.hasCategory = job.columns.category !== null;
+    this.productLo = new Int32Array(this.products);
+    this.productHi = new Int32Array(this.products);
+    this.productAny = new Uint8Array(this.products);
+    o.productCategories.forEach((p, i) => {
+      if (p === null) this.productAny[i] = 1;
+      else [this.productLo[i], this.productHi[i]] = p;
+    });
+    this.gNum = new Float64Array(16 * Math.max(1, o.numericCount));
+    this.gNumT = new Float32Array(16 * Math.max(1, o.numericCount));
+  }
+
+  consume(c: ChunkColumns): void {
+    const { rows, key, ts, e, itemHash, categoryHash, ids, numeric, numericValid } = c;
+    const numericCount = this.numericCount;
+    for (let i = 0; i < rows; i++) {
+      const lo = key[2 * i]!;
+      const hk = key[2 * i + 1]!;
+      if (lo !== this.keyLo || hk !== this.keyHi || !this.started) {
+        if (this.started) this.endCustomer();
+        this.started = true;
+        this.keyLo = lo;
+        this.keyHi = hk;
+        if (ids) {
+          const n = ids.length(i);
+          if (n > this.idBytes.length) this.idBytes = new Uint8Array(2 * n);
+          this.idLength = ids.copyTo(i, this.idBytes, 0);
+        } else {
+          this.idLength = writeInt64Decimal(lo, hk, this.idBytes);
+        }
+      }
+      const t = ts[i]!;
+      const ev = e[i]!;
+      if (ev === MARKER_EVENT) {
+        if (!(this.firstTs <= t)) this.firstTs = t;
+        continue;
+      }
+      this.events++;
+      if (t !== this.groupTs) {
+        if (this.groupSize > 0) this.flushGroup();
+        this.groupTs = t;
+      }
+      if (this.groupSize === this.gE.length) this.growGroup();
+      const g = this.groupSize++;
+      this.gE[g] = ev;
+      const gHash = this.gHash;
+      gHash[4 * g] = itemHash[2 * i]!;
+      gHash[4 * g + 1] = itemHash[2 * i + 1]!;
+      gHash[4 * g + 2] = categoryHash[2 * i]!;
+      gHash[4 * g + 3] = categoryHash[2 * i + 1]!;
+      for (let k = 0; k < numericCount; k++) {
+        const x = isValid(numericValid[k]!, i) ? numeric[k]![i]! : 0;
+        this.gNum[g * numericCount + k] = x;
+        this.gNumT[g * numericCount + k] = x === 0 ? 0 : Math.sign(x) * Math.log1p(Math.abs(x));
+      }
+    }
+  }
+
+  /** Ends the last customer. */
+  finish(): void {
+    if (this.started) this.endCustomer();
+    this.started = false;
+  }
+
+  private feed(ts: number, e: number, g: number): void {
+    if (!(this.firstTs <= ts)) this.firstTs = ts;
     let itemId = -1;
-    let categoryId = -1;
+    let categoryId = 0;
+    const states = this.states;
+    const gHash = this.gHash;
     for (let s = 0; s < states.length; s++) {
       const st = states[s]!;
-      const w = st.sink.window;
-      if (ts >= w.featureFromMs && ts < w.asOfMs) {
+      if (ts >= st.fromMs && ts < st.asOfMs) {
         if (itemId < 0) {
-          itemId = hasItem ? o.itemIds!.get(gHash[4 * g]!, gHash[4 * g + 1]!) : 0;
-          categoryId = hasCategory ? o.categoryIds!.get(gHash[4 * g + 2]!, gHash[4 * g + 3]!) : 0;
+          itemId = this.hasItem ? this.o.itemIds!.get(gHash[4 * g]!, gHash[4 * g + 1]!) : 0;
+          categoryId = this.hasCategory ? this.o.categoryIds!.get(gHash[4 * g + 2]!, gHash[4 * g + 3]!) : 0;
         }
-        const slot = st.count % maxLength;
-        if (st.count >= maxLength) st.beforeTs = st.ts[slot]!;
+        const count = st.count;
+        const slot = count % this.maxLength;
+        if (count >= this.maxLength) st.beforeTs = st.ts[slot]!;
         st.ts[slot] = ts;
         st.item[slot] = itemId;
         st.category[slot] = categoryId;
-        st.event[slot] = o.eventIds[e]!;
-        for (let k = 0; k < numericCount; k++) {
-          const x = gNum[g * numericCount + k]!;
-          st.numeric[slot * numericCount + k] = Math.sign(x) * Math.log1p(Math.abs(x));
-        }
-        st.count++;
+        st.event[slot] = this.o.eventIds[e]!;
+        const numericCount = this.numericCount;
+        for (let k = 0; k < numericCount; k++) st.numeric[slot * numericCount + k] = this.gNumT[g * numericCount + k]!;
+        st.count = count + 1;
         st.typeCounts[e]!++;
         st.lastTs = ts;
-      } else if (e === purchase && ts >= w.asOfMs && ts < w.labelToMs) {
-        for (let p = 0; p < products; p++) {
-          if (productAny[p] || (gHash[4 * g + 2] === productLo[p] && gHash[4 * g + 3] === productHi[p])) st.labels[p] = 1;
+      } else if (e === this.purchase && ts >= st.asOfMs && ts < st.labelToMs) {
+        for (let p = 0; p < this.products; p++) {
+          if (this.productAny[p] || (gHash[4 * g + 2] === this.productLo[p] && gHash[4 * g + 3] === this.productHi[p])) st.labels[p] = 1;
         }
       }
     }
-  };
+  }
 
-  const compare = (a: number, b: number): number => {
+  /** Orders events sharing a timestamp by (type, item, category, numbers); 0 means an exact duplicate. */
+  private compare(a: number, b: number): number {
+    const gE = this.gE;
+    const gHash = this.gHash;
     if (gE[a] !== gE[b]) return gE[a]! - gE[b]!;
     for (let k = 0; k < 4; k++) if (gHash[4 * a + k] !== gHash[4 * b + k]) return gHash[4 * a + k]! - gHash[4 * b + k]!;
-    for (let k = 0; k < numericCount; k++) {
-      const x = gNum[a * numericCount + k]!;
-      const y = gNum[b * numericCount + k]!;
+    const n = this.numericCount;
+    for (let k = 0; k < n; k++) {
+      const x = this.gNum[a * n + k]!;
+      const y = this.gNum[b * n + k]!;
       if (x !== y) return x < y ? -1 : 1;
     }
     return 0;
-  };
+  }
 
-  const flushGroup = (): void => {
-    if (groupSize === 0) return;
-    if (groupSize === 1) {
-      feed(groupTs, gE[0]!, 0);
-    } else {
-      const idx = order.subarray(0, groupSize);
-      for (let i = 0; i < groupSize; i++) idx[i] = i;
-      idx.sort(compare);
-      feed(groupTs, gE[idx[0]!]!, idx[0]!);
-      for (let i = 1; i < groupSize; i++) {
-        if (compare(idx[i - 1]!, idx[i]!) === 0) {
-          duplicates++;
-          const g = idx[i]!;
-          o.onDuplicate({
-            customer: new TextDecoder().decode(idBytes.subarray(0, idLength)),
-            ts: groupTs,
-            e: gE[g]!,
-            itemHash: [gHash[4 * g]!, gHash[4 * g + 1]!],
-            categoryHash: [gHash[4 * g + 2]!, gHash[4 * g + 3]!],
-          });
-        } else {
-          feed(groupTs, gE[idx[i]!]!, idx[i]!);
-        }
-      }
+  private flushGroup(): void {
+    const size = this.groupSize;
+    this.groupSize = 0;
+    if (size === 1) {
+      this.feed(this.groupTs, this.gE[0]!, 0);
+      return;
     }
-    groupSize = 0;
-  };
+    const idx = this.order.subarray(0, size);
+    for (let i = 0; i < size; i++) idx[i] = i;
+    idx.sort((a, b) => this.compare(a, b));
+    this.feed(this.groupTs, this.gE[idx[0]!]!, idx[0]!);
+    for (let i = 1; i < size; i++) {
+      const g = idx[i]!;
+      if (this.compare(idx[i - 1]!, g) !== 0) {
+        this.feed(this.groupTs, this.gE[g]!, g);
+        continue;
+      }
+      this.duplicates++;
+      this.o.onDuplicate({
+        customer: new TextDecoder().decode(this.idBytes.subarray(0, this.idLength)),
+        ts: this.groupTs,
+        e: this.gE[g]!,
+        itemHash: [this.gHash[4 * g]!, this.gHash[4 * g + 1]!],
+        categoryHash: [this.gHash[4 * g + 2]!, this.gHash[4 * g + 3]!],
+      });
+    }
+  }
 
-  const finishCustomer = (): void => {
-    flushGroup();
+  private endCustomer(): void {
+    if (this.groupSize > 0) this.flushGroup();
+    const states = this.states;
     for (let s = 0; s < states.length; s++) {
       const st = states[s]!;
-      emit(st);
+      this.emit(st);
       st.reset();
     }
-    firstTs = NaN;
-    groupTs = NaN;
-  };
+    this.firstTs = NaN;
+    this.groupTs = NaN;
+    this.shard = -1;
+  }
 
-  const emit = (st: SetState): void => {
+  private emit(st: SetState): void {
     const sink = st.sink;
-    const w = sink.window;
-    if (!(firstTs < w.asOfMs)) return; // not a customer yet as of this date
+    if (!(this.firstTs < st.asOfMs)) return; // not a customer yet as of this date
+    const idBytes = this.idBytes;
+    const idLength = this.idLength;
+    const products = this.products;
     let weight = 1;
     if (sink.negativeRate < 1) {
       let positive = false;
       for (let p = 0; p < products; p++) if (st.labels[p]) positive = true;
       if (!positive) {
-        if (sampleUnit(idBytes, 0, idLength, seed) >= sink.negativeRate) return;
+        if (sampleUnit(idBytes, 0, idLength, this.seed) >= sink.negativeRate) return;
         weight = 1 / sink.negativeRate;
       }
     }
-    const split = sink.split && splitUnit(idBytes, 0, idLength) < validationShare ? 1 : 0;
-    const shard = shardOfBytes(idBytes, 0, idLength, shardCount);
-    const b = sink.builders[shard]!;
-    const n = Math.min(st.count, maxLength);
+    const split = sink.split && splitUnit(idBytes, 0, idLength) < this.validationShare ? 1 : 0;
+    if (this.shard < 0) this.shard = shardOfBytes(idBytes, 0, idLength, this.shardCount);
+    const b = sink.builders[this.shard]!;
+    const maxLength = this.maxLength;
+    const count = st.count;
+    const n = count < maxLength ? count : maxLength;
     const base = b.reserve(n, idLength);
-    b.customerBytes.set(idBytes.subarray(0, idLength), b.customerOffsets[b.rows]!);
-    const oldest = st.count > maxLength ? st.count % maxLength : 0;
+    const bytes = b.customerBytes;
+    const at0 = b.customerOffsets[b.rows]!;
+    for (let k = 0; k < idLength; k++) bytes[at0 + k] = idBytes[k]!;
+    const asOfMs = st.asOfMs;
+    let slot = count > maxLength ? count % maxLength : 0;
     let prev = st.beforeTs;
     const tokens = b.tokens;
-    const tokenCount = tokens.length;
+    const itemTokens = this.hasItem ? tokens[0]! : null;
+    const categoryTokens = this.hasCategory ? tokens[this.hasItem ? 1 : 0]! : null;
+    const eventTokens = tokens[tokens.length - 1]!;
+    const dt = b.dt;
+    const age = b.age;
+    const numericCount = this.numericCount;
     for (let j = 0; j < n; j++) {
-      const slot = (oldest + j) % maxLength;
       const ts = st.ts[slot]!;
       const at = base + j;
-      // tokens are in TOKEN_COLUMNS order: item?, category?, event
-      let t = 0;
-      if (hasItem) tokens[t++]![at] = st.item[slot]!;
-      if (hasCategory) tokens[t++]![at] = st.category[slot]!;
-      if (t < tokenCount) tokens[t]![at] = st.event[slot]!;
-      b.dt[at] = prev === prev ? Math.log1p(Math.max(0, ts - prev) / 1000) : 0;
-      b.age[at] = Math.log1p((w.asOfMs - ts) / 1000);
+      if (itemTokens) itemTokens[at] = st.item[slot]!;
+      if (categoryTokens) categoryTokens[at] = st.category[slot]!;
+      eventTokens[at] = st.event[slot]!;
+      dt[at] = prev === prev ? Math.log1p((ts - prev) / 1000) : 0;
+      age[at] = Math.log1p((asOfMs - ts) / 1000);
       for (let k = 0; k < numericCount; k++) b.numeric[k]![at] = st.numeric[slot * numericCount + k]!;
       prev = ts;
+      if (++slot === maxLength) slot = 0;
     }
-    if (sink.labelled) b.labels.set(st.labels, b.rows * products);
-    b.commit(idLength, n, st.count, weight, split);
+    if (sink.labelled) {
+      const labels = b.labels;
+      const at = b.rows * products;
+      for (let p = 0; p < products; p++) labels[at + p] = st.labels[p]!;
+    }
+    b.commit(idLength, n, count, weight, split);
     for (let p = 0; p < products; p++) sink.positives[p]! += st.labels[p]!;
     sink.customers++;
-    if (st.count === 0) sink.noHistory++;
-    sink.counts.add(keyLo, keyHi, idBytes, 0, idLength, st.typeCounts, st.lastTs);
-    if (b.full) sink.onFull(shard);
-  };
+    if (count === 0) sink.noHistory++;
+    sink.counts.add(this.keyLo, this.keyHi, idBytes, 0, idLength, st.typeCounts, st.lastTs);
+    if (b.full) sink.onFull(this.shard);
+  }
 
-  const growGroup = (): void => {
-    const size = gE.length * 2;
-    const e = new Int32Array(size);
-    e.set(gE);
-    gE = e;
-    const h = new Int32Array(size * 4);
-    h.set(gHash);
-    gHash = h;
-    const nums = new Float64Array(size * Math.max(1, numericCount));
-    nums.set(gNum);
-    gNum = nums;
-    order = new Int32Array(size);
-  };
+  private growGroup(): void {
+    const size = this.gE.length * 2;
+    const grow = <T extends Int32Array | Float64Array | Float32Array>(a: T, n: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(n);
+      b.set(a);
+      return b;
+    };
+    const width = Math.max(1, this.numericCount);
+    this.gE = grow(this.gE, size);
+    this.gHash = grow(this.gHash, size * 4);
+    this.gNum = grow(this.gNum, size * width);
+    this.gNumT = grow(this.gNumT, size * width);
+    this.order = new Int32Array(size);
+  }
+}
 
+export async function buildSequences(db: DuckDB, o: SequenceOptions): Promise<SequenceTotals> {
+  const kernel = new SequenceKernel(o);
   const keyColumn = o.customerType === 'BIGINT' ? 0 : 5;
   // Its own connection: the caller appends counts and duplicate keys on the main one while this streams.
   const connection = await db.connect();
   try {
     for await (const chunk of db.stream(o.sql, connection)) {
       const r = columnReader(chunk);
-      const rows = r.rows;
-      const key = r.int64Halves(keyColumn);
-      const ts = r.float64(1);
-      const e = r.uint8(2);
-      const hi = r.int64Halves(3);
-      const hc = r.int64Halves(4);
-      const ids = o.customerType === 'VARCHAR' ? r.varchar(0) : null;
-      const nums: Float64Array[] = [];
-      const numValid: (Uint8Array | null)[] = [];
-      for (let k = 0; k < numericCount; k++) {
-        nums.push(r.float64(6 + k));
-        numValid.push(r.validity(6 + k));
+      const numeric: Float64Array[] = [];
+      const numericValid: (Uint8Array | null)[] = [];
+      for (let k = 0; k < o.numericCount; k++) {
+        numeric.push(r.float64(6 + k));
+        numericValid.push(r.validity(6 + k));
       }
-      for (let i = 0; i < rows; i++) {
-        const lo = key[2 * i]!;
-        const hk = key[2 * i + 1]!;
-        if (!started || lo !== keyLo || hk !== keyHi) {
-          if (started) finishCustomer();
-          started = true;
-          keyLo = lo;
-          keyHi = hk;
-          if (ids) {
-            const n = ids.length(i);
-            if (n > idBytes.length) idBytes = new Uint8Array(2 * n);
-            idLength = ids.copyTo(i, idBytes, 0);
-          } else {
-            idLength = writeInt64Decimal(lo, hk, idBytes);
-          }
-        }
-        const t = ts[i]!;
-        const ev = e[i]!;
-        if (ev === MARKER_EVENT) {
-          if (!(firstTs <= t)) firstTs = t;
-          continue;
-        }
-        events++;
-        if (t !== groupTs) {
-          flushGroup();
-          groupTs = t;
-        }
-        if (groupSize === gE.length) growGroup();
-        const g = groupSize++;
-        gE[g] = ev;
-        gHash[4 * g] = hi[2 * i]!;
-        gHash[4 * g + 1] = hi[2 * i + 1]!;
-        gHash[4 * g + 2] = hc[2 * i]!;
-        gHash[4 * g + 3] = hc[2 * i + 1]!;
-        for (let k = 0; k < numericCount; k++) gNum[g * numericCount + k] = isValid(numValid[k]!, i) ? nums[k]![i]! : 0;
-      }
-      await o.afterChunk(events);
+      kernel.consume({
+        rows: r.rows,
+        key: r.int64Halves(keyColumn),
+        ids: o.customerType === 'VARCHAR' ? r.varchar(0) : null,
+        ts: r.float64(1),
+        e: r.uint8(2),
+        itemHash: r.int64Halves(3),
+        categoryHash: r.int64Halves(4),
+        numeric,
+        numericValid,
+      });
+      await o.afterChunk(kernel.events);
     }
   } finally {
     connection.closeSync();
   }
-  if (started) finishCustomer();
-  await o.afterChunk(events);
-  return { events, duplicates };
+  kernel.finish();
+  await o.afterChunk(kernel.events);
+  return { events: kernel.events, duplicates: kernel.duplicates };
 }
 
 /** Writes a signed 64-bit integer given as (low, high) int32 halves in decimal ASCII; returns the length. */

@@ -18,14 +18,11 @@ export interface ValidationCounts {
   maxValidMs: number | null;
 }
 
-/** Counts rows by reason over the `events` relation (see ./events.ts). */
-export async function countReasons(db: DuckDB, events: string, fromMs: number, toMs: number): Promise<ValidationCounts> {
-  const rows = await db.all<{ reason: number; n: number; outside: number; min_ts: number | null; max_ts: number | null }>(`
-    SELECT reason, count(*)::DOUBLE AS n,
-      count(*) FILTER (WHERE reason = 0 AND (ts < ${fromMs} OR ts >= ${toMs}))::DOUBLE AS outside,
-      min(ts) FILTER (WHERE reason = 0)::DOUBLE AS min_ts,
-      max(ts) FILTER (WHERE reason = 0)::DOUBLE AS max_ts
-    FROM ${events} GROUP BY reason`);
+/** Row counts by reason from the prepass table (see ./prepass.ts); `reasonsSet` is its `g` value for them. */
+export async function countReasons(db: DuckDB, prepass: string, reasonsSet: number): Promise<ValidationCounts> {
+  const rows = await db.all<{ reason: number; n: number; outside: number; min_ts: number | null; max_ts: number | null }>(
+    `SELECT reason, n, outside, min_ts, max_ts FROM ${prepass} WHERE g = ${reasonsSet}`,
+  );
   const rejected = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   let rowsRead = 0;
   let outsideWindow = 0;

@@ -29,41 +29,41 @@ export const UNKNOWN_ID = 1;
 export const FIRST_TOKEN_ID = 2;
 const VOCABULARY_FORMAT = 'nextbuy.vocabulary/1';
 
-export interface VocabularyWindow {
-  events: string;
-  fromMs: number;
-  toMs: number;
+/** Where the prepass (./prepass.ts) left its counts: the table and the `g` values of its grouping sets. */
+export interface PrepassCounts {
+  table: string;
+  items: number | null;
+  categories: number | null;
+  buyers: number | null;
 }
 
-export async function buildVocabulary(db: DuckDB, job: Job, w: VocabularyWindow): Promise<Vocabulary> {
+export async function buildVocabulary(db: DuckDB, job: Job, counts: PrepassCounts): Promise<Vocabulary> {
   const v: Vocabulary = { event: [...job.events.types] };
-  if (job.columns.item) v.item = await topValues(db, 'item', w, job);
-  if (job.columns.category) v.category = await topValues(db, 'cat', w, job);
+  if (job.columns.item) v.item = await topValues(db, 'vi', counts.table, counts.items!, job);
+  if (job.columns.category) v.category = await topValues(db, 'vc', counts.table, counts.categories!, job);
   return v;
 }
 
-async function topValues(db: DuckDB, column: 'item' | 'cat', w: VocabularyWindow, job: Job): Promise<string[]> {
+async function topValues(db: DuckDB, column: 'vi' | 'vc', table: string, set: number, job: Job): Promise<string[]> {
   const rows = await db.all<{ v: string }>(`
-    SELECT CAST(${column} AS VARCHAR) AS v FROM ${w.events}
-    WHERE reason = 0 AND ts >= ${w.fromMs} AND ts < ${w.toMs} AND ${column} IS NOT NULL
-    GROUP BY ${column} HAVING count(*) >= ${job.vocabulary.minCount}
-    ORDER BY count(*) DESC, ${column} ASC LIMIT ${job.vocabulary.maxSize}`);
+    SELECT CAST(${column} AS VARCHAR) AS v FROM ${table}
+    WHERE g = ${set} AND ${column} IS NOT NULL AND n >= ${job.vocabulary.minCount}
+    ORDER BY n DESC, ${column} ASC LIMIT ${job.vocabulary.maxSize}`);
   return rows.map((r) => r.v);
 }
 
 /** `any` (when job.products.overall), job.products.categories, then the top categories by purchasing customers before D. */
-export async function buildProducts(db: DuckDB, job: Job, events: string, beforeMs: number): Promise<Product[]> {
+export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts): Promise<Product[]> {
   const products: Product[] = job.products.overall ? [{ name: 'any', category: null }] : [];
   const wanted = [...job.products.categories];
   if ((wanted.length > 0 || job.products.topCategories > 0) && !job.columns.category) {
     throw new InputError(`products.categories and products.topCategories need a category column: set columns.category in ${job.file}`);
   }
   if (job.products.topCategories > 0) {
-    const purchase = job.events.types.indexOf(job.events.purchase);
     const rows = await db.all<{ v: string }>(`
-      SELECT CAST(cat AS VARCHAR) AS v FROM ${events}
-      WHERE reason = 0 AND e = ${purchase} AND ts < ${beforeMs} AND cat IS NOT NULL
-      GROUP BY cat ORDER BY count(DISTINCT customer) DESC, cat ASC LIMIT ${job.products.topCategories}`);
+      SELECT CAST(pc AS VARCHAR) AS v FROM ${counts.table}
+      WHERE g = ${counts.buyers} AND pc IS NOT NULL AND pcust IS NOT NULL
+      GROUP BY pc ORDER BY count(*) DESC, pc ASC LIMIT ${job.products.topCategories}`);
     wanted.push(...rows.map((r) => r.v));
   }
   for (const c of wanted) if (!products.some((p) => p.category === c)) products.push({ name: c, category: c });

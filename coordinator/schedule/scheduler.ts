@@ -63,6 +63,7 @@ class ShardRun {
   /** Per worker: true once prepared, a promise while preparing. */
   private readonly prepared = new Map<string, true | Promise<void>>();
   private readonly unusable = new Set<string>();
+  private readonly unusableReasons: string[] = [];
   private readonly startedAt = Date.now();
   private readonly summary: ShardRunSummary;
   private accepted = 0;
@@ -181,6 +182,7 @@ class ShardRun {
       },
       (e: unknown) => {
         this.unusable.add(worker.id);
+        this.unusableReasons.push(`${worker.label}: ${(e as Error).message}`);
         this.o.onEvent({ type: 'worker-unusable', worker: worker.label, error: (e as Error).message });
         this.pump();
       },
@@ -229,13 +231,13 @@ class ShardRun {
           this.summary.rowsSent += r.inputRows;
           this.summary.bytesSent += r.bytesSent;
           this.summary.resultRows += r.resultRows;
-          await this.deliver(lease, () => (this.work as Extract<ShardWork, { kind: 'score' }>).onResult(shard.task.id, lease.attempt, r.batches));
+          await this.deliver(() => (this.work as Extract<ShardWork, { kind: 'score' }>).onResult(shard.task.id, lease.attempt, r.batches));
         }
       } else {
         const rows = await worker.loadTrainingData(this.work.datasetId, shard.task, { signal, attempt: lease.attempt });
         if (this.accept(lease, rows)) {
           this.summary.rowsSent += rows;
-          await this.deliver(lease, () => (this.work as Extract<ShardWork, { kind: 'training-data' }>).onLoaded(shard.task.id, worker, rows));
+          await this.deliver(() => (this.work as Extract<ShardWork, { kind: 'training-data' }>).onLoaded(shard.task.id, worker, rows));
         }
       }
     } catch (e) {
@@ -264,7 +266,7 @@ class ShardRun {
   }
 
   /** Hands an accepted shard to the caller's callback; the run ends once every callback has settled. */
-  private async deliver(lease: Lease, callback: () => void | Promise<void>): Promise<void> {
+  private async deliver(callback: () => void | Promise<void>): Promise<void> {
     try {
       await callback();
     } catch (e) {
@@ -329,6 +331,7 @@ class ShardRun {
       this.fail(
         new ClusterError(
           `no worker was ready for ${formatDuration(this.o.noWorkerTimeoutMs)}; ${notDone} of ${this.shards.length} shards not done. ` +
+            (this.unusableReasons.length ? `Workers whose preparation failed: ${this.unusableReasons.join('; ')}. ` : '') +
             this.pool.describeShortfall(1, this.o.noWorkerTimeoutMs),
         ),
       );

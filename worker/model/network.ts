@@ -5,7 +5,7 @@
  *   attention:  embeddings ⊕ features → LSTM → hidden states H; for each product p with query q_p:
  *               α = softmax(H·q_p / √units); pooled = αᵀH; [pooled, pooled ⊙ q_p, q_p] → dense(relu) → dense → logit
  *
- * The LSTM's input projection x·W + b runs for all steps as one matrix product before the recurrence.
+ * The LSTM's input projection x·W + b runs for all steps at once before the recurrence (see preactivations).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TokenColumn } from '../../proto/shard-batch.js';
@@ -59,13 +59,45 @@ export class Network {
     return this.project(tf.transpose(x, [1, 0, 2]));
   }
 
-  /** Same as preactivationsFromEmbedded(embed(inputs)), but embeds time-major directly (transposing ids, not vectors). */
+  /**
+   * Same numbers as preactivationsFromEmbedded(embed(inputs)), computed column by column and time-major
+   * from the start. A column whose vocabulary is smaller than the batch's token count is projected through
+   * its table first — gather(E·W) instead of gather(E)·W — which costs vocabulary × dim × 4·units
+   * multiplications instead of tokens × dim × 4·units, and whose gradient is a segment sum plus two small
+   * products instead of two big ones. The bias rides on the first such table (every row gathers exactly
+   * one of its rows), so its gradient is a sum over that table's rows, not over every token.
+   */
   preactivations(inputs: NetworkInputs): tf.Tensor3D {
-    const parts: tf.Tensor3D[] = embeddedColumns(this.spec).map(
-      (c) => tf.gather(this.weight(`embedding/${c}`), tf.transpose(inputs.tokens[c]!)) as tf.Tensor3D,
-    );
-    if (this.spec.featureNames.length > 0) parts.push(tf.transpose(inputs.features, [1, 0, 2]));
-    return this.project(parts.length === 1 ? parts[0]! : tf.concat(parts, 2));
+    const { embeddingDim: dim, hiddenUnits: units } = this.spec;
+    const gates = 4 * units;
+    const [batch, steps] = inputs.features.shape;
+    const rows = batch * steps;
+    const kernel = this.weight('lstm/kernel');
+    const bias = this.weight('lstm/bias');
+    const columns = embeddedColumns(this.spec);
+    const parts: tf.Tensor2D[] = [];
+    let biasAdded = false;
+    columns.forEach((c, k) => {
+      const ids = tf.reshape(tf.transpose(inputs.tokens[c]!), [rows]) as tf.Tensor1D;
+      const table = this.weight(`embedding/${c}`) as tf.Tensor as tf.Tensor2D;
+      const w = tf.slice(kernel, [k * dim, 0], [dim, gates]) as tf.Tensor2D;
+      if (table.shape[0] <= rows) {
+        let projected = tf.matMul(table, w);
+        if (!biasAdded) projected = tf.add(projected, bias);
+        biasAdded = true;
+        parts.push(tf.gather(projected, ids) as tf.Tensor2D);
+      } else {
+        parts.push(tf.matMul(tf.gather(table, ids) as tf.Tensor2D, w));
+      }
+    });
+    const nf = this.spec.featureNames.length;
+    if (nf > 0) {
+      const f = tf.reshape(tf.transpose(inputs.features, [1, 0, 2]), [rows, nf]) as tf.Tensor2D;
+      parts.push(tf.matMul(f, tf.slice(kernel, [columns.length * dim, 0], [nf, gates]) as tf.Tensor2D));
+    }
+    let sum = parts.length === 1 ? parts[0]! : (tf.addN(parts) as tf.Tensor2D);
+    if (!biasAdded) sum = tf.add(sum, bias);
+    return tf.reshape(sum, [steps, batch, gates]);
   }
 
   private project(timeMajor: tf.Tensor3D): tf.Tensor3D {

@@ -3,6 +3,7 @@
  * gradient of every embedding lookup) and faster versions of a few it has, found by profiling LSTM training.
  */
 import { registerRowGatherForWasm } from './gather.js';
+import { registerSharedIdentityForWasm } from './identity.js';
 import { registerLstmKernels } from './lstm-recurrence.js';
 import { registerPlainMatMulForWasm } from './matmul.js';
 import { registerFastSliceForWasm } from './slice.js';
@@ -14,6 +15,7 @@ export function registerWasmKernels(): void {
   registerFastSliceForWasm();
   registerPlainMatMulForWasm();
   registerRowGatherForWasm();
+  registerSharedIdentityForWasm();
   registerLstmKernels('wasm');
 }
 

@@ -1,7 +1,8 @@
 /**
  * The LSTM recurrence as two fused kernels (forward, and backward through time) for the wasm and plain
  * JavaScript backends. Each step's h·U runs on the backend's own matrix product (XNNPACK on wasm); the
- * gate arithmetic of the step runs as one JavaScript loop straight over the tensors' memory, instead of a
+ * gate arithmetic of the step runs as one pass straight over the tensors' memory — WebAssembly SIMD
+ * (simd-kernels.ts) on wasm when the units are a multiple of 4, a JavaScript loop otherwise — instead of a
  * dozen separate tfjs ops each with its own dispatch and pass over memory.
  *
  *   NextbuyLstmForward   {preactivations [T,B,4H], recurrentKernel [H,4H]}
@@ -9,6 +10,8 @@
  *   NextbuyLstmBackward  {dy [T,B,H], recurrentKernel, gates, cells, cellTanh, hidden} → [d preactivations, d recurrentKernel]
  */
 import { BatchMatMul, getKernel, registerKernel, Transpose, util, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import { simdKernelsFor } from './simd-memory.js';
+import type { SimdKernels } from './simd-kernels.js';
 import { callKernel } from './wasm-backend.js';
 
 export const LSTM_FORWARD = 'NextbuyLstmForward';
@@ -16,6 +19,8 @@ export const LSTM_BACKWARD = 'NextbuyLstmBackward';
 
 /** The little a fused kernel needs from a backend: allocate, see memory, multiply, free. */
 interface Memory {
+  /** The SIMD step kernels and byte addresses of tensors, on wasm where they could start. */
+  simd: { kernels: SimdKernels; address(t: TensorInfo): number } | null;
   alloc(shape: number[]): TensorInfo;
   /** A view of the tensor's floats; on wasm only valid until the next alloc or matmul. */
   view(t: TensorInfo): Float32Array;
@@ -28,6 +33,7 @@ interface WasmLike {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
   disposeData(dataId: object): boolean;
+  getMemoryOffset(dataId: object): number;
 }
 
 interface CpuLike {
@@ -44,11 +50,19 @@ function memoryOf(backendName: 'wasm' | 'cpu', backend: unknown): Memory {
   };
   if (backendName === 'wasm') {
     const b = backend as WasmLike;
-    return { ...common, alloc: (shape) => b.makeOutput(shape, 'float32'), view: (t) => b.typedArrayFromHeap(t), free: (t) => void b.disposeData(t.dataId) };
+    const kernels = simdKernelsFor(backend);
+    return {
+      ...common,
+      simd: kernels ? { kernels, address: (t) => b.getMemoryOffset(t.dataId) } : null,
+      alloc: (shape) => b.makeOutput(shape, 'float32'),
+      view: (t) => b.typedArrayFromHeap(t),
+      free: (t) => void b.disposeData(t.dataId),
+    };
   }
   const b = backend as CpuLike;
   return {
     ...common,
+    simd: null,
     alloc: (shape) => b.makeTensorInfo(shape, 'float32', new Float32Array(util.sizeFromShape(shape))),
     view: (t) => b.readSync(t.dataId),
     free: (t) => void b.disposeData(t.dataId),
@@ -168,24 +182,85 @@ function backward(mem: Memory, dy: TensorInfo, u: TensorInfo, gates: TensorInfo,
     dhRec = t > 0 ? mem.matmul(dz, uT) : null;
     mem.free(dz);
   }
-  // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H], with h_{-1} = 0.
+  const dU = recurrentGradient(mem, hidden, dxp);
+  mem.free(uT);
+  return [dxp, dU];
+}
+
+/** dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H], with h_{-1} = 0. */
+function recurrentGradient(mem: Memory, hidden: TensorInfo, dz: TensorInfo): TensorInfo {
+  const [T, B, H] = hidden.shape as [number, number, number];
+  const G = 4 * H;
   const hPrevT = mem.alloc([H, T * B]);
-  {
-    const HT = mem.view(hPrevT);
-    const HS = mem.view(hidden);
-    const n = T * B;
-    HT.fill(0);
-    for (let t = 1; t < T; t++) {
-      for (let b = 0; b < B; b++) {
-        const from = ((t - 1) * B + b) * H;
-        const col = t * B + b;
-        for (let j = 0; j < H; j++) HT[j * n + col] = HS[from + j]!;
-      }
+  const HT = mem.view(hPrevT);
+  const HS = mem.view(hidden);
+  const n = T * B;
+  HT.fill(0);
+  for (let t = 1; t < T; t++) {
+    for (let b = 0; b < B; b++) {
+      const from = ((t - 1) * B + b) * H;
+      const col = t * B + b;
+      for (let j = 0; j < H; j++) HT[j * n + col] = HS[from + j]!;
     }
   }
-  const dU = mem.matmul(hPrevT, { dataId: dxp.dataId, shape: [T * B, G], dtype: 'float32' });
+  const dU = mem.matmul(hPrevT, { dataId: dz.dataId, shape: [T * B, G], dtype: 'float32' });
   mem.free(hPrevT);
-  mem.free(uT);
+  return dU;
+}
+
+function zeros(mem: Memory, shape: number[]): TensorInfo {
+  const t = mem.alloc(shape);
+  mem.view(t).fill(0);
+  return t;
+}
+
+function forwardSimd(mem: Memory, xp: TensorInfo, u: TensorInfo): TensorInfo[] {
+  const { kernels: k, address } = mem.simd!;
+  const [T, B, G] = xp.shape as [number, number, number];
+  const H = G / 4;
+  const stepG = B * G * 4; // bytes per step of a [T, B, 4H] tensor
+  const stepH = B * H * 4;
+  const hidden = mem.alloc([T, B, H]);
+  const gates = mem.alloc([T, B, G]);
+  const cells = mem.alloc([T, B, H]);
+  const tanhs = mem.alloc([T, B, H]);
+  const noRecurrence = zeros(mem, [B, G]);
+  const noCell = zeros(mem, [B, H]);
+  let hPrev: TensorInfo | null = null;
+  for (let t = 0; t < T; t++) {
+    const hu = hPrev ? mem.matmul(hPrev, u) : noRecurrence;
+    const hNext = mem.alloc([B, H]);
+    const cPrev = t > 0 ? address(cells) + (t - 1) * stepH : address(noCell);
+    k.forwardStep(address(xp) + t * stepG, address(hu), cPrev, address(gates) + t * stepG, address(cells) + t * stepH, address(tanhs) + t * stepH, address(hidden) + t * stepH, address(hNext), B, H);
+    if (hu !== noRecurrence) mem.free(hu);
+    if (hPrev) mem.free(hPrev);
+    hPrev = hNext;
+  }
+  for (const t of [hPrev, noRecurrence, noCell]) if (t) mem.free(t);
+  return [hidden, gates, cells, tanhs];
+}
+
+function backwardSimd(mem: Memory, dy: TensorInfo, u: TensorInfo, gates: TensorInfo, cells: TensorInfo, tanhs: TensorInfo, hidden: TensorInfo): TensorInfo[] {
+  const { kernels: k, address } = mem.simd!;
+  const [T, B, G] = gates.shape as [number, number, number];
+  const H = G / 4;
+  const stepG = B * G * 4;
+  const stepH = B * H * 4;
+  const uT = mem.transpose(u);
+  const dxp = mem.alloc([T, B, G]);
+  const dcNext = zeros(mem, [B, H]);
+  const none = zeros(mem, [B, H]);
+  let dhRec: TensorInfo | null = null;
+  for (let t = T - 1; t >= 0; t--) {
+    const dz = mem.alloc([B, G]);
+    const cPrev = t > 0 ? address(cells) + (t - 1) * stepH : address(none);
+    k.backwardStep(address(dy) + t * stepH, address(dhRec ?? none), address(gates) + t * stepG, cPrev, address(tanhs) + t * stepH, address(dcNext), address(dz), address(dxp) + t * stepG, B, H);
+    if (dhRec) mem.free(dhRec);
+    dhRec = t > 0 ? mem.matmul(dz, uT) : null;
+    mem.free(dz);
+  }
+  const dU = recurrentGradient(mem, hidden, dxp);
+  for (const t of [uT, dcNext, none]) mem.free(t);
   return [dxp, dU];
 }
 
@@ -193,11 +268,16 @@ function kernels(backendName: 'wasm' | 'cpu'): { forward: KernelFunc; backward: 
   return {
     forward: ({ inputs, backend }) => {
       const { preactivations, recurrentKernel } = inputs as Record<string, TensorInfo>;
-      return forward(memoryOf(backendName, backend), preactivations!, recurrentKernel!);
+      const mem = memoryOf(backendName, backend);
+      const units = recurrentKernel!.shape[0]!;
+      return mem.simd && units % 4 === 0 ? forwardSimd(mem, preactivations!, recurrentKernel!) : forward(mem, preactivations!, recurrentKernel!);
     },
     backward: ({ inputs, backend }) => {
       const { dy, recurrentKernel, gates, cells, cellTanh, hidden } = inputs as Record<string, TensorInfo>;
-      return backward(memoryOf(backendName, backend), dy!, recurrentKernel!, gates!, cells!, cellTanh!, hidden!);
+      const mem = memoryOf(backendName, backend);
+      const units = recurrentKernel!.shape[0]!;
+      const run = mem.simd && units % 4 === 0 ? backwardSimd : backward;
+      return run(mem, dy!, recurrentKernel!, gates!, cells!, cellTanh!, hidden!);
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * UnsortedSegmentSum for tfjs-backend-wasm, which ships without it. The gradient of every embedding lookup
  * (tf.gather) is an unsorted segment sum, so without this kernel the wasm backend cannot train an embedding.
- * It runs in JavaScript over the tensors' views into the wasm heap: one pass, no intermediate copies.
+ * It runs straight over the tensors' memory in the wasm heap: as WebAssembly SIMD when rows are a multiple
+ * of 4 floats (simd-kernels.ts), else in JavaScript.
  */
 import {
   getKernel,
@@ -13,6 +14,7 @@ import {
   type TensorInfo,
   type UnsortedSegmentSumAttrs,
 } from '@tensorflow/tfjs';
+import { simdKernelsFor } from './simd-memory.js';
 import type { WasmBackendLike } from './wasm-backend.js';
 
 
@@ -25,6 +27,13 @@ const unsortedSegmentSumWasm: KernelFunc = ({ inputs, backend, attrs }) => {
   const inner = segments === 0 ? 0 : util.sizeFromShape(x.shape) / segments;
   const outShape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
   const out = wasm.makeOutput(outShape, x.dtype);
+  const simd = x.dtype === 'float32' && inner % 4 === 0 ? simdKernelsFor(backend) : null;
+  if (simd) {
+    (wasm.typedArrayFromHeap(out) as Float32Array).fill(0);
+    const address = (t: TensorInfo) => (backend as unknown as { getMemoryOffset(id: object): number }).getMemoryOffset(t.dataId);
+    simd.segmentSum(address(x), address(segmentIds), segments, inner, numSegments, address(out));
+    return out;
+  }
   // Views are taken after makeOutput: allocating may grow (and so move) the wasm heap.
   const values = wasm.typedArrayFromHeap(x) as Float32Array | Int32Array;
   const ids = (wasm.typedArrayFromHeap(segmentIds) as Int32Array).subarray(0, segments);

@@ -1,7 +1,7 @@
 /**
- * The per-step gate arithmetic of the LSTM as WebAssembly SIMD (4 cells per instruction), assembled at
- * startup by wasm-emit.ts and run directly on tfjs-backend-wasm's memory (the module imports it), so a step
- * costs one call and no copies. sigmoid(x) = 1 / (1 + e^−x) and tanh(x) = 2·sigmoid(2x) − 1 with a
+ * WebAssembly SIMD kernels (4 floats per instruction), assembled at startup by wasm-emit.ts and run
+ * directly on tfjs-backend-wasm's memory (the module imports it), so a call costs no copies: the per-step
+ * gate arithmetic of the LSTM, and the segment sum behind every embedding gradient. sigmoid(x) = 1 / (1 + e^−x) and tanh(x) = 2·sigmoid(2x) − 1 with a
  * Cephes-style e^x (range reduction by powers of 2, degree-6 polynomial): within a few float32 ulps of
  * Math.exp, about 1e-7 absolute on the activations.
  *
@@ -11,16 +11,19 @@
  *   backward_step(dy, dr, gates, cPrev, tc, dcNext, dz, dx, B, H)
  *     dh = dy + dr; dc = dcNext + dh·o·(1 − tc²); dz = [dc·g·i(1−i), dc·cPrev·f(1−f), dc·i(1−g²), dh·tc·o(1−o)]
  *     writes dz and dx (both [B, 4H]) and dcNext ← dc·f
- * All arguments are byte addresses except B and H; H must be a multiple of 4.
+ *   segment_sum(values, ids, rows, width, segments, out)
+ *     out[ids[r]] += values[r] for every row r with 0 ≤ ids[r] < segments (out is not cleared first)
+ * All arguments are byte addresses except B, H, rows, width and segments; H and width must be multiples of 4.
  */
 import {
   add, assemble, bump, div, FunctionBuilder, get, i32, iadd, imul, intAdd, intShl, load, loop, max, min, mul, nearest, set, splat, store, sub, truncToInt,
   type Expr,
 } from './wasm-emit.js';
 
-export interface LstmSimd {
+export interface SimdKernels {
   forwardStep(x: number, r: number, cPrev: number, gates: number, c: number, tc: number, h: number, hNext: number, B: number, H: number): void;
   backwardStep(dy: number, dr: number, gates: number, cPrev: number, tc: number, dcNext: number, dz: number, dx: number, B: number, H: number): void;
+  segmentSum(values: number, ids: number, rows: number, width: number, segments: number, out: number): void;
 }
 
 /** e^x for 4 lanes (x clamped to the float32 range of e^x). */
@@ -96,7 +99,13 @@ function backwardStep(): FunctionBuilder {
   const block = f.local('i32');
   const at = f.local('i32');
   const cell = f.local('i32');
-  const [dh, dc, vi, vf, vg, vo, vtc] = Array.from({ length: 7 }, () => f.local('v128'));
+  const dh = f.local('v128');
+  const dc = f.local('v128');
+  const vi = f.local('v128');
+  const vf = f.local('v128');
+  const vg = f.local('v128');
+  const vo = f.local('v128');
+  const vtc = f.local('v128');
   const one = splat(1);
   const gateAt = (k: number) => (k === 0 ? get(at) : iadd(get(at), imul(get(block), i32(k))));
   set(f, block, imul(get(H), i32(4)));
@@ -129,27 +138,72 @@ function backwardStep(): FunctionBuilder {
   return f;
 }
 
+function segmentSum(): FunctionBuilder {
+  const f = new FunctionBuilder('segment_sum', Array(6).fill('i32'));
+  const [values, ids, rows, width, segments, out] = [0, 1, 2, 3, 4, 5];
+  const r = f.local('i32');
+  const k = f.local('i32');
+  const id = f.local('i32');
+  const from = f.local('i32'); // byte address of this row of values
+  const to = f.local('i32'); // byte address of the target row of out
+  const rowBytes = f.local('i32');
+  set(f, rowBytes, imul(get(width), i32(4)));
+  set(f, from, get(values));
+  loop(f, r, get(rows), () => {
+    set(f, id, (fb) => {
+      iadd(get(ids), imul(get(r), i32(4)))(fb);
+      fb.emit(0x28, 2, 0); // i32.load align 4
+    });
+    // if (id <u segments): ids out of range (negative included) are dropped
+    get(id)(f);
+    get(segments)(f);
+    f.emit(0x49, 0x04, 0x40); // i32.lt_u; if
+    set(f, to, iadd(get(out), imul(get(id), get(rowBytes))));
+    loop(f, k, div4(get(width)), () => {
+      const at = iadd(get(to), imul(get(k), i32(16)));
+      store(f, at, add(load(at), load(iadd(get(from), imul(get(k), i32(16))))));
+    });
+    f.emit(0x0b); // end if
+    bump(f, from, get(rowBytes));
+  });
+  return f;
+}
+
 /** H / 4 (i32 shift). */
 const div4 = (h: Expr): Expr => (f) => {
   h(f);
   f.emit(0x41, 2, 0x76); // i32.const 2; i32.shr_u
 };
 
-let compiled: WebAssembly.Module | null = null;
+/** The little of the WebAssembly JS API used here (the project's lib settings do not declare it). */
+export interface WasmMemoryLike {
+  buffer: ArrayBufferLike;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+let compiled: object | null = null;
 
 /** The module's bytes (exported for tests). */
-export function lstmSimdModuleBytes(): Uint8Array {
-  return assemble([forwardStep(), backwardStep()]);
+export function simdModuleBytes(): Uint8Array {
+  return assemble([forwardStep(), backwardStep(), segmentSum()]);
 }
 
 /** Instantiates the kernels on the given memory; null where SIMD or a non-shared memory is unavailable. */
-export function instantiateLstmSimd(memory: WebAssembly.Memory): LstmSimd | null {
+export function instantiateSimdKernels(memory: WasmMemoryLike): SimdKernels | null {
   try {
     if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) return null;
-    compiled ??= new WebAssembly.Module(lstmSimdModuleBytes() as Uint8Array<ArrayBuffer>);
-    const instance = new WebAssembly.Instance(compiled, { env: { memory } });
-    const e = instance.exports as unknown as { forward_step: LstmSimd['forwardStep']; backward_step: LstmSimd['backwardStep'] };
-    return { forwardStep: e.forward_step, backwardStep: e.backward_step };
+    compiled ??= new wasmApi.Module(simdModuleBytes());
+    const instance = new wasmApi.Instance(compiled, { env: { memory } });
+    const e = instance.exports as unknown as {
+      forward_step: SimdKernels['forwardStep'];
+      backward_step: SimdKernels['backwardStep'];
+      segment_sum: SimdKernels['segmentSum'];
+    };
+    return { forwardStep: e.forward_step, backwardStep: e.backward_step, segmentSum: e.segment_sum };
   } catch {
     return null;
   }

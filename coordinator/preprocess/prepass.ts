@@ -1,0 +1,66 @@
+/**
+ * One scan of the input for everything that must be known before the sequences are built: row counts by
+ * reject reason (plus out-of-window rows and the valid time range), item and category counts on the
+ * training window (vocabularies), and purchasing customers per category before D (top-category products).
+ * One GROUPING SETS query fills a small table; the steps then read their part of it.
+ */
+import type { Job } from '../../jobs/job.js';
+import type { DuckDB } from '../duckdb/index.js';
+
+export const PREPASS = 'prepass';
+
+export interface PrepassPlan {
+  events: string;
+  /** The window the job needs (outside it valid rows are `outside_window`). */
+  fromMs: number;
+  toMs: number;
+  /** Count items/categories here when the vocabulary is built from data; null when it is given. */
+  vocabulary: { fromMs: number; toMs: number } | null;
+  /** Count purchasing customers per category before this time when top categories are wanted; else null. */
+  productsBeforeMs: number | null;
+}
+
+/** Which rows of the prepass table hold which counts (values of its `g` column). */
+export interface PrepassSets {
+  reasons: number;
+  items: number | null;
+  categories: number | null;
+  buyers: number | null;
+}
+
+type Key = 'reason' | 'vi' | 'vc' | 'pc' | 'pcust';
+
+/** GROUPING(...used) for one set: a bit per used key left out of it, the first key highest. */
+function groupingId(used: readonly Key[], keys: readonly Key[]): number {
+  return used.reduce((id, k, i) => (keys.includes(k) ? id : id | (1 << (used.length - 1 - i))), 0);
+}
+
+export async function runPrepass(db: DuckDB, job: Job, p: PrepassPlan): Promise<PrepassSets> {
+  const v = p.vocabulary;
+  const inVocab = v ? `reason = 0 AND ts >= ${v.fromMs} AND ts < ${v.toMs}` : 'false';
+  const purchase = job.events.types.indexOf(job.events.purchase);
+  const buys = p.productsBeforeMs !== null ? `reason = 0 AND e = ${purchase} AND ts < ${p.productsBeforeMs}` : 'false';
+  const sets: Key[][] = [['reason']];
+  if (v && job.columns.item) sets.push(['vi']);
+  if (v && job.columns.category) sets.push(['vc']);
+  if (p.productsBeforeMs !== null && job.columns.category) sets.push(['pc', 'pcust']);
+  const used = sets.flat();
+  const idOf = (first: Key) => (used.includes(first) ? groupingId(used, sets.find((s) => s[0] === first)!) : null);
+  const out: PrepassSets = { reasons: idOf('reason')!, items: idOf('vi'), categories: idOf('vc'), buyers: idOf('pc') };
+  const all: Key[] = ['reason', 'vi', 'vc', 'pc', 'pcust'];
+  await db.run(`CREATE OR REPLACE TABLE ${PREPASS} AS
+    SELECT GROUPING(${used.join(', ')}) AS g, ${all.map((k) => (used.includes(k) ? k : `NULL AS ${k}`)).join(', ')},
+      count(*)::DOUBLE AS n,
+      count(*) FILTER (WHERE reason = 0 AND (ts < ${p.fromMs} OR ts >= ${p.toMs}))::DOUBLE AS outside,
+      min(ts) FILTER (WHERE reason = 0)::DOUBLE AS min_ts,
+      max(ts) FILTER (WHERE reason = 0)::DOUBLE AS max_ts
+    FROM (
+      SELECT reason, ts,
+        CASE WHEN ${inVocab} THEN item END AS vi,
+        CASE WHEN ${inVocab} THEN cat END AS vc,
+        CASE WHEN ${buys} THEN cat END AS pc,
+        CASE WHEN ${buys} THEN customer END AS pcust
+      FROM ${p.events})
+    GROUP BY GROUPING SETS (${sets.map((s) => `(${s.join(', ')})`).join(', ')})`);
+  return out;
+}
