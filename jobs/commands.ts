@@ -1,5 +1,8 @@
 /** Runs a parsed command: loads the job file, runs the task (or the backfill), prints what happened. */
 import { UsageError } from '../core/errors.js';
+import { log } from '../core/log.js';
+import { serveMetricsFromEnv } from '../core/metrics.js';
+import type { Job } from './job.js';
 import { PIPELINE, runDate, type PipelineTask } from '../coordinator/pipeline/index.js';
 import type { CliArgs } from './args.js';
 import { backfill, printBackfillTable } from './backfill.js';
@@ -11,7 +14,17 @@ export async function runCommand(args: CliArgs): Promise<number> {
   if (job.account !== args.account) {
     throw new UsageError(`--account ${args.account} does not match the job file's account "${job.account}" (${job.file}): pass the job file of that account with --conf`);
   }
-  const reporter = stageReporter(process.stderr);
+  const reporter = stageReporter(log.child({ account: job.account }), job.model.epochs);
+  // /metrics and /healthz for Kubernetes probes and Prometheus, when NEXTBUY_METRICS_PORT is set.
+  const metricsServer = await serveMetricsFromEnv();
+  try {
+    return await runTask(args, job, reporter);
+  } finally {
+    await metricsServer?.close();
+  }
+}
+
+async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stageReporter>): Promise<number> {
   if (args.task === 'backfill') {
     const rows = await backfill({
       job,
@@ -35,6 +48,7 @@ export async function runCommand(args: CliArgs): Promise<number> {
     workers: args.workers,
     onStage: reporter.onStage,
     onEpoch: reporter.onEpoch,
+    onScoreProgress: reporter.onScoreProgress,
   });
   process.stdout.write(formatSummary(summary));
   return 0;

@@ -2,6 +2,8 @@
 import path from 'node:path';
 import { formatDuration } from '../core/duration.js';
 import type { RunSummary } from '../coordinator/pipeline/index.js';
+import type { Logger } from '../core/log.js';
+import { startProgress, type Progress } from '../core/progress.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
 const f = (x: number | null | undefined, digits = 3) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(digits));
@@ -54,14 +56,33 @@ export function formatSummary(s: RunSummary): string {
   return `${out.join('\n')}\n`;
 }
 
-/** Stage start/end lines on stderr while the run goes. */
-export function stageReporter(stream: NodeJS.WritableStream) {
+/**
+ * What the run shows while it goes, on stderr: stage lines through the logger (human lines on a terminal,
+ * JSON lines otherwise), and progress bars with rate and ETA for the long stages (epochs, shards).
+ */
+export function stageReporter(logger: Logger, epochsPerModel: number) {
+  const bars = new Map<string, Progress>();
+  const bar = (key: string, make: () => Progress) => {
+    let b = bars.get(key);
+    if (!b) bars.set(key, (b = make()));
+    return b;
+  };
   return {
-    onStage(stage: string, event: 'start' | 'end', ms?: number) {
-      stream.write(event === 'start' ? `… ${stage}\n` : `✓ ${stage} (${formatDuration(ms ?? 0)})\n`);
+    onStage(stage: string, event: 'start' | 'end' | 'skipped', ms?: number) {
+      if (event === 'skipped') logger.info('stage.skipped', { stage, why: 'done by an earlier run of this night with the same job and input' });
+      else if (event === 'start') logger.info('stage.start', { stage });
+      else {
+        for (const [key, b] of bars) if (key.startsWith(`${stage}:`)) b.finish();
+        logger.info('stage.end', { stage, ms });
+      }
     },
     onEpoch(model: string, epoch: number, auc: number) {
-      stream.write(`  ${model} epoch ${epoch}: validation AUC ${f(auc)}\n`);
+      const b = bar(`train:${model}`, () => startProgress({ stage: `train ${model}`, unit: 'epochs', total: epochsPerModel }));
+      b.update(epoch);
+      logger.debug('train.epoch', { model, epoch, validationAuc: Number.isNaN(auc) ? null : Number(auc.toFixed(4)) });
+    },
+    onScoreProgress(done: number, total: number) {
+      bar('score:shards', () => startProgress({ stage: 'score', unit: 'shards', total })).update(done);
     },
   };
 }

@@ -80,6 +80,10 @@ test('a peer of another protocol version is refused, at Register and at the work
     const score = await rawScore(worker!.address, [{ header }], { protocolVersion: 2 });
     expect(score.error?.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(score.error?.details).toMatch(/the caller speaks nextbuy protocol 2, the worker speaks 1/);
+
+    // The refused peers changed nothing: the pool is the one worker, and it scores everything once.
+    expect(pool.workers()).toHaveLength(1);
+    expectEveryCustomerOnce(await scoreAll(pool, sample.shards), sample.customers, sample.shards);
   });
 });
 

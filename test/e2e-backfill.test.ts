@@ -39,7 +39,7 @@ test('an interrupted backfill, run again, skips committed dates and ends with ex
 
   const first = await backfillKilledAfterFirstDate(conf);
   expect(first).toMatch(/backfill 2017-11-28: done: 1 partitions committed/);
-  const committedBefore = [];
+  const committedBefore: string[] = [];
   for (const d of DATES) if ((await committedPartitions(job.output.dir, 'taobao', d)).length > 0) committedBefore.push(d);
   expect(committedBefore.length).toBeGreaterThanOrEqual(1);
   expect(committedBefore.length).toBeLessThan(DATES.length);

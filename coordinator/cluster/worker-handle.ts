@@ -3,7 +3,7 @@
  * calls with deadlines. Every call made through a handle is cancelled when the worker leaves the pool.
  */
 import type { RecordBatch } from 'apache-arrow';
-import { ClusterError, ProtocolError } from '../../core/errors.js';
+import { ClusterError, NextbuyError, ProtocolError } from '../../core/errors.js';
 import {
   AUTH_METADATA_KEY,
   HANDED_BACK_METADATA_KEY,
@@ -145,6 +145,13 @@ export class WorkerHandle {
     return new WorkerCallError(this.label, rpc, err.code, err.details || err.message || 'no details', handedBack);
   }
 
+  /** An error while sending: the shard file's own errors stay as they are (retrying cannot help), stream failures are the worker's. */
+  private sendError(rpc: string, e: unknown): unknown {
+    if (e instanceof NextbuyError) return e;
+    const err = this.callError(rpc, e);
+    return err instanceof NextbuyError ? err : new WorkerCallError(this.label, rpc, null, err.message);
+  }
+
   /** Links a call's cancellation to the worker leaving and to the caller's signal; returns the unlink. */
   private linkCancel(cancel: () => void, signal?: AbortSignal): () => void {
     const signals = [this.gone.signal, ...(signal ? [signal] : [])];
@@ -258,7 +265,7 @@ export class WorkerHandle {
         call.end();
       })().catch((e: unknown) => {
         call.cancel();
-        settle(e);
+        settle(this.sendError('LoadTrainingData', e));
       });
     });
   }
@@ -356,7 +363,7 @@ export class WorkerHandle {
         allSent = true;
         call.end();
         maybeDone();
-      })().catch((e: unknown) => settle(e));
+      })().catch((e: unknown) => settle(this.sendError('Score', e)));
     });
   }
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError } from '../../core/errors.js';
+import { metrics } from '../../core/metrics.js';
 import type { Job } from '../../jobs/job.js';
 import { DAY_MS } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
@@ -33,9 +34,11 @@ export interface RunOptions {
   env: 'local' | 'k8s';
   /** Override job.cluster.workers. */
   workers?: number | null;
-  /** Called as stages start and finish, for progress output. */
-  onStage?: (stage: string, event: 'start' | 'end', ms?: number) => void;
+  /** Called as stages start and finish (or are skipped: done by an earlier run of the same night), for progress output. */
+  onStage?: (stage: string, event: 'start' | 'end' | 'skipped', ms?: number) => void;
   onEpoch?: (model: string, epoch: number, validationAuc: number) => void;
+  /** Called as shards are scored: (done, total). */
+  onScoreProgress?: (done: number, total: number) => void;
 }
 
 export interface RunSummary {
@@ -57,16 +60,20 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
   const folder = runFolder(o.job, o.date);
   await mkdir(folder.dir, { recursive: true });
   const state = await openState(o, folder);
+  /** Stages run by this invocation (state.timings keeps every stage's last run). */
+  const timings: Partial<Record<StageName, number>> = {};
   let session: WorkerSession | null = null;
   const workers = async () => (session ??= await startWorkers({ job: o.job, env: o.env, runId: folder.runId, workers: o.workers ?? null }));
   const timed = async <T>(stage: StageName, fn: () => Promise<T>): Promise<T> => {
     o.onStage?.(stage, 'start');
     const t = Date.now();
+    const stop = metrics.stageDuration.startTimer({ stage });
     try {
       return await fn();
     } finally {
-      state.timings[stage] = Date.now() - t;
-      o.onStage?.(stage, 'end', state.timings[stage]);
+      stop();
+      timings[stage] = state.timings[stage] = Date.now() - t;
+      o.onStage?.(stage, 'end', timings[stage]);
     }
   };
   const finish = async (task: PipelineTask, t0: number) => {
@@ -76,7 +83,7 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
 
   const summary: RunSummary = {
     account: o.job.account, date: o.date, runId: folder.runId, runDir: folder.dir, tasks: o.tasks,
-    preprocess: null, models: null, evaluation: null, publish: null, timings: state.timings, totalMs: 0,
+    preprocess: null, models: null, evaluation: null, publish: null, timings, totalMs: 0,
   };
   try {
     for (const task of o.tasks) {
@@ -84,25 +91,35 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
       if (task === 'preprocess') {
         if (state.done.preprocess) {
           summary.preprocess = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
+          o.onStage?.('preprocess', 'skipped');
           continue;
         }
         o.onStage?.('preprocess', 'start');
         const result = await preprocess({ job: o.job, scoreDate: o.date, runDir: folder.dir });
-        for (const [step, ms] of Object.entries(result.stats.timings)) state.timings[step as StageName] = ms;
+        for (const [step, ms] of Object.entries(result.stats.timings)) timings[step as StageName] = state.timings[step as StageName] = ms;
         o.onStage?.('preprocess', 'end', Date.now() - t0);
         await writeJsonAtomic(files(folder).preprocess, result);
         summary.preprocess = result;
         await finish(task, t0);
       } else if (task === 'train') {
+        if (state.done.train) {
+          summary.models = await requireJson<ModelsFile>(files(folder).models, 'train', folder);
+          o.onStage?.('train', 'skipped');
+          continue;
+        }
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         summary.models = await timed('train', async () =>
           trainStage({ job: o.job, folder, pre, session: await workers(), onEpoch: o.onEpoch }),
         );
         await finish(task, t0);
       } else if (task === 'score') {
+        if (state.done.score) {
+          o.onStage?.('score', 'skipped');
+          continue;
+        }
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         const models = summary.models ?? (await modelsFor(folder));
-        await timed('score', async () => scoreStage(folder, pre, models, await workers()));
+        await timed('score', async () => scoreStage(folder, pre, models, await workers(), o.onScoreProgress));
         await finish(task, t0);
       } else if (task === 'evaluate') {
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
@@ -165,7 +182,13 @@ async function modelsFor(folder: RunFolder): Promise<ModelsFile> {
   return requireJson<ModelsFile>(files(folder).latestModels, 'train', folder);
 }
 
-async function scoreStage(folder: RunFolder, pre: PreprocessResult, models: ModelsFile, session: WorkerSession): Promise<void> {
+async function scoreStage(
+  folder: RunFolder,
+  pre: PreprocessResult,
+  models: ModelsFile,
+  session: WorkerSession,
+  onProgress?: (done: number, total: number) => void,
+): Promise<void> {
   if (!pre.score) throw new InputError(`preprocess for ${folder.date} built no score set: rerun 'nextbuy preprocess'`);
   for (const m of models.models) session.loadModel(m.modelVersion, await loadArtifactFiles(m.dir));
   await mkdir(folder.scoresDir, { recursive: true });
@@ -177,6 +200,7 @@ async function scoreStage(folder: RunFolder, pre: PreprocessResult, models: Mode
     modelVersions: models.models.map((m) => m.modelVersion),
     products: models.products,
     onResult: (shardId, arrow) => writeFileAtomic(path.join(folder.scoresDir, `${shardId}.arrow`), arrow),
+    onProgress,
   });
 }
 

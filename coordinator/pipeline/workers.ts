@@ -3,6 +3,7 @@
  * shard scoring. Started once per run and shared by train and score.
  */
 import type { Job } from '../../jobs/job.js';
+import { metrics } from '../../core/metrics.js';
 import { encodeBatches } from '../../proto/shard-batch.js';
 import {
   clusterOptionsFromJob,
@@ -30,6 +31,8 @@ export interface ScoreShardsOptions {
   products: string[];
   /** Called once per shard with the accepted attempt's results as one Arrow IPC stream. */
   onResult: (shardId: string, arrow: Uint8Array) => Promise<void>;
+  /** Called as shards are accepted: (done, total). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface WorkerSession {
@@ -68,8 +71,10 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
     loadModel(modelVersion, files) {
       models.set(modelVersion, files);
     },
-    scoreShards: (s) =>
-      runShards(
+    scoreShards: (s) => {
+      let accepted = 0;
+      metrics.queueDepth.set(s.shards.length);
+      return runShards(
         cluster.pool,
         s.shards,
         {
@@ -85,8 +90,24 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
             }
           },
         },
-        scheduleOptionsFromJob(job),
-      ),
+        {
+          ...scheduleOptionsFromJob(job),
+          onEvent: (e) => {
+            if (e.type === 'lease') metrics.queueDepth.set(Math.max(0, s.shards.length - accepted - cluster.pool.ready().length));
+            if (e.type === 'accepted') {
+              accepted++;
+              metrics.shardsDone.inc();
+              metrics.sequences.inc(e.rows);
+              s.onProgress?.(accepted, s.shards.length);
+            }
+            if (e.type === 'attempt-failed') {
+              metrics.shardsFailed.inc();
+              metrics.shardsRetried.inc();
+            }
+          },
+        },
+      );
+    },
     close: () => cluster.stop(),
   };
 }
