@@ -333,7 +333,8 @@ export class WorkerHandle {
           r.onProgress?.(rowsScored);
           wakeWriter?.();
         } catch (e) {
-          settle(e);
+          // A reply that does not decode or is tagged for another attempt: this worker's fault, retry elsewhere.
+          settle(new WorkerCallError(this.label, 'Score', null, (e as Error).message));
         }
       });
       call.on('end', () => {

@@ -20,6 +20,10 @@ export interface SyntheticShardOptions {
   categoryVocab?: number;
   /** Rows per record batch. @default 512 */
   batchRows?: number;
+  /** Products labelled: the first follows item 7, the second category 3, others are 5 % noise. @default SYNTHETIC_PRODUCTS */
+  products?: string[];
+  /** Write labels (training shards) or not (a night's scoring shards). @default true */
+  labelled?: boolean;
 }
 
 export const SYNTHETIC_PRODUCTS = ['any', 'c3'];
@@ -38,9 +42,12 @@ export async function writeSyntheticShards(o: SyntheticShardOptions): Promise<Sy
   const categoryVocab = o.categoryVocab ?? 12;
   const batchRows = o.batchRows ?? 512;
   const random = mulberry32(o.seed ?? 1);
-  const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products: SYNTHETIC_PRODUCTS, labelled: true, asOf: '2020-01-01', maxLength });
+  const products = o.products ?? SYNTHETIC_PRODUCTS;
+  const labelled = o.labelled ?? true;
+  const P = products.length;
+  const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products, labelled, asOf: '2020-01-01', maxLength });
   await mkdir(o.dir, { recursive: true });
-  const positives: Record<string, number> = { any: 0, c3: 0 };
+  const positives: Record<string, number> = Object.fromEntries(products.map((p) => [p, 0]));
   const shards: SyntheticShards['shards'] = [];
   const perShard = Math.ceil(o.customers / o.shards);
   for (let s = 0; s < o.shards; s++) {
@@ -60,7 +67,7 @@ export async function writeSyntheticShards(o: SyntheticShardOptions): Promise<Sy
         dt: new Float32Array(total),
         age: new Float32Array(total),
         numeric: {},
-        labels: new Int8Array(rows * 2),
+        labels: labelled ? new Int8Array(rows * P) : null,
         weight: new Float32Array(rows).fill(1),
         split: new Int8Array(rows),
       };
@@ -79,10 +86,12 @@ export async function writeSyntheticShards(o: SyntheticShardOptions): Promise<Sy
           if (recent && item === 7) sawItem = true;
           if (recent && category === 3) sawCategory = true;
         }
-        c.labels![r * 2] = random() < (sawItem ? 0.85 : 0.08) ? 1 : 0;
-        c.labels![r * 2 + 1] = random() < (sawCategory ? 0.8 : 0.05) ? 1 : 0;
-        positives.any! += c.labels![r * 2]!;
-        positives.c3! += c.labels![r * 2 + 1]!;
+        for (let j = 0; j < P; j++) {
+          const chance = j === 0 ? (sawItem ? 0.85 : 0.08) : j === 1 ? (sawCategory ? 0.8 : 0.05) : 0.05;
+          const label = random() < chance ? 1 : 0;
+          if (c.labels) c.labels[r * P + j] = label;
+          positives[products[j]!]! += label;
+        }
         c.split[r] = random() < (o.validationShare ?? 0.25) ? 1 : 0;
       }
       batches.push(buildShardBatch(schema, c));

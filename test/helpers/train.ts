@@ -30,7 +30,7 @@ export function inProcessParticipants(n: number): TrainParticipant[] {
 }
 
 /** Real worker processes running the model engine, registered with a real coordinator on 127.0.0.1. */
-export async function withModelWorkers<T>(workers: number, fn: (c: Cluster, backend: LocalBackend) => Promise<T>): Promise<T> {
+export async function withModelWorkers<T>(workers: number, fn: (c: Cluster, backend: LocalBackend) => Promise<T>, heartbeatTimeoutMs = 3_000): Promise<T> {
   const backend = new LocalBackend({ engine: 'model', stopGraceMs: 3_000, onOutput: () => {} });
   const cluster = await startCluster({
     backend,
@@ -38,7 +38,7 @@ export async function withModelWorkers<T>(workers: number, fn: (c: Cluster, back
     account: 'test',
     token: 'train-test-token-0123456789',
     workers,
-    heartbeatTimeoutMs: 3_000,
+    heartbeatTimeoutMs,
     minWorkers: workers,
     startTimeoutMs: 60_000,
   });
