@@ -53,6 +53,8 @@ const { values: args } = parseArgs({
     'no-pytorch': { type: 'boolean', default: false },
     'no-baseline': { type: 'boolean', default: false },
     json: { type: 'string' },
+    /** Internal: measure only the tfjs-layers baseline and print it as JSON (run in a child process). */
+    'baseline-only': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -104,9 +106,9 @@ function referenceBatch(size: number, seed: number): SequenceBatch {
   };
 }
 
-/** Runs `step` (one warm-up first) until SECONDS have passed and at least `minReps` ran; returns items/s. */
-async function rate(items: number, step: () => unknown, minReps = 2): Promise<number> {
-  await step();
+/** Runs `step` (after one warm-up run unless told not to) until SECONDS have passed and at least `minReps` ran; items/s. */
+async function rate(items: number, step: () => unknown, minReps = 2, warmUp = true): Promise<number> {
+  if (warmUp) await step();
   let reps = 0;
   const start = performance.now();
   while (reps < minReps || performance.now() - start < SECONDS * 1000) {
@@ -122,11 +124,11 @@ async function tfjsRows(runtime: TfjsRuntime, architecture: Architecture): Promi
   const train = referenceBatch(SHAPE.trainBatch, 1);
   const score = referenceBatch(SHAPE.scoreBatch, 2);
   try {
-    // The plain JavaScript backend is two orders of magnitude slower: one timed step is enough.
-    const minReps = runtime === 'tfjs-cpu' ? 1 : 2;
-    const trainRate = await rate(SHAPE.trainBatch, () => model.trainSteps(train, { steps: 1, seed: 1 }), minReps);
-    const scoreRate = await rate(SHAPE.scoreBatch, () => model.predict(score), minReps);
-    return { runtime, architecture, train: trainRate, score: scoreRate };
+    // The plain JavaScript backend is two orders of magnitude slower: one timed run, no warm-up, is enough.
+    const slow = runtime === 'tfjs-cpu';
+    const trainRate = await rate(SHAPE.trainBatch, () => model.trainSteps(train, { steps: 1, seed: 1 }), slow ? 1 : 2, !slow);
+    const scoreRate = await rate(SHAPE.scoreBatch, () => model.predict(score), slow ? 1 : 2, !slow);
+    return { runtime, architecture, train: trainRate, score: scoreRate, note: slow ? 'one run, no warm-up' : undefined };
   } finally {
     model.dispose();
   }
@@ -146,7 +148,25 @@ async function onnxRow(architecture: Architecture, threads: number): Promise<Row
   }
 }
 
-/** tfjs's own Keras-style LSTM layer trained with model.trainOnBatch on wasm: what nextbuy's kernels replace. */
+/**
+ * tfjs's own Keras-style LSTM layer trained with model.trainOnBatch on wasm: once in a child process with
+ * tfjs's stock kernels (plus the UnsortedSegmentSum it lacks) — where nextbuy started — and once here,
+ * with nextbuy's kernels swapped in.
+ */
+async function baselines(): Promise<Row[]> {
+  const script = fileURLToPath(import.meta.url);
+  const child = spawnSync(process.execPath, [...process.execArgv, script, '--baseline-only', '--seconds', String(SECONDS)], {
+    encoding: 'utf8',
+    env: { ...process.env, NEXTBUY_WASM_KERNELS: 'stock' },
+    timeout: 10 * 60_000,
+  });
+  const stock: Row = child.status === 0
+    ? { ...(JSON.parse(child.stdout.trim().split('\n').at(-1)!) as Row), runtime: 'tfjs-layers LSTM, stock tfjs-wasm', note: "tfjs's Keras layer on tfjs's own kernels: the starting point" }
+    : { runtime: 'tfjs-layers LSTM, stock tfjs-wasm', architecture: 'lstm', train: null, score: null, note: `failed: ${child.stderr.trim().split('\n').at(-1)}` };
+  const ours = await keraslayersBaseline();
+  return [stock, { ...ours, runtime: 'tfjs-layers LSTM, nextbuy kernels', note: "the same Keras layer with nextbuy's wasm kernels swapped in" }];
+}
+
 async function keraslayersBaseline(): Promise<Row> {
   await useBackend('tfjs-wasm');
   const L = SHAPE.length;
@@ -174,7 +194,7 @@ async function keraslayersBaseline(): Promise<Row> {
   const ys = tf.tensor2d(Float32Array.from({ length: b.size }, (_, i) => b.labels![i * PRODUCTS.length]!), [b.size, 1]);
   try {
     const train = await rate(SHAPE.trainBatch, () => model.trainOnBatch(xs, ys), 1);
-    return { runtime: 'tfjs-layers LSTM on wasm (baseline)', architecture: 'lstm', train, score: null, note: "tfjs's Keras layer, what the fused kernels replace" };
+    return { runtime: 'tfjs-layers LSTM', architecture: 'lstm', train, score: null };
   } finally {
     tf.dispose([...xs, ys]);
     model.dispose();
@@ -244,7 +264,7 @@ async function main(): Promise<void> {
     rows.push(await onnxRow(architecture, 1));
     if (cpus.length > 1) rows.push({ ...(await onnxRow(architecture, cpus.length)), note: 'all cores, for scale; not per thread' });
   }
-  if (!args['no-baseline'] && ARCHITECTURES.includes('lstm')) rows.push(await keraslayersBaseline());
+  if (!args['no-baseline'] && ARCHITECTURES.includes('lstm')) rows.push(...(await baselines()));
   const pytorchLog: string[] = [];
   if (!args['no-pytorch']) {
     const found = torchPython();
@@ -271,7 +291,7 @@ async function main(): Promise<void> {
 
   console.log('');
   for (const architecture of ARCHITECTURES) {
-    const mine = rows.filter((r) => r.architecture === architecture && !r.runtime.startsWith('PyTorch') && !r.runtime.includes('baseline') && !r.note?.startsWith('all cores'));
+    const mine = rows.filter((r) => r.architecture === architecture && !r.runtime.startsWith('PyTorch') && !r.runtime.startsWith('tfjs-layers') && !r.note?.startsWith('all cores'));
     const bestTrain = mine.filter((r) => r.train !== null).sort((a, b) => b.train! - a.train!)[0];
     const bestScore = mine.filter((r) => r.score !== null).sort((a, b) => b.score! - a.score!)[0];
     const torch = rows.find((r) => r.architecture === architecture && r.runtime.startsWith('PyTorch') && r.train !== null);
@@ -297,4 +317,5 @@ async function main(): Promise<void> {
   if (args.json) writeFileSync(args.json, JSON.stringify({ machine, shape: SHAPE, products: PRODUCTS.length, seconds: SECONDS, rows, pytorchLog }, null, 2));
 }
 
-await main();
+if (args['baseline-only']) console.log(JSON.stringify(await keraslayersBaseline()));
+else await main();

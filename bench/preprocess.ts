@@ -147,7 +147,10 @@ async function measureInChild(args: string[]): Promise<Measurement> {
   child.stderr.on('data', (d) => (err += d));
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-  if (code !== 0 || !line) throw new Error(err.trim().split('\n').slice(-3).join(' ') || `child exited with ${code}`);
+  if (code !== 0 || !line) {
+    const lines = err.trim().split('\n');
+    throw new Error(lines.find((l) => /Error/.test(l))?.trim() ?? (lines.slice(-3).join(' ') || `child exited with ${code}`));
+  }
   return JSON.parse(line.slice('RESULT '.length)) as Measurement;
 }
 

@@ -2,7 +2,7 @@
  * Loads a job file (YAML) and compiles it into a Job: every field checked at load, with an error that
  * names the file and the field, every default filled in, paths made absolute, dates made epoch ms.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { JobFileError } from '../core/errors.js';
@@ -14,6 +14,12 @@ const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 const COLUMN_PATTERN = /^[A-Za-z_][A-Za-z0-9_ .-]{0,127}$/;
 const MEMORY_PATTERN = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
+/**
+ * Largest job file read. Real ones are a few KiB; the YAML parser is quadratic on some malformed input
+ * (found by test/fuzz-job-file.test.ts: 37 KB of commas in a flow mapping took 3 s, 85 KB took 18 s).
+ */
+export const MAX_JOB_FILE_BYTES = 32 * 1024;
+
 export const DEFAULT_ACTIONS = [
   { name: 'in_store', minScore: 0.4 },
   { name: 'sms', minScore: 0.2 },
@@ -24,8 +30,13 @@ export async function loadJob(file: string): Promise<Job> {
   const absolute = path.resolve(file);
   let text: string;
   try {
+    const info = await stat(absolute);
+    if (info.isFile() && info.size > MAX_JOB_FILE_BYTES) {
+      throw new JobFileError(absolute, '(file)', `is ${info.size} bytes, more than a job file may be (${MAX_JOB_FILE_BYTES}): is --conf the right file?`);
+    }
     text = await readFile(absolute, 'utf8');
   } catch (e) {
+    if (e instanceof JobFileError) throw e;
     throw new JobFileError(absolute, '(file)', `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}. Pass an existing job file with --conf`);
   }
   return compileJob(parseYaml(absolute, text), absolute);
@@ -33,14 +44,21 @@ export async function loadJob(file: string): Promise<Job> {
 
 function parseYaml(file: string, text: string): unknown {
   try {
-    return parse(text, { maxAliasCount: 100 });
+    // prettyErrors would compute a position for each of the parser's errors: quadratic on malformed input.
+    return parse(text, { maxAliasCount: 100, prettyErrors: false });
   } catch (e) {
     if (e instanceof YAMLParseError) {
-      const at = e.linePos?.[0];
-      throw new JobFileError(file, at ? `(line ${at.line}, column ${at.col})` : '(yaml)', `is not valid YAML: ${e.message.split('\n')[0]}`);
+      const at = linePos(text, e.pos[0]);
+      throw new JobFileError(file, `(line ${at.line}, column ${at.col})`, `is not valid YAML: ${e.message.split('\n')[0]} at line ${at.line}, column ${at.col}`);
     }
     throw new JobFileError(file, '(yaml)', `is not valid YAML: ${(e as Error).message}`);
   }
+}
+
+function linePos(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, Math.max(0, offset));
+  const lineStart = before.lastIndexOf('\n') + 1;
+  return { line: before.split('\n').length, col: offset - lineStart + 1 };
 }
 
 /** Compiles an already parsed job file; `file` is used in errors and to resolve relative paths. */
@@ -49,7 +67,7 @@ export function compileJob(raw: unknown, file: string): Job {
   const root = f.object(raw, '(root)', true)!;
   f.noUnknown(root, '', [
     'account', 'input', 'columns', 'events', 'validation', 'label', 'sequence', 'vocabulary', 'products',
-    'sampling', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'output', 'resources',
+    'sampling', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'output', 'resources', 'security',
   ]);
   const dir = path.dirname(file);
 
@@ -57,7 +75,7 @@ export function compileJob(raw: unknown, file: string): Job {
 
   const input = f.object(root.input, 'input', true)!;
   f.noUnknown(input, 'input', ['path', 'format', 'timeFormat']);
-  const inputPath = f.string(input.path, 'input.path', { required: true })!;
+  const inputPath = f.string(input.path, 'input.path', { required: true, pattern: SAFE_PATH, hint: 'a path without control characters' })!;
   const format = (f.oneOf(input.format, 'input.format', ['csv', 'parquet']) ?? inferFormat(f, inputPath)) as 'csv' | 'parquet';
   const timeFormat = (f.oneOf(input.timeFormat, 'input.timeFormat', ['auto', 'epoch_seconds', 'epoch_millis', 'iso']) ?? 'auto') as Job['input']['timeFormat'];
 
@@ -160,11 +178,16 @@ export function compileJob(raw: unknown, file: string): Job {
   f.noUnknown(output, 'output', ['dir']);
   const resources = f.object(root.resources, 'resources') ?? {};
   f.noUnknown(resources, 'resources', ['memoryLimit', 'threads']);
+  const security = compileSecurity(f, root.security, dir);
+  const inputAbsolute = path.resolve(dir, inputPath);
+  if (!security.inputRoots.some((r) => isInside(r, inputAbsolute))) {
+    f.fail('input.path', `"${inputPath}" is outside the folders this job may read (${security.inputRoots.join(', ')}): move the input there or list its folder in security.inputRoots`);
+  }
 
   return {
     account,
     file,
-    input: { path: path.resolve(dir, inputPath), format, timeFormat },
+    input: { path: inputAbsolute, format, timeFormat },
     columns: {
       customer: column('customer', true)!,
       time: column('time', true)!,
@@ -222,7 +245,35 @@ export function compileJob(raw: unknown, file: string): Job {
       memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
       threads: f.integer(resources.threads, 'resources.threads', { min: 1, max: 1024 }) ?? null,
     },
+    security,
   };
+}
+
+/** No control characters (NUL, newlines, escapes): they have no place in a file name and confuse logs and SQL. */
+const SAFE_PATH = /^[^\x00-\x1f\x7f]{1,4096}$/;
+
+function compileSecurity(f: Fields, raw: unknown, dir: string): NonNullable<Job['security']> {
+  const security = f.object(raw, 'security') ?? {};
+  f.noUnknown(security, 'security', ['tls', 'allowPlaintext', 'inputRoots']);
+  let tls: NonNullable<Job['security']>['tls'] = null;
+  const t = f.object(security.tls, 'security.tls');
+  if (t) {
+    f.noUnknown(t, 'security.tls', ['ca', 'cert', 'key']);
+    const file = (k: 'ca' | 'cert' | 'key') =>
+      path.resolve(dir, f.string(t[k], `security.tls.${k}`, { required: true, pattern: SAFE_PATH, hint: 'a PEM file path' })!);
+    tls = { ca: file('ca'), cert: file('cert'), key: file('key') };
+  }
+  const roots = (f.array(security.inputRoots, 'security.inputRoots') ?? ['.']).map((r, i) =>
+    path.resolve(dir, f.string(r, `security.inputRoots[${i}]`, { required: true, pattern: SAFE_PATH, hint: 'a folder path' })!),
+  );
+  if (roots.length === 0) f.fail('security.inputRoots', 'must list at least one folder (leave it out to mean the job file\'s folder)');
+  return { tls, allowPlaintext: f.boolean(security.allowPlaintext, 'security.allowPlaintext') ?? false, inputRoots: roots };
+}
+
+/** Whether `p` is `root` or below it (lexically; symlinks are checked where files are opened). */
+export function isInside(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 function inferFormat(f: Fields, p: string): 'csv' | 'parquet' {

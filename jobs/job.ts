@@ -125,6 +125,18 @@ export interface JobFile {
     /** Where prediction tables, reports and run state go, relative to the job file. @default 'out' */
     dir?: string;
   };
+  security?: {
+    /**
+     * Mutual TLS between the coordinator and its workers: PEM paths (relative to the job file) of the
+     * deployment's CA and the coordinator's certificate and key. Workers read theirs from NEXTBUY_TLS_*
+     * (local workers get these same paths). @default null (plaintext: fine on loopback, warned about elsewhere)
+     */
+    tls?: { ca: string; cert: string; key: string } | null;
+    /** Accept plaintext to non-loopback addresses without a warning. @default false */
+    allowPlaintext?: boolean;
+    /** Folders (relative to the job file) input files may live in, symlinks followed. @default [the job file's folder] */
+    inputRoots?: string[];
+  };
   resources?: {
     /** DuckDB memory_limit. @default '2GB' */
     memoryLimit?: string;
@@ -183,6 +195,16 @@ export interface Job {
   actions: { name: string; minScore: number }[];
   output: { dir: string };
   resources: { memoryLimit: string; threads: number | null };
+  /**
+   * Always set by loadJob/compileJob; optional so that Jobs built in code (tests) keep compiling.
+   * Absent: plaintext, and no input-root check.
+   */
+  security?: {
+    tls: { ca: string; cert: string; key: string } | null;
+    allowPlaintext: boolean;
+    /** Absolute, resolved folders the input must be inside (the job file's folder by default). */
+    inputRoots: string[];
+  };
 }
 
 export const DAY_MS = 86_400_000;

@@ -39,6 +39,12 @@ export const WORKER_ENV = {
   drainGraceMs: 'NEXTBUY_DRAIN_GRACE_MS',
   /** Exit when stdin closes (the local backend's parent died). */
   exitWithParent: 'NEXTBUY_EXIT_WITH_PARENT',
+  /** Mutual TLS: PEM paths of the deployment CA, this worker's certificate and key (all three or none). */
+  tlsCa: 'NEXTBUY_TLS_CA',
+  tlsCert: 'NEXTBUY_TLS_CERT',
+  tlsKey: 'NEXTBUY_TLS_KEY',
+  /** How long a worker keeps trying to register before it exits. @default 300000 */
+  registerTimeoutMs: 'NEXTBUY_REGISTER_TIMEOUT_MS',
 } as const;
 
 /**
@@ -60,6 +66,9 @@ export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Channe
     // Connect attempts back off to 1 s at most: heartbeats decide liveness, not the channel.
     'grpc.max_reconnect_backoff_ms': 1_000,
     'grpc.initial_reconnect_backoff_ms': 100,
+    // Under TLS: the name sent as SNI. Peers are verified against the run's CA, not by host name (see
+    // credentials.ts), and an IP address as SNI is deprecated in Node.
+    'grpc.ssl_target_name_override': 'nextbuy',
   };
 }
 

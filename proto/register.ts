@@ -5,7 +5,7 @@
 import { ClusterError, NextbuyError, ProtocolError, SecurityError } from '../core/errors.js';
 import { Backoff } from '../core/backoff.js';
 import { PROTOCOL_VERSION, createCoordinatorClient, grpc, type RegisterReply } from './index.js';
-import { channelCredentials, registrationProof } from './credentials.js';
+import { channelCredentials, registrationProof, type TlsMaterial } from './credentials.js';
 
 export interface RegisterOptions {
   /** host:port of the coordinator's registration server. */
@@ -19,6 +19,8 @@ export interface RegisterOptions {
   protocolVersion?: number;
   /** Deadline of one Register call; the coordinator says Hello to the worker before it answers. @default 30000 */
   deadlineMs?: number;
+  /** Mutual TLS material for the call. @default the process's (useProcessTls), else plaintext */
+  tls?: TlsMaterial | null;
 }
 
 /** A failed Register that is worth trying again (coordinator not up yet, network blip). */
@@ -26,7 +28,7 @@ export class RetryableRegisterError extends ClusterError {}
 
 /** One Register call. Refusals become ProtocolError (version), SecurityError (proof) or ClusterError. */
 export async function registerWorker(o: RegisterOptions): Promise<RegisterReply> {
-  const client = createCoordinatorClient(o.coordinatorAddress, channelCredentials());
+  const client = createCoordinatorClient(o.coordinatorAddress, channelCredentials(o.tls ?? undefined));
   try {
     const reply = await new Promise<RegisterReply>((resolve, reject) =>
       client.Register(

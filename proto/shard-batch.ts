@@ -35,7 +35,8 @@ import {
   vectorFromArray,
   type Vector,
 } from 'apache-arrow';
-import { ProtocolError } from '../core/errors.js';
+import { NextbuyError, ProtocolError } from '../core/errors.js';
+import { checkIpcStream } from './ipc-guard.js';
 
 export const SHARD_SCHEMA_VERSION = '1';
 export const TOKEN_COLUMNS = ['item', 'category', 'event'] as const;
@@ -90,6 +91,16 @@ export interface SequenceBatch {
 
 /** Converts one shard record batch into its dense form without a JavaScript object per event. */
 export function toSequenceBatch(batch: RecordBatch): SequenceBatch {
+  try {
+    return readSequenceBatch(batch);
+  } catch (e) {
+    // A corrupted batch that decoded (bad metadata JSON, buffers shorter than their counts) is the peer's fault, not ours.
+    if (e instanceof NextbuyError) throw e;
+    throw new ProtocolError(`shard batch is malformed (${batch.numRows} rows): ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function readSequenceBatch(batch: RecordBatch): SequenceBatch {
   const schema = batch.schema;
   const version = schema.metadata.get('nextbuy.shard_schema');
   if (version !== SHARD_SCHEMA_VERSION) {
@@ -214,6 +225,7 @@ export function encodeBatches(batches: RecordBatch[]): Uint8Array {
 
 /** Parses an Arrow IPC stream; a malformed payload becomes a ProtocolError, never a crash. */
 export function decodeBatches(bytes: Uint8Array): RecordBatch[] {
+  checkIpcStream(bytes);
   try {
     const reader = RecordBatchReader.from(bytes);
     return [...reader] as RecordBatch[];

@@ -10,12 +10,14 @@ import {
   createModel,
   exportOnnx,
   loadArtifact,
+  modelFromWeights,
+  OnnxScorer,
   NEXTBUY_VERSION,
   saveArtifact,
   selectBackend,
   type ArtifactContents,
 } from '../worker/model/index.js';
-import { tinySpec } from './helpers/model.js';
+import { maxAbsDiff, syntheticBatch, tinySpec } from './helpers/model.js';
 
 let dir: string;
 let contents: ArtifactContents;
@@ -66,6 +68,26 @@ test('an artifact saved to a folder loads back whole, and travels as files', asy
   expect(artifactFromFiles(files).weights).toEqual(contents.weights);
 });
 
+test('a loaded artifact scores like the model it was saved from, through tfjs and through its ONNX graph', async () => {
+  const folder = path.join(dir, 'scores');
+  const batch = syntheticBatch({ size: 64, maxLength: 12, seed: 4 });
+  const original = createModel(tinySpec('lstm'));
+  original.trainSteps(batch, { steps: 5, seed: 1 });
+  const expected = original.predict(batch);
+  await saveArtifact(folder, { ...contents, spec: original.spec, weights: original.getWeights(), onnx: exportOnnx(original) });
+  original.dispose();
+  const loaded = await loadArtifact(folder);
+  const model = modelFromWeights(loaded.spec, loaded.weights);
+  const scorer = await OnnxScorer.create(loaded.onnx!);
+  try {
+    expect(model.predict(batch)).toEqual(expected);
+    expect(maxAbsDiff(await scorer.score(batch), expected)).toBeLessThanOrEqual(1e-5);
+  } finally {
+    model.dispose();
+    await scorer.dispose();
+  }
+});
+
 test('an artifact written in another format version is refused with who wrote it and what to do', async () => {
   const folder = path.join(dir, 'future');
   await saveArtifact(folder, contents);
@@ -87,7 +109,7 @@ test('a damaged file, a missing manifest or a foreign folder is refused clearly'
   const folder = path.join(dir, 'damaged');
   await saveArtifact(folder, contents);
   const weights = await readFile(path.join(folder, 'weights.f32'));
-  weights[5] ^= 0xff;
+  weights[5] = weights[5]! ^ 0xff;
   await writeFile(path.join(folder, 'weights.f32'), weights);
   await expect(loadArtifact(folder)).rejects.toThrow(/weights\.f32 does not match its checksum/);
 

@@ -31,7 +31,9 @@ async function trainRounds(engines: WorkerEngine[], spec: ModelSpec, rounds: num
       ),
     );
     const total = outs.reduce((s, o) => s + o.examples, 0);
-    expect(total).toBe(engines.length * localSteps * spec.batchSize);
+    // full batches, except that a pass over a worker's rows ends with a smaller one
+    for (const o of outs) expect(o.examples).toBeGreaterThan((localSteps - 1) * spec.batchSize);
+    for (const o of outs) expect(o.examples).toBeLessThanOrEqual(localSteps * spec.batchSize);
     for (const o of outs) expect(Number.isFinite(o.loss)).toBe(true);
     weights = weights.map((_, j) => outs.reduce((s, o) => s + o.weights[j]! * (o.examples / total), 0));
   }

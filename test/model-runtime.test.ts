@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect, test } from 'vitest';
 import { ModelError } from '../core/errors.js';
-import { createModel, selectBackend, useBackend, weightLayout } from '../worker/model/index.js';
+import { createModel, parseRuntimeList, selectBackend, useBackend, weightLayout } from '../worker/model/index.js';
 import { syntheticBatch, tinySpec } from './helpers/model.js';
 
 test('the backend is chosen best first, the native ones are skipped with a reason, and the choice is logged once', async () => {
@@ -19,16 +19,20 @@ test('the backend is chosen best first, the native ones are skipped with a reaso
   expect(lines).toHaveLength(1);
 });
 
-test('only the listed runtimes are tried; an unknown name is refused', async () => {
-  await expect(useBackend('tfjs-node-gpu')).rejects.toThrow(ModelError);
-  const previous = process.env.NEXTBUY_TFJS_RUNTIMES;
-  try {
-    process.env.NEXTBUY_TFJS_RUNTIMES = 'tfjs-cuda';
-    await expect(useBackend('tfjs-wasm').then(() => selectBackend({ log: () => {} }))).resolves.toBeDefined();
-  } finally {
-    if (previous === undefined) delete process.env.NEXTBUY_TFJS_RUNTIMES;
-    else process.env.NEXTBUY_TFJS_RUNTIMES = previous;
+test('only the listed runtimes are tried, in the order given; an unknown name is refused', async () => {
+  const quiet = { log: () => {} };
+  expect((await selectBackend({ ...quiet, candidates: ['tfjs-cpu', 'tfjs-wasm'] })).name).toBe('tfjs-cpu');
+  expect(tf.getBackend()).toBe('cpu');
+  const choice = await selectBackend({ ...quiet, candidates: ['tfjs-node', 'tfjs-wasm'] });
+  if (choice.name === 'tfjs-wasm') {
+    // where the native runtimes are absent (as here): skipped with a reason, and refused when asked for by name
+    expect(choice.skipped).toEqual([{ name: 'tfjs-node', why: expect.stringMatching(/tfjs-node/) }]);
+    await expect(useBackend('tfjs-node-gpu')).rejects.toThrow(ModelError);
   }
+  expect(selectBackend(quiet)).toBe(selectBackend(quiet)); // without candidates: the last choice stands
+  expect(parseRuntimeList(' tfjs-wasm, tfjs-cpu ')).toEqual(['tfjs-wasm', 'tfjs-cpu']);
+  expect(parseRuntimeList(undefined)).toEqual(['tfjs-node-gpu', 'tfjs-node', 'tfjs-wasm', 'tfjs-cpu']);
+  expect(() => parseRuntimeList('tfjs-wasm,tfjs-cuda')).toThrow(/NEXTBUY_TFJS_RUNTIMES names "tfjs-cuda"/);
 });
 
 test('UnsortedSegmentSum on wasm sums rows into segments like the reference JavaScript backend', async () => {

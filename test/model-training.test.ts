@@ -46,6 +46,41 @@ describe.each(['lstm', 'attention'] as const)('the %s model', (architecture) => 
     expect(maxAbsDiff(run(2), a)).toBeGreaterThan(0);
   });
 
+  test('training can stop and continue where it left off: two halves equal one whole run', () => {
+    const spec = tinySpec(architecture);
+    const whole = createModel(spec);
+    const halves = createModel(spec);
+    try {
+      const perPass = Math.ceil(train.size / spec.batchSize);
+      const split = perPass + 3; // the second half starts inside the second pass
+      whole.trainSteps(train, { steps: split + 9, seed: 5 });
+      halves.trainSteps(train, { steps: split, seed: 5 });
+      halves.trainSteps(train, { steps: 9, seed: 5, startStep: split });
+      expect(halves.getWeights()).toEqual(whole.getWeights());
+    } finally {
+      whole.dispose();
+      halves.dispose();
+    }
+  });
+
+  test('training, scoring and explaining leave no tensors behind; dispose frees the rest', () => {
+    const start = tf.memory().numTensors;
+    const model = createModel(tinySpec(architecture));
+    try {
+      model.trainSteps(train, { steps: 2, seed: 1 }); // the optimizer's state is created once, here
+      const before = tf.memory().numTensors;
+      model.trainSteps(train, { steps: 3, seed: 2 });
+      model.predict(validation);
+      model.explain(validation, 0, { top: 2 });
+      model.getWeights();
+      model.setWeights(model.getWeights());
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      model.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
   test('a customer with no history gets a finite score', () => {
     const model = createModel(tinySpec(architecture));
     try {

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { InputError } from '../core/errors.js';
 import { preprocess, type PreprocessResult } from '../coordinator/preprocess/index.js';
 import type { Job } from '../jobs/job.js';
-import { readSet, smallJob, withTempDir, writeEvents, type EventRow } from './helpers/preprocess.js';
+import { duck, readSet, smallJob, withTempDir, writeEvents, type EventRow } from './helpers/preprocess.js';
 
 const D = '2024-03-10'; // train as-of 03-08; the job needs [03-05, 03-12)
 
@@ -129,12 +129,17 @@ describe('input formats and layouts', () => {
         if (want === null) want = got;
         else expect(got, name).toEqual(want);
       }
-      // A typed TIMESTAMP column in Parquet, too.
-      const typed = path.join(dir, 'typed.parquet');
-      await writeEvents(path.join(dir, 'iso.csv'), asIso(rows));
-      const { duck } = await import('./helpers/preprocess.js');
-      await duck(`COPY (SELECT cid, ts::TIMESTAMP AS ts, kind, item, cat FROM read_csv('${path.join(dir, 'iso.csv')}', all_varchar = true)) TO '${typed}'`);
-      expect(await content(await run(dir, 'typed', smallJob(typed)))).toEqual(want);
+      // Typed Parquet columns too: TIMESTAMP, and BIGINT seconds or millis told apart by 'auto'.
+      const typed: [string, string][] = [
+        ['iso-auto.csv', 'ts::TIMESTAMPTZ'],
+        ['seconds-auto.csv', 'ts::BIGINT'],
+        ['millis-auto.csv', 'ts::BIGINT'],
+      ];
+      for (const [source, cast] of typed) {
+        const file = path.join(dir, `typed-${source}.parquet`);
+        await duck(`COPY (SELECT cid, ${cast} AS ts, kind, item, cat FROM read_csv('${path.join(dir, source)}', all_varchar = true)) TO '${file}'`);
+        expect(await content(await run(dir, `typed-${source}`, smallJob(file))), source).toEqual(want);
+      }
     });
   });
 

@@ -8,11 +8,12 @@ import { parseArgs } from 'node:util';
 import { NextbuyError, UsageError } from '../core/errors.js';
 import { MAX_MESSAGE_BYTES, WORKER_ENV } from '../proto/index.js';
 import { registerWithRetry } from '../proto/register.js';
+import { isLoopback, readTlsFiles, tlsFilesFromEnv, useProcessTls } from '../proto/credentials.js';
 import { createEchoEngine } from './echo-engine.js';
 import type { WorkerEngine } from './engine.js';
 import { DEFAULT_DRAIN_GRACE_MS, startWorkerServer } from './server.js';
 
-/** How long a worker keeps trying to reach its coordinator before giving up. */
+/** How long a worker keeps trying to reach its coordinator before giving up. @default, see WORKER_ENV.registerTimeoutMs */
 const REGISTER_TIMEOUT_MS = 300_000;
 
 function log(name: string, event: string, fields: Record<string, unknown> = {}): void {
@@ -65,6 +66,13 @@ async function main(): Promise<void> {
     process.stdin.resume();
   }
 
+  // Mutual TLS for both the server it runs and the Register calls it makes; refused before serving if the files are bad.
+  const tlsFiles = tlsFilesFromEnv(env);
+  useProcessTls(tlsFiles ? readTlsFiles(tlsFiles) : null);
+  if (!tlsFiles && !isLoopback(values.host!)) {
+    log(name, 'transport-plaintext', { level: 'warn', host: values.host, fix: `set ${WORKER_ENV.tlsCa}, ${WORKER_ENV.tlsCert} and ${WORKER_ENV.tlsKey} for mutual TLS` });
+  }
+
   const engine = await loadEngine(values.engine!);
   let exiting = false;
   let heartbeatTimeoutMs = 0; // known once registered
@@ -99,14 +107,15 @@ async function main(): Promise<void> {
     return;
   }
   const advertised = `${env[WORKER_ENV.advertiseHost] || values.host}:${server.port}`;
+  const registerTimeoutMs = numberEnv(WORKER_ENV.registerTimeoutMs, REGISTER_TIMEOUT_MS);
   const register = () =>
-    registerWithRetry({ coordinatorAddress: coordinator, address: advertised, runId, token, workerName: name, timeoutMs: REGISTER_TIMEOUT_MS });
+    registerWithRetry({ coordinatorAddress: coordinator, address: advertised, runId, token, workerName: name, timeoutMs: registerTimeoutMs });
 
   let registeredAt = Date.now();
   const reply = await register();
   registeredAt = Date.now();
   heartbeatTimeoutMs = reply.heartbeat_timeout_ms;
-  log(name, 'registered', { address: advertised, coordinator });
+  log(name, 'registered', { address: advertised, coordinator, tls: tlsFiles !== null });
 
   // A worker dropped from the pool (it was frozen, or the network split) hears no more Health calls:
   // it registers again, and the coordinator admits it as a new member.

@@ -6,7 +6,9 @@
  * Training state per dataset + spec: the model and its Adam moments stay on the worker, so successive
  * rounds continue the optimizer — as long as rounds arrive consecutively (round = previous + 1). Any other
  * round number (0, a repeat after a retry, a jump after a resume) starts Adam afresh, which is what makes a
- * resumed or retried run reproducible.
+ * resumed or retried run reproducible. Rows are drawn in one seeded order per seed: round r takes the
+ * localSteps batches after round r − 1's, so with a seed per epoch and rounds numbered from 0 in each, an
+ * epoch covers the worker's rows once (in sorted shard order, whatever order the shards arrived in).
  */
 import { ModelError } from '../core/errors.js';
 import type { SequenceBatch } from '../proto/shard-batch.js';
@@ -16,6 +18,7 @@ import {
   concatBatches,
   createModel,
   labelledScores,
+  modelFromWeights,
   OnnxScorer,
   onnxRuntimes,
   parseSpec,
@@ -26,7 +29,6 @@ import {
   type ModelSpec,
   type SequenceModel,
 } from './model/index.js';
-import { mixSeed } from './model/rng.js';
 
 export interface ModelEngineOptions {
   /** Threads ONNX Runtime uses per scoring call. @default 1 */
@@ -79,26 +81,21 @@ class ModelEngine implements WorkerEngine {
 
   async loadModel(modelVersion: string, files: Map<string, Uint8Array>): Promise<{ runtime: string; note: string }> {
     const artifact = artifactFromFiles(files);
-    let next: LoadedModel;
-    let note: string;
     let fallbackWhy = 'the artifact has no ONNX graph (its architecture could not be exported)';
     if (artifact.onnx) {
       try {
         const scorer = await OnnxScorer.create(artifact.onnx, { threads: this.options.scoringThreads ?? 1 });
-        next = { spec: scorer.spec, runtime: scorer.runtime, score: (b, p) => scorer.score(b, p), dispose: () => scorer.dispose() };
-        note = scorer.note;
-        return this.install(modelVersion, next, note);
+        const onnx: LoadedModel = { spec: scorer.spec, runtime: scorer.runtime, score: (b, p) => scorer.score(b, p), dispose: () => scorer.dispose() };
+        return this.install(modelVersion, onnx, scorer.note);
       } catch (e) {
         fallbackWhy = `ONNX Runtime could not load its graph (${(e as Error).message})`;
       }
     }
     const choice = await this.backend;
-    const model = createModel(artifact.spec);
-    model.setWeights(artifact.weights);
-    next = { spec: model.spec, runtime: choice.name, score: async (b, p) => model.predict(b, p), dispose: async () => model.dispose() };
-    note = `${fallbackWhy}; scoring with ${choice.note}`;
+    const model = modelFromWeights(artifact.spec, artifact.weights);
+    const note = `${fallbackWhy}; scoring with ${choice.note}`;
     this.log(`nextbuy worker: model ${modelVersion} falls back to tfjs scoring: ${note}`);
-    return this.install(modelVersion, next, note);
+    return this.install(modelVersion, { spec: model.spec, runtime: choice.name, score: async (b, p) => model.predict(b, p), dispose: async () => model.dispose() }, note);
   }
 
   private async install(modelVersion: string, model: LoadedModel, note: string): Promise<{ runtime: string; note: string }> {
@@ -152,7 +149,10 @@ class ModelEngine implements WorkerEngine {
     state.lastRound = input.round;
     const rows = this.rowsOf(input.datasetId, input.shardIds, 0);
     if (!rows || input.localSteps === 0) return { weights: input.weights, examples: 0, loss: 0 };
-    const { loss, examples } = state.model.trainSteps(rows, { steps: input.localSteps, seed: mixSeed(input.seed, input.round) });
+    // One seeded row order per seed (the coordinator changes it per epoch); round r continues where round r − 1
+    // stopped, so the rounds of an epoch cover the rows once before any repeats.
+    const startStep = input.round * input.localSteps;
+    const { loss, examples } = state.model.trainSteps(rows, { steps: input.localSteps, seed: input.seed, startStep });
     return { weights: state.model.getWeights(), examples, loss };
   }
 

@@ -3,6 +3,8 @@
  * coordinator's registration server (proto: Coordinator.Register); the scheduler only ever sees
  * registered workers, whichever backend started them.
  */
+import type { TlsFiles } from '../../proto/credentials.js';
+
 export interface LaunchContext {
   /** host:port of the coordinator's registration server, as workers must dial it. */
   coordinatorAddress: string;
@@ -11,6 +13,8 @@ export interface LaunchContext {
   /** Per-run secret; workers prove they hold it when registering and when the coordinator says Hello. */
   token: string;
   workers: number;
+  /** Certificate paths the workers use for mutual TLS (backends hand them over as NEXTBUY_TLS_*). @default none: plaintext */
+  tls?: TlsFiles | null;
 }
 
 export interface ClusterBackend {

@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { ClusterError } from '../../core/errors.js';
 import type { Job } from '../../jobs/job.js';
+import { log as defaultLog } from '../../core/log.js';
 import { WORKER_ENV } from '../../proto/index.js';
+import { nonLoopback, readTlsFiles, type TlsFiles } from '../../proto/credentials.js';
 import type { ClusterBackend } from './backend.js';
 import { LocalBackend, type LocalBackendOptions } from './local.js';
 import { WorkerPool } from './pool.js';
@@ -35,6 +37,15 @@ export interface ClusterOptions {
   /** Give up waiting for minWorkers after this long. @default 120000 */
   startTimeoutMs?: number;
   log?: (event: string, fields?: Record<string, unknown>) => void;
+  /** Transport security: mutual TLS certificate paths, and whether plaintext beyond loopback is accepted silently. @default plaintext, warned about beyond loopback */
+  security?: ClusterSecurity;
+}
+
+export interface ClusterSecurity {
+  /** The coordinator's certificate paths (workers get theirs through NEXTBUY_TLS_*; the local backend hands these over). @default null: plaintext */
+  tls: TlsFiles | null;
+  /** Plaintext to a non-loopback address without a warning. @default false */
+  allowPlaintext?: boolean;
 }
 
 export interface Cluster {
@@ -51,7 +62,10 @@ export interface Cluster {
 
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const token = o.token ?? process.env[WORKER_ENV.token] ?? randomBytes(32).toString('base64url');
-  const pool = new WorkerPool({ runId: o.runId, account: o.account, token, heartbeatTimeoutMs: o.heartbeatTimeoutMs, log: o.log });
+  const tlsFiles = o.security?.tls ?? null;
+  const tls = tlsFiles ? readTlsFiles(tlsFiles) : null;
+  if (!tls) warnIfPlaintextLeavesMachine(o);
+  const pool = new WorkerPool({ runId: o.runId, account: o.account, token, heartbeatTimeoutMs: o.heartbeatTimeoutMs, log: o.log, tls });
   let registration: RegistrationServer | null = null;
   let stopped: Promise<void> | null = null;
   const stop = () =>
@@ -63,7 +77,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   try {
     registration = await startRegistrationServer({ pool, host: o.listenHost, port: o.listenPort });
     const coordinatorAddress = `${o.advertiseHost ?? o.listenHost ?? '127.0.0.1'}:${registration.port}`;
-    await o.backend.start({ coordinatorAddress, runId: o.runId, account: o.account, token, workers: o.workers });
+    await o.backend.start({ coordinatorAddress, runId: o.runId, account: o.account, token, workers: o.workers, tls: tlsFiles });
     await Promise.race([pool.waitForWorkers(o.minWorkers ?? 1, o.startTimeoutMs ?? 120_000), o.backend.failures()]);
     const reg = registration;
     return {
@@ -81,6 +95,24 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   }
 }
 
+/**
+ * Plaintext is the local default and fine on loopback. Beyond it the run token still decides who may
+ * join, but customer data and the bearer travel readable: say so loudly, unless the job accepted it.
+ */
+function warnIfPlaintextLeavesMachine(o: ClusterOptions): void {
+  if (o.security?.allowPlaintext) return;
+  const hosts = [o.listenHost ?? '127.0.0.1', ...(o.advertiseHost ? [o.advertiseHost] : []), ...(o.backend instanceof StaticBackend ? o.backend.addresses : [])];
+  const exposed = nonLoopback(hosts);
+  if (exposed.length === 0) return;
+  const fields = {
+    run: o.runId,
+    addresses: exposed.join(','),
+    fix: 'set security.tls (ca, cert, key) in the job file, or security.allowPlaintext: true to accept plaintext',
+  };
+  if (o.log) o.log('transport.plaintext', fields);
+  else defaultLog.warn('transport.plaintext', fields);
+}
+
 /** The backend `--env local` means: processes on this machine, or the workers at cluster.addresses. */
 export function localOrStaticBackend(job: Job, options: LocalBackendOptions = {}): ClusterBackend {
   return job.cluster.addresses.length > 0 ? new StaticBackend(job.cluster.addresses) : new LocalBackend(options);
@@ -95,5 +127,6 @@ export function clusterOptionsFromJob(job: Job, run: { runId: string; backend: C
     token: run.token,
     workers: job.cluster.addresses.length > 0 ? job.cluster.addresses.length : job.cluster.workers,
     heartbeatTimeoutMs: job.cluster.heartbeatTimeoutMs,
+    security: { tls: job.security?.tls ?? null, allowPlaintext: job.security?.allowPlaintext ?? false },
   };
 }

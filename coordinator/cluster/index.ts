@@ -3,7 +3,7 @@
  * stay (the pool's heartbeats); and the per-worker handle other stages call (scoring, training).
  */
 export type { ClusterBackend, LaunchContext } from './backend.js';
-export { startCluster, localOrStaticBackend, clusterOptionsFromJob, type Cluster, type ClusterOptions } from './cluster.js';
+export { startCluster, localOrStaticBackend, clusterOptionsFromJob, type Cluster, type ClusterOptions, type ClusterSecurity } from './cluster.js';
 export { WorkerPool, type PoolOptions, type PoolEvent, type LeaveCause } from './pool.js';
 export {
   WorkerHandle,

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ClusterError, EXIT_CODES } from '../../core/errors.js';
 import { WORKER_ENV } from '../../proto/index.js';
+import { tlsEnv } from '../../proto/credentials.js';
 import type { ClusterBackend, LaunchContext } from './backend.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -85,6 +86,7 @@ export class LocalBackend implements ClusterBackend {
         ...this.o.env,
         ...(this.o.envFor?.(index) ?? {}),
         ...extraEnv,
+        ...tlsEnv(ctx.tls ?? null),
         [WORKER_ENV.coordinator]: ctx.coordinatorAddress,
         [WORKER_ENV.runId]: ctx.runId,
         [WORKER_ENV.account]: ctx.account,

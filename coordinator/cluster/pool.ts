@@ -16,7 +16,7 @@ import {
   protocolMismatchMessage,
   type HelloReply,
 } from '../../proto/index.js';
-import { channelCredentials, coordinatorBearer, nonceProof, proofMatches } from '../../proto/credentials.js';
+import { channelCredentials, coordinatorBearer, nonceProof, proofMatches, type TlsMaterial } from '../../proto/credentials.js';
 import { WorkerHandle } from './worker-handle.js';
 
 export interface PoolOptions {
@@ -29,6 +29,8 @@ export interface PoolOptions {
   helloTimeoutMs?: number;
   /** Structured log sink. @default none */
   log?: (event: string, fields?: Record<string, unknown>) => void;
+  /** Mutual TLS material for dialling workers (and for the registration server). @default none: plaintext */
+  tls?: TlsMaterial | null;
 }
 
 export type LeaveCause = 'dead' | 'drained' | 'removed' | 'closed';
@@ -114,7 +116,7 @@ export class WorkerPool {
    */
   async admit(address: string, name: string): Promise<WorkerHandle> {
     if (this.closed) throw new ClusterError(`worker pool of run ${this.options.runId} is closed; ${name} (${address}) was not admitted`);
-    const client = createWorkerClient(address, channelCredentials());
+    const client = createWorkerClient(address, channelCredentials(this.options.tls ?? null));
     let hello: HelloReply;
     const nonce = randomBytes(32);
     try {

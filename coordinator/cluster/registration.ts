@@ -66,7 +66,7 @@ export async function startRegistrationServer(o: RegistrationServerOptions): Pro
   server.addService(coordinatorService, handlers);
   const host = o.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${o.port ?? 0}`, serverCredentials(), (err, p) =>
+    server.bindAsync(`${host}:${o.port ?? 0}`, serverCredentials(pool.options.tls ?? null), (err, p) =>
       err ? reject(new ClusterError(`cannot listen for worker registrations on ${host}:${o.port ?? 0}: ${err.message}`)) : resolve(p),
     ),
   );

@@ -5,6 +5,7 @@
  */
 import { ClusterError } from '../../core/errors.js';
 import { registerWithRetry } from '../../proto/register.js';
+import { readTlsFiles } from '../../proto/credentials.js';
 import type { ClusterBackend, LaunchContext } from './backend.js';
 
 export interface StaticBackendOptions {
@@ -29,6 +30,7 @@ export class StaticBackend implements ClusterBackend {
 
   async start(ctx: LaunchContext): Promise<void> {
     const errors: string[] = [];
+    const tls = ctx.tls ? readTlsFiles(ctx.tls) : null;
     const attempts = this.addresses.map((address, i) =>
       registerWithRetry({
         coordinatorAddress: ctx.coordinatorAddress,
@@ -38,6 +40,7 @@ export class StaticBackend implements ClusterBackend {
         workerName: `static-${i}`,
         timeoutMs: this.options.registerTimeoutMs ?? 60_000,
         signal: this.abort.signal,
+        tls,
       }).catch((e: unknown) => {
         errors.push(`${address}: ${(e as Error).message}`);
       }),

@@ -102,6 +102,14 @@ function timeSql(x: string, type: string, format: Job['input']['timeFormat']): s
   };
   const fromIso = (s: string) => `epoch_ms(TRY_CAST(${s} AS TIMESTAMPTZ))`;
   if (TIME_TYPES.has(type)) return type === 'DATE' ? `epoch_ms(CAST(${x} AS TIMESTAMP))` : `epoch_ms(${x})`;
+  if (INTEGER_TYPES.has(type) && format !== 'iso') {
+    // Integer arithmetic: cheaper than the DOUBLE path and exact; the bounds keep `* 1000` from overflowing.
+    const v = `CAST(${x} AS BIGINT)`;
+    const seconds = `CASE WHEN ${v} BETWEEN -9000000000000000 AND 9000000000000000 THEN ${v} * 1000 END`;
+    if (format === 'epoch_seconds') return seconds;
+    if (format === 'epoch_millis') return v;
+    return `CASE WHEN ${v} > -100000000000 AND ${v} < 100000000000 THEN ${v} * 1000 ELSE ${v} END`;
+  }
   if (NUMBER_TYPES.has(type) || type.startsWith('DECIMAL')) {
     return format === 'iso' ? 'NULL::BIGINT' : fromNumber(`CAST(${x} AS DOUBLE)`);
   }

@@ -71,11 +71,12 @@ export function sampleUnit(bytes: Uint8Array, start: number, length: number, see
   return murmur3(bytes, start, length, (SAMPLE_SEED_BASE ^ seed) >>> 0) / TWO_32;
 }
 
-/** Maps 64-bit keys, given as (low, high) int32 halves, to int32 values; absent keys read as `missing`. */
+/**
+ * Maps 64-bit keys, given as (low, high) int32 halves, to non-zero int32 values; absent keys read as
+ * `missing`. One slot is [low, high, value, unused] in one Int32Array, so a probe touches one cache line.
+ */
 export class Int64Map {
-  private readonly keys: Int32Array;
-  private readonly used: Uint8Array;
-  private readonly values: Int32Array;
+  private readonly slots: Int32Array;
   private readonly mask: number;
   private readonly shift: number;
 
@@ -87,28 +88,29 @@ export class Int64Map {
       bits++;
     }
     this.shift = 32 - bits;
-    this.keys = new Int32Array(size * 2);
-    this.used = new Uint8Array(size);
-    this.values = new Int32Array(size);
+    this.slots = new Int32Array(size * 4);
     this.mask = size - 1;
   }
 
   set(lo: number, hi: number, value: number): void {
+    if (value === 0) throw new RangeError('Int64Map values must be non-zero');
+    const slots = this.slots;
     let i = this.slot(lo, hi);
-    while (this.used[i] && !(this.keys[2 * i] === lo && this.keys[2 * i + 1] === hi)) i = (i + 1) & this.mask;
-    this.used[i] = 1;
-    this.keys[2 * i] = lo;
-    this.keys[2 * i + 1] = hi;
-    this.values[i] = value;
+    while (slots[4 * i + 2] !== 0 && !(slots[4 * i] === lo && slots[4 * i + 1] === hi)) i = (i + 1) & this.mask;
+    slots[4 * i] = lo;
+    slots[4 * i + 1] = hi;
+    slots[4 * i + 2] = value;
   }
 
   get(lo: number, hi: number): number {
+    const slots = this.slots;
     let i = this.slot(lo, hi);
-    while (this.used[i]) {
-      if (this.keys[2 * i] === lo && this.keys[2 * i + 1] === hi) return this.values[i]!;
+    for (;;) {
+      const v = slots[4 * i + 2]!;
+      if (v === 0) return this.missing;
+      if (slots[4 * i] === lo && slots[4 * i + 1] === hi) return v;
       i = (i + 1) & this.mask;
     }
-    return this.missing;
   }
 
   private slot(lo: number, hi: number): number {

@@ -2,10 +2,10 @@
  * Finds the input files (a file, a folder or a glob), prunes Hive `date=YYYY-MM-DD/` folders to the window
  * the job needs, and builds the DuckDB table function that reads them, checking that every mapped column exists.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from '../../jobs/job.js';
-import { InputError } from '../../core/errors.js';
+import { InputError, SecurityError } from '../../core/errors.js';
 import { sqlString, type DuckDB } from '../duckdb/index.js';
 import { DAY_MS } from '../../jobs/job.js';
 import { formatDay } from './windows.js';
@@ -33,6 +33,7 @@ const EXTENSIONS = { csv: ['.csv', '.csv.gz', '.csv.zst', '.tsv', '.tsv.gz'], pa
 export async function openInput(db: DuckDB, job: Job, fromMs: number, toMs: number): Promise<InputSource> {
   const format = job.input.format;
   const all = await listInputFiles(db, job.input.path, format);
+  if (job.security) await checkInsideRoots(job, all, job.security.inputRoots);
   const dated = all.map((f) => HIVE_DATE.exec(f)?.[1]);
   const hive = all.length > 0 && dated.every((d) => d !== undefined);
   // A partition date=X holds events of day X: keep the days that overlap [fromMs, toMs).
@@ -58,6 +59,24 @@ export async function openInput(db: DuckDB, job: Job, fromMs: number, toMs: numb
   if (hive) columns.delete('date');
   checkColumns(job, columns);
   return { format, files, hive, from, partitionFilter, columns, hasRowNumber: format === 'parquet' };
+}
+
+/** Every input file, symlinks followed, must lie inside one of the job's input roots (security.inputRoots). */
+async function checkInsideRoots(job: Job, files: string[], roots: string[]): Promise<void> {
+  const real = async (p: string) => realpath(p).catch(() => path.resolve(p));
+  const realRoots = await Promise.all(roots.map(real));
+  for (const f of files) {
+    const target = await real(f);
+    const inside = realRoots.some((r) => {
+      const rel = path.relative(r, target);
+      return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+    });
+    if (!inside) {
+      throw new SecurityError(
+        `input file ${f} resolves to ${target}, outside the folders ${job.file} may read (${roots.join(', ')}): list its folder in security.inputRoots if it is meant to be read`,
+      );
+    }
+  }
 }
 
 async function listInputFiles(db: DuckDB, input: string, format: 'csv' | 'parquet'): Promise<string[]> {

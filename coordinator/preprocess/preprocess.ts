@@ -1,32 +1,30 @@
 /**
- * The preprocess step, start to end:
- *   validate       read the input once per pass (CSV is parsed once into a DuckDB table), count rows by reject reason
- *   windows        plan the point-in-time windows and prune Hive partitions to them
- *   vocabularies   items/categories of the training window, products (or the frozen ones given)
- *   sequences      one sorted pass over the valid events → per customer rows (./sequences.ts)
- *   shards         Arrow IPC stream files per set and shard, counts files, quarantine, the threshold check
+ * The preprocess step, start to end. The input is read twice (CSV once, into a DuckDB table):
+ *   windows        plan the point-in-time windows (./windows.ts), find the files, prune Hive partitions
+ *   validate       one GROUPING SETS pass (./prepass.ts): rows by reject reason, vocabulary and product counts;
+ *                  fail early past the threshold; at the end, the quarantine and the check with duplicates
+ *   vocabularies   items/categories of the training window and products, or the frozen ones given
+ *   sequences      one sorted pass over the valid events → a row per customer and set (./sequences.ts)
+ *   shards         Arrow IPC stream files per set and shard, counts files (./sets.ts)
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { DuckDBAppender } from '@duckdb/node-api';
-import type { RecordBatch } from 'apache-arrow';
 import { DAY_MS } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
-import { shardSchema, TOKEN_COLUMNS, type TokenColumn } from '../../proto/shard-batch.js';
+import { TOKEN_COLUMNS, type TokenColumn } from '../../proto/shard-batch.js';
 import { openDuckDB, type DuckDB } from '../duckdb/index.js';
-import { CountsWriter } from './counts.js';
+import { DuplicateKeyWriter, duplicatesSql } from './duplicates.js';
 import { eventsSql } from './events.js';
 import { openInput, firstLine } from './input.js';
 import { PREPASS, runPrepass } from './prepass.js';
-import { buildSequences, streamSql, type DuplicateEvent, type SetSink } from './sequences.js';
-import { ShardBuilder, ShardFileWriter } from './shards.js';
-import { checkThreshold, countReasons, duplicatesSql, rejectedTotal, writeQuarantine } from './validate.js';
+import { buildSequences, streamSql, type DuplicateEvent } from './sequences.js';
+import { OpenSet } from './sets.js';
+import { checkThreshold, countReasons, rejectedTotal, writeQuarantine } from './validate.js';
 import { buildProducts, buildVocabulary, FIRST_TOKEN_ID, hashesOf, tokenIds, UNKNOWN_ID } from './vocab.js';
 import { planWindows, type SetName } from './windows.js';
-import type { PreprocessOptions, PreprocessResult, ShardSet } from './types.js';
+import type { PreprocessOptions, PreprocessResult } from './types.js';
 
 const EVENTS = 'events';
-const DUPLICATE_KEYS = 'duplicate_keys';
 
 export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult> {
   const { job } = o;
@@ -99,144 +97,85 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
   // sequences and shards
   const tokenColumns = TOKEN_COLUMNS.filter((c): c is TokenColumn => c === 'event' || (c === 'item' ? !!job.columns.item : !!job.columns.category));
   const labelledScore = counts.maxValidMs !== null && counts.maxValidMs >= plan.score.labelToMs - DAY_MS;
-  const sinks: (SetSink & { writers: ShardFileWriter[]; dir: string; countsFile: string })[] = [];
-  const pending: { writer: ShardFileWriter; batch: RecordBatch }[] = [];
-  let writeMs = 0;
-  let duplicateKeys: DuplicateKeyWriter | null = null;
   const result: PreprocessResult = {
     stats: { rowsRead: counts.rowsRead, rowsAccepted: 0, rejected: counts.rejected, outsideWindow: counts.outsideWindow, quarantineFile: null, inputFiles: input.files.length, timings },
     vocabulary,
     products,
     countsFiles: {},
   };
+  const open: OpenSet[] = [];
+  let duplicates: DuplicateKeyWriter | null = null;
   try {
-    for (const w of plan.sets) {
-      const labelled = w.name === 'train' || labelledScore;
-      const schema = shardSchema({
-        tokenColumns,
-        numericColumns: job.columns.numeric.map((n) => n.column),
-        products: products.map((p) => p.name),
-        labelled,
-        asOf: w.asOf,
-        maxLength: job.sequence.maxLength,
-      });
-      const dir = path.join(o.runDir, w.name);
-      await rm(dir, { recursive: true, force: true });
-      await mkdir(dir, { recursive: true });
-      const layout = { tokenColumns, numericCount: job.columns.numeric.length, productCount: products.length, labelled, batchRows: job.shards.batchRows };
-      const builders = Array.from({ length: job.shards.count }, () => new ShardBuilder(schema, layout));
-      const writers: ShardFileWriter[] = [];
-      for (let s = 0; s < job.shards.count; s++) writers.push(await ShardFileWriter.create(path.join(dir, `shard-${s}.arrow`), schema));
-      const sink = {
-        window: w,
-        labelled,
-        negativeRate: w.name === 'train' ? job.sampling.negativeRate : 1,
-        split: w.name === 'train',
-        builders,
-        counts: await CountsWriter.create(db, `counts_${w.name}`, events.customerType, job.events.types),
-        onFull: (shard: number) => pending.push({ writer: writers[shard]!, batch: builders[shard]!.take() }),
-        customers: 0,
-        noHistory: 0,
-        positives: new Float64Array(products.length),
-        writers,
-        dir,
-        countsFile: path.join(dir, 'counts.parquet'),
-      };
-      sinks.push(sink);
+    for (const window of plan.sets) {
+      const labelled = window.name === 'train' || labelledScore;
+      open.push(await OpenSet.open({ db, job, window, labelled, products, tokenColumns, customerType: events.customerType, runDir: o.runDir }));
     }
-    const writePending = async () => {
-      const t0 = performance.now();
-      for (const p of pending.splice(0)) await p.writer.write(p.batch);
-      writeMs += performance.now() - t0;
-    };
-
     t = performance.now();
     const windowEvents = counts.rowsRead - rejectedBeforeDuplicates - counts.outsideWindow;
     progress('sequences', 0, windowEvents);
-    const withMarkers = counts.minValidMs !== null && counts.minValidMs < plan.fromMs;
+    const found: DuplicateEvent[] = [];
     const totals = await readInput(
       db,
       () =>
         buildSequences(db, {
           job,
-          sql: streamSql(EVENTS, events.customerType, events.numericCount, plan.fromMs, plan.toMs, withMarkers),
+          sql: streamSql(EVENTS, events.customerType, events.numericCount, plan.fromMs, plan.toMs, counts.minValidMs !== null && counts.minValidMs < plan.fromMs),
           customerType: events.customerType,
           numericCount: events.numericCount,
-          sets: sinks,
+          sets: open.map((x) => x.sink),
           itemIds,
           categoryIds,
           eventIds,
           productCategories,
-          onDuplicate: (d) => {
-            duplicateKeys ??= new DuplicateKeyWriter(db);
-            duplicateKeys.add(d);
-          },
+          onDuplicate: (d) => found.push(d),
           afterChunk: async (done) => {
-            await writePending();
-            await (duplicateKeys as DuplicateKeyWriter | null)?.flush();
+            for (const x of open) await x.writeBatches();
+            if (found.length > 0) {
+              duplicates ??= await DuplicateKeyWriter.create(db);
+              for (const d of found.splice(0)) duplicates.add(d);
+              duplicates.flush();
+            }
             progress('sequences', done, windowEvents);
           },
         }),
       job.input.path,
     );
-    const loopMs = performance.now() - t;
+    const writeMsOf = () => open.reduce((ms, x) => ms + x.writeMs, 0);
+    timings.sequences = performance.now() - t - writeMsOf();
     if (totals.events !== windowEvents) {
       // Counted once, streamed once: a difference means the files changed between the two reads.
       throw new InputError(`the input ${job.input.path} changed while it was read (${windowEvents} events counted, ${totals.events} streamed): rerun preprocess`);
     }
 
-    t = performance.now();
-    progress('shards', 0, sinks.length);
-    for (const sink of sinks) {
-      sink.builders.forEach((b, s) => {
-        if (b.rows > 0) pending.push({ writer: sink.writers[s]!, batch: b.take() });
-      });
-      await writePending();
-      const shards = [];
-      for (const [s, writer] of sink.writers.entries()) shards.push({ id: `${sink.window.name}-${s}`, file: writer.file, rows: writer.rows, bytes: await writer.close() });
-      sink.writers.length = 0;
-      await sink.counts.finish(sink.countsFile, sink.window.asOfMs);
-      const set: ShardSet = {
-        name: sink.window.name,
-        asOf: sink.window.asOf,
-        labelled: sink.labelled,
-        customers: sink.customers,
-        noHistory: sink.noHistory,
-        positives: Object.fromEntries(products.map((p, i) => [p.name, sink.positives[i]!])),
-        shards,
-      };
-      result[sink.window.name] = set;
-      result.countsFiles[sink.window.name] = sink.countsFile;
-      progress('shards', sinks.indexOf(sink) + 1, sinks.length);
+    progress('shards', 0, open.length);
+    for (const [i, x] of open.entries()) {
+      const { set, countsFile } = await x.finish();
+      result[set.name] = set;
+      result.countsFiles[set.name] = countsFile;
+      progress('shards', i + 1, open.length);
     }
-    timings.sequences = loopMs - writeMs;
-    timings.shards = writeMs + (performance.now() - t);
+    timings.shards = writeMsOf();
 
     // The quarantine and the final threshold check, duplicates included.
     t = performance.now();
     counts.rejected.duplicate = totals.duplicates;
     const rejected = rejectedTotal(counts.rejected);
     result.stats.rowsAccepted = counts.rowsRead - rejected;
-    const dups = duplicateKeys as DuplicateKeyWriter | null;
-    if (dups) {
-      await dups.flush();
-      dups.close();
-    }
+    const dups = duplicates as DuplicateKeyWriter | null;
+    dups?.close();
+    duplicates = null;
     result.stats.quarantineFile = await writeQuarantine(
       db,
       job,
       quarantinePath,
-      { eventsWithRaw: withRaw, duplicates: dups ? duplicatesSql(job, withRaw, DUPLICATE_KEYS) : null },
+      { eventsWithRaw: withRaw, duplicates: dups ? duplicatesSql(job, withRaw) : null },
       rejected > 0,
     );
     checkThreshold(job, counts, result.stats.quarantineFile);
     clock('validate', t);
   } finally {
-    for (const sink of sinks) {
-      for (const w of sink.writers) await w.abort();
-      sink.counts.close();
-    }
-    (duplicateKeys as DuplicateKeyWriter | null)?.close();
+    for (const x of open) await x.abort();
+    (duplicates as DuplicateKeyWriter | null)?.close();
   }
   return result;
 }
@@ -250,46 +189,3 @@ async function readInput<T>(db: DuckDB, work: string | (() => Promise<T>), input
     throw new InputError(`cannot read input ${inputPath}: ${firstLine(e)}`, { cause: e });
   }
 }
-
-/** Keys of dropped duplicates, appended row by row to a DuckDB table for the quarantine query (they are rare). */
-class DuplicateKeyWriter {
-  private appender: DuckDBAppender | null = null;
-  private ready: Promise<void>;
-  private queue: DuplicateEvent[] = [];
-
-  constructor(private readonly db: DuckDB) {
-    this.ready = db.run(`CREATE OR REPLACE TABLE ${DUPLICATE_KEYS} (customer VARCHAR, ts BIGINT, e UTINYINT, hi UBIGINT, hc UBIGINT)`).then(async () => {
-      this.appender = await db.connection.createAppender(DUPLICATE_KEYS);
-    });
-  }
-
-  add(d: DuplicateEvent): void {
-    this.queue.push(d);
-  }
-
-  /** Appends everything added so far (call before reading the table). */
-  async flush(): Promise<void> {
-    await this.ready;
-    const a = this.appender!;
-    for (const d of this.queue.splice(0)) {
-      a.appendVarchar(d.customer);
-      a.appendBigInt(BigInt(d.ts));
-      a.appendUTinyInt(d.e);
-      a.appendUBigInt(unsigned64(d.itemHash));
-      a.appendUBigInt(unsigned64(d.categoryHash));
-      a.endRow();
-    }
-    a.flushSync();
-  }
-
-  close(): void {
-    this.appender?.closeSync();
-    this.appender = null;
-  }
-}
-
-function unsigned64([lo, hi]: [number, number]): bigint {
-  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
-}
-
-

@@ -13,7 +13,7 @@
  * customer's shard builder: tokens, dt, age, numeric features, labels, weight, split.
  */
 import type { Job } from '../../jobs/job.js';
-import { columnReader, isValid, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
+import { columnReader, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
 import type { CountsWriter } from './counts.js';
 import { sampleUnit, shardOfBytes, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
@@ -96,11 +96,13 @@ class SetState {
   readonly category: Int32Array;
   readonly event: Int32Array;
   readonly numeric: Float32Array;
+  /** log1p(seconds since the customer's previous event): the dt feature, except for a set's first event. */
+  readonly dt: Float32Array;
   readonly typeCounts: Int32Array;
   readonly labels: Int8Array;
   count = 0;
-  /** Time of the newest event pushed out of the ring (for the first kept event's dt), NaN when none. */
-  beforeTs = NaN;
+  /** Where the next event goes: count % maxLength. */
+  head = 0;
   lastTs = NaN;
   readonly fromMs: number;
   readonly asOfMs: number;
@@ -115,13 +117,14 @@ class SetState {
     this.category = new Int32Array(maxLength);
     this.event = new Int32Array(maxLength);
     this.numeric = new Float32Array(maxLength * Math.max(1, numericCount));
+    this.dt = new Float32Array(maxLength);
     this.typeCounts = new Int32Array(types);
     this.labels = new Int8Array(products);
   }
 
   reset(): void {
     this.count = 0;
-    this.beforeTs = NaN;
+    this.head = 0;
     this.lastTs = NaN;
     this.typeCounts.fill(0);
     this.labels.fill(0);
@@ -162,6 +165,9 @@ export class SequenceKernel {
   private readonly validationShare: number;
   private readonly hasItem: boolean;
   private readonly hasCategory: boolean;
+  private readonly itemIds: Int64Map | null;
+  private readonly categoryIds: Int64Map | null;
+  private readonly eventIds: Int32Array;
   // The current customer.
   private started = false;
   private keyLo = 0;
@@ -169,6 +175,8 @@ export class SequenceKernel {
   private idBytes = new Uint8Array(256);
   private idLength = 0;
   private firstTs = NaN;
+  /** The customer's previous (kept) event time: the same for every set, since a set's feature events are contiguous. */
+  private prevTs = NaN;
   /** The current customer's shard, computed at its first emitted row. */
   private shard = -1;
   // The current group of events sharing one timestamp (usually one event).
@@ -194,6 +202,9 @@ export class SequenceKernel {
     this.validationShare = job.model.validationShare;
     this.hasItem = job.columns.item !== null;
     this.hasCategory = job.columns.category !== null;
+    this.itemIds = o.itemIds;
+    this.categoryIds = o.categoryIds;
+    this.eventIds = o.eventIds;
     this.productLo = new Int32Array(this.products);
     this.productHi = new Int32Array(this.products);
     this.productAny = new Uint8Array(this.products);
@@ -244,7 +255,8 @@ export class SequenceKernel {
       gHash[4 * g + 2] = categoryHash[2 * i]!;
       gHash[4 * g + 3] = categoryHash[2 * i + 1]!;
       for (let k = 0; k < numericCount; k++) {
-        const x = isValid(numericValid[k]!, i) ? numeric[k]![i]! : 0;
+        const valid = numericValid[k]!;
+        const x = valid === null || (valid[i >> 3]! & (1 << (i & 7))) !== 0 ? numeric[k]![i]! : 0;
         this.gNum[g * numericCount + k] = x;
         this.gNumT[g * numericCount + k] = x === 0 ? 0 : Math.sign(x) * Math.log1p(Math.abs(x));
       }
@@ -259,24 +271,29 @@ export class SequenceKernel {
 
   private feed(ts: number, e: number, g: number): void {
     if (!(this.firstTs <= ts)) this.firstTs = ts;
+    const prevTs = this.prevTs;
+    this.prevTs = ts;
     let itemId = -1;
     let categoryId = 0;
+    let dt = 0;
     const states = this.states;
     const gHash = this.gHash;
     for (let s = 0; s < states.length; s++) {
       const st = states[s]!;
       if (ts >= st.fromMs && ts < st.asOfMs) {
         if (itemId < 0) {
-          itemId = this.hasItem ? this.o.itemIds!.get(gHash[4 * g]!, gHash[4 * g + 1]!) : 0;
-          categoryId = this.hasCategory ? this.o.categoryIds!.get(gHash[4 * g + 2]!, gHash[4 * g + 3]!) : 0;
+          itemId = this.itemIds ? this.itemIds.get(gHash[4 * g]!, gHash[4 * g + 1]!) : 0;
+          categoryId = this.categoryIds ? this.categoryIds.get(gHash[4 * g + 2]!, gHash[4 * g + 3]!) : 0;
+          dt = prevTs === prevTs ? Math.log1p((ts - prevTs) / 1000) : 0;
         }
         const count = st.count;
-        const slot = count % this.maxLength;
-        if (count >= this.maxLength) st.beforeTs = st.ts[slot]!;
+        const slot = st.head;
+        st.head = slot + 1 === this.maxLength ? 0 : slot + 1;
+        st.dt[slot] = dt;
         st.ts[slot] = ts;
         st.item[slot] = itemId;
         st.category[slot] = categoryId;
-        st.event[slot] = this.o.eventIds[e]!;
+        st.event[slot] = this.eventIds[e]!;
         const numericCount = this.numericCount;
         for (let k = 0; k < numericCount; k++) st.numeric[slot * numericCount + k] = this.gNumT[g * numericCount + k]!;
         st.count = count + 1;
@@ -342,6 +359,7 @@ export class SequenceKernel {
       st.reset();
     }
     this.firstTs = NaN;
+    this.prevTs = NaN;
     this.groupTs = NaN;
     this.shard = -1;
   }
@@ -372,8 +390,7 @@ export class SequenceKernel {
     const at0 = b.customerOffsets[b.rows]!;
     for (let k = 0; k < idLength; k++) bytes[at0 + k] = idBytes[k]!;
     const asOfMs = st.asOfMs;
-    let slot = count > maxLength ? count % maxLength : 0;
-    let prev = st.beforeTs;
+    let slot = count > maxLength ? st.head : 0;
     const tokens = b.tokens;
     const itemTokens = this.hasItem ? tokens[0]! : null;
     const categoryTokens = this.hasCategory ? tokens[this.hasItem ? 1 : 0]! : null;
@@ -387,10 +404,9 @@ export class SequenceKernel {
       if (itemTokens) itemTokens[at] = st.item[slot]!;
       if (categoryTokens) categoryTokens[at] = st.category[slot]!;
       eventTokens[at] = st.event[slot]!;
-      dt[at] = prev === prev ? Math.log1p((ts - prev) / 1000) : 0;
+      dt[at] = st.dt[slot]!;
       age[at] = Math.log1p((asOfMs - ts) / 1000);
       for (let k = 0; k < numericCount; k++) b.numeric[k]![at] = st.numeric[slot * numericCount + k]!;
-      prev = ts;
       if (++slot === maxLength) slot = 0;
     }
     if (sink.labelled) {
@@ -398,6 +414,8 @@ export class SequenceKernel {
       const at = b.rows * products;
       for (let p = 0; p < products; p++) labels[at + p] = st.labels[p]!;
     }
+    // The set's first feature event has no predecessor in the set (unless the ring cut it off).
+    if (n > 0 && count <= maxLength) dt[base] = 0;
     b.commit(idLength, n, count, weight, split);
     for (let p = 0; p < products; p++) sink.positives[p]! += st.labels[p]!;
     sink.customers++;

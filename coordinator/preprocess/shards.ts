@@ -84,8 +84,11 @@ export class ShardBuilder {
     this.rows = r + 1;
   }
 
-  /** The rows so far as a record batch; the builder starts over with fresh arrays (the batch keeps the old ones). */
-  take(): RecordBatch {
+  /**
+   * The rows so far as a record batch; the builder starts over on other arrays (the batch keeps these).
+   * Call `release()` once the batch is written: its arrays then serve the batch after next, instead of new ones.
+   */
+  take(): { batch: RecordBatch; release: () => void } {
     const n = this.rows;
     const v = this.values;
     const children: Data[] = [];
@@ -114,8 +117,29 @@ export class ShardBuilder {
     // Size the next batch's arrays from this one's, so a shard of short sequences never allocates for long ones.
     this.valueCapacity = Math.max(this.layout.batchRows, Math.ceil(v * 1.25));
     this.byteCapacity = Math.max(this.layout.batchRows, Math.ceil(this.customerOffsets[n]! * 1.25));
-    this.allocate();
-    return batch;
+    const taken = this.buffers();
+    const spare = this.spare;
+    this.spare = null;
+    if (spare) this.use(spare);
+    else this.allocate();
+    return { batch, release: () => (this.spare = taken) };
+  }
+
+  private spare: Buffers | null = null;
+
+  private buffers(): Buffers {
+    const { customerOffsets, customerBytes, historyLength, listOffsets, tokens, dt, age, numeric, labels, weight, split } = this;
+    return { customerOffsets, customerBytes, historyLength, listOffsets, tokens, dt, age, numeric, labels, weight, split };
+  }
+
+  private use(b: Buffers): void {
+    Object.assign(this, b);
+    this.rows = 0;
+    this.values = 0;
+    this.customerOffsets[0] = 0;
+    this.listOffsets[0] = 0;
+    this.valueCapacity = b.dt.length;
+    this.byteCapacity = b.customerBytes.length;
   }
 
   private allocate(): void {
@@ -143,6 +167,8 @@ export class ShardBuilder {
     this.numeric = this.numeric.map((a) => grow(a, this.valueCapacity));
   }
 }
+
+type Buffers = Pick<ShardBuilder, 'customerOffsets' | 'customerBytes' | 'historyLength' | 'listOffsets' | 'tokens' | 'dt' | 'age' | 'numeric' | 'labels' | 'weight' | 'split'>;
 
 function grow<T extends Int32Array | Float32Array | Uint8Array>(a: T, size: number): T {
   const b = new (a.constructor as new (n: number) => T)(size);

@@ -92,20 +92,3 @@ function pct(x: number): string {
   return `${p >= 10 ? p.toFixed(1) : p >= 0.1 ? p.toFixed(2) : p.toPrecision(2)} %`;
 }
 
-/**
- * The rejected copies of duplicate events, shaped like the quarantine: rows of `eventsWithRaw` that match a
- * key in `keysTable` (customer VARCHAR, ts BIGINT, e UTINYINT, hi UBIGINT, hc UBIGINT), numbered within
- * each group of identical events by file and row; every copy after the first is a duplicate.
- */
-export function duplicatesSql(job: Job, eventsWithRaw: string, keysTable: string): string {
-  const names = rawColumns(job);
-  const nums = job.columns.numeric.map((_, i) => `, n${i}`).join('');
-  return `SELECT ${names.map((n, i) => `raw_${i} AS ${sqlIdent(n)}`).join(', ')}, 'duplicate' AS reason, source_file, source_row
-    FROM (
-      SELECT *, row_number() OVER (PARTITION BY customer, ts, e, hash(item), hash(cat)${nums} ORDER BY source_file, source_row) AS copy
-      FROM (${eventsWithRaw}) x
-      WHERE reason = 0 AND EXISTS (
-        SELECT 1 FROM ${keysTable} d
-        WHERE d.customer = CAST(x.customer AS VARCHAR) AND d.ts = x.ts AND d.e = x.e AND d.hi = hash(x.item) AND d.hc = hash(x.cat))
-    ) WHERE copy > 1`;
-}

@@ -8,10 +8,10 @@ export { parseSpec, weightLayout, weightCount, embeddedColumns, inputWidth, spec
 export { initialWeights } from './weights.js';
 
 export type { BackendChoice, SelectBackendOptions, TfjsRuntime } from './runtime.js';
-export { selectBackend, useBackend, availableBackends, TFJS_RUNTIMES } from './runtime.js';
+export { selectBackend, useBackend, availableBackends, parseRuntimeList, TFJS_RUNTIMES } from './runtime.js';
 
 export type { SequenceModel, TrainStepsOptions, TrainStepsResult, PredictOptions } from './model.js';
-export { createModel } from './model.js';
+export { createModel, modelFromWeights } from './model.js';
 export type { ExplainOptions, ExplainedEvent, Explanation } from './explain.js';
 
 export type { FitOptions, EpochMetrics, FitResult } from './train.js';

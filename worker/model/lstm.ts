@@ -1,13 +1,13 @@
 /**
- * The LSTM, Keras-compatible (gate blocks i, f, c, o; sigmoid gates, tanh cell; no masking — padding is an
- * ordinary learnable token), with a hand-written backward pass.
+ * The LSTM recurrence, Keras-compatible (gate blocks i, f, c, o; sigmoid gates, tanh cell; no masking —
+ * padding is an ordinary learnable token), as one custom-gradient op over time-major pre-activations
+ * (the caller computes x·W + b for all steps at once, see network.ts).
  *
- * tfjs's own LSTM layer builds its gradient by taping dozens of small ops per time step, which is what
- * makes it slow on CPU backends. Here the recurrence is one custom-gradient op: the forward pass runs a
- * dozen ops per step and keeps the gate activations; the backward pass (BPTT) runs seven ops per step and
- * leaves the big products (input projection, dW, dU, dx) to single large matrix multiplications.
- * The input projection x·W + b is done by the caller for all steps at once (see network.ts), so this op
- * only sees pre-activations.
+ * tfjs's own LSTM layer tapes dozens of small ops per time step and differentiates them one by one, which is
+ * what makes it slow on CPU backends. Here the backward pass (BPTT) is written by hand: on wasm and the
+ * JavaScript backend it runs as two fused kernels (kernels/lstm-recurrence.ts: per step one matrix product
+ * plus one pass of gate arithmetic, SIMD on wasm); on other backends (tfjs-node) as a dozen ops per step
+ * forward and seven backward, with the big products (dU) left to one large matrix multiplication.
  */
 import * as tf from '@tensorflow/tfjs';
 import { LSTM_BACKWARD, LSTM_FORWARD } from './kernels/lstm-recurrence.js';

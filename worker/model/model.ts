@@ -13,12 +13,19 @@ import { parseSpec, productIndex, weightCount, weightLayout, type ModelSpec } fr
 import { initialWeights, splitWeights } from './weights.js';
 
 export interface TrainStepsOptions {
-  /** Optimizer steps of spec.batchSize rows each; rows are drawn in a seeded shuffled order, reshuffled per pass. */
+  /** Optimizer steps of spec.batchSize rows each (the last of a pass smaller); rows in a seeded order, reshuffled per pass. */
   steps?: number;
   /** Whole passes over the batch instead of a step count (the last step of a pass may be smaller). */
   epochs?: number;
-  /** Seeds the row order. */
+  /** Seeds the row order: pass k over the rows uses permutation mixSeed(seed, k). */
   seed: number;
+  /**
+   * Steps already taken in that seeded order, so calls with the same seed continue one another: a pass is
+   * ceil(rows / batchSize) steps (the last one smaller), and step k is batch k mod that of pass k div that.
+   * A data-parallel round r of s steps starts at step r·s, so the rounds of an epoch see different rows.
+   * @default 0
+   */
+  startStep?: number;
 }
 
 export interface TrainStepsResult {
@@ -52,6 +59,18 @@ export interface SequenceModel {
 /** Builds a model with the spec's seeded initial weights. */
 export function createModel(specInput: ModelSpec | string): SequenceModel {
   return new TfjsSequenceModel(parseSpec(specInput));
+}
+
+/** A trained model back from its spec and weights (e.g. a loaded artifact), to score or explain with tfjs. */
+export function modelFromWeights(specInput: ModelSpec | string, weights: Float32Array): SequenceModel {
+  const model = createModel(specInput);
+  try {
+    model.setWeights(weights);
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 class TfjsSequenceModel implements SequenceModel {
@@ -95,18 +114,19 @@ class TfjsSequenceModel implements SequenceModel {
     if (!Number.isInteger(steps) || steps < 0) throw new ModelError(`trainSteps: steps must be a whole number ≥ 0, got ${steps}`);
     this.optimizer ??= tf.train.adam(this.spec.learningRate, 0.9, 0.999, 1e-7);
     const productIds = this.spec.architecture === 'lstm' ? [productIndex(this.spec)] : this.spec.products.map((_, i) => i);
-    let pass = 0;
-    let order = new Rng(mixSeed(options.seed, pass)).permutation(batch.size);
-    let cursor = 0;
+    const startStep = options.startStep ?? 0;
+    if (!Number.isInteger(startStep) || startStep < 0) throw new ModelError(`trainSteps: startStep must be a whole number ≥ 0, got ${startStep}`);
+    let pass = -1;
+    let order: Int32Array = new Int32Array(0);
     let lossSum = 0;
     let examples = 0;
-    for (let s = 0; s < steps; s++) {
-      if (cursor >= batch.size) {
-        order = new Rng(mixSeed(options.seed, ++pass)).permutation(batch.size);
-        cursor = 0;
+    for (let s = startStep; s < startStep + steps; s++) {
+      if (Math.floor(s / perEpoch) !== pass) {
+        pass = Math.floor(s / perEpoch);
+        order = new Rng(mixSeed(options.seed, pass)).permutation(batch.size);
       }
-      const rows = order.subarray(cursor, Math.min(cursor + size, batch.size));
-      cursor += rows.length;
+      const from = (s % perEpoch) * size;
+      const rows = order.subarray(from, Math.min(from + size, batch.size));
       const mini = selectRows(batch, rows);
       lossSum += this.step(mini, productIds) * rows.length;
       examples += rows.length;

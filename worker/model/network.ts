@@ -35,7 +35,9 @@ export class Network {
   constructor(spec: ModelSpec, initial: Float32Array) {
     this.spec = spec;
     this.variables = weightLayout(spec).map((w) => {
-      const v = tf.variable(tf.tensor(initial.subarray(w.offset, w.offset + w.size), w.shape, 'float32'), true, `${w.name}_${uid++}`);
+      const value = tf.tensor(initial.subarray(w.offset, w.offset + w.size), w.shape, 'float32');
+      const v = tf.variable(value, true, `${w.name}_${uid++}`);
+      value.dispose(); // the variable holds its own reference to the data
       this.byName.set(w.name, v);
       return v;
     });
@@ -128,9 +130,17 @@ export class Network {
     const scores = tf.reshape(tf.matMul(tf.reshape(states, [batch * steps, units]), q, false, true), [batch, steps, products]);
     const attention = tf.softmax(tf.mul(tf.transpose(scores, [0, 2, 1]), 1 / Math.sqrt(units))) as tf.Tensor3D; // [batch, P, steps]
     const pooled = tf.matMul(attention, states) as tf.Tensor3D; // [batch, P, units]
-    const query = tf.broadcastTo(q, [batch, products, units]) as tf.Tensor3D;
-    const joined = tf.concat([pooled, tf.mul(pooled, query), query], 2);
-    const logits = tf.reshape(dense(tf.reshape(joined, [batch * products, 3 * units])), [batch, products]) as tf.Tensor2D;
+    // dense([pooled, pooled ⊙ q, q]) computed as pooled·W₁ + (pooled ⊙ q)·W₂ + q·W₃ + b: the same numbers
+    // without materialising q for every customer (the ONNX graph does the same).
+    const kernel = this.weight('dense/kernel');
+    const part = (k: number) => tf.slice(kernel, [k * units, 0], [units, this.spec.denseUnits]) as tf.Tensor2D;
+    const rows = batch * products;
+    const fromPooled = tf.matMul(tf.reshape(pooled, [rows, units]) as tf.Tensor2D, part(0));
+    const fromProduct = tf.matMul(tf.reshape(tf.mul(pooled, q), [rows, units]) as tf.Tensor2D, part(1));
+    const fromQuery = tf.add(tf.matMul(q, part(2)), this.weight('dense/bias')); // [P, dense]
+    const hidden = tf.relu(tf.add(tf.reshape(tf.add(fromPooled, fromProduct), [batch, products, this.spec.denseUnits]), fromQuery));
+    const out = tf.add(tf.matMul(tf.reshape(hidden, [rows, this.spec.denseUnits]) as tf.Tensor2D, this.weight('output/kernel')), this.weight('output/bias'));
+    const logits = tf.reshape(out, [batch, products]) as tf.Tensor2D;
     return { logits, attention };
   }
 

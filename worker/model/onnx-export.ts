@@ -2,7 +2,7 @@
  * Exports a trained model to ONNX (opset 17) so that scoring runs in ONNX Runtime. Built directly as
  * protobuf with onnx-proto; the graph computes exactly what network.ts computes:
  *
- *   Gather(embeddings) ⊕ features → Transpose (ONNX's LSTM is time-major) → LSTM → head
+ *   Gather(embeddings of transposed ids) ⊕ transposed features (ONNX's LSTM is time-major) → LSTM → head
  *   lstm head:       Y_h → Gemm → Relu → Gemm → Sigmoid                              → score [batch]
  *   attention head:  Y, Gather(queries, product_ids) → MatMul → Softmax over steps → pooled,
  *                    pooled·W₁ + (pooled ⊙ q)·W₂ + q·W₃ + b → Relu → MatMul → Sigmoid  → score [batch, products]
@@ -54,10 +54,11 @@ export function exportOnnx(model: ExportableModel): Uint8Array {
   }
   if (spec.featureNames.length > 0) g.input(ONNX_FEATURES_INPUT, FLOAT, ['batch', L, spec.featureNames.length]);
 
-  const parts = columns.map((c: TokenColumn) => g.node('Gather', [`embedding/${c}`, c], { axis: 0 }));
-  if (spec.featureNames.length > 0) parts.push(ONNX_FEATURES_INPUT);
-  const x = parts.length === 1 ? parts[0]! : g.node('Concat', parts, { axis: 2 });
-  const timeMajor = g.node('Transpose', [x], { perm: [1, 0, 2] });
+  // Time-major from the start (ONNX's LSTM wants [steps, batch, input]): transposing the ids and the few
+  // features is cheaper than transposing the embedded sequence.
+  const parts = columns.map((c: TokenColumn) => g.node('Gather', [`embedding/${c}`, g.node('Transpose', [c], { perm: [1, 0] })], { axis: 0 }));
+  if (spec.featureNames.length > 0) parts.push(g.node('Transpose', [ONNX_FEATURES_INPUT], { perm: [1, 0, 2] }));
+  const timeMajor = parts.length === 1 ? parts[0]! : g.node('Concat', parts, { axis: 2 });
 
   const { W, R, B } = lstmWeights(value('lstm/kernel'), value('lstm/recurrent_kernel'), value('lstm/bias'), inputWidth, H);
   g.initializer(floatTensor('lstm/W', W, [1, 4 * H, inputWidth]));

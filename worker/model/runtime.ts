@@ -35,10 +35,12 @@ let chosen: Promise<BackendChoice> | null = null;
 
 /**
  * Selects the best available backend once per process and logs the choice; later calls return the same
- * choice. Use `useBackend` to switch deliberately (benchmarks, tests).
+ * choice, unless they name their own candidates (then they choose again). `useBackend` switches to one.
  */
 export function selectBackend(options: SelectBackendOptions = {}): Promise<BackendChoice> {
-  chosen ??= choose(options).catch((e) => {
+  if (chosen && !options.candidates) return chosen;
+  const choice = choose(options);
+  chosen = choice.catch((e) => {
     chosen = null;
     throw e;
   });
@@ -81,7 +83,11 @@ async function choose(options: SelectBackendOptions): Promise<BackendChoice> {
 }
 
 function candidatesFromEnv(): TfjsRuntime[] {
-  const raw = process.env.NEXTBUY_TFJS_RUNTIMES;
+  return parseRuntimeList(process.env.NEXTBUY_TFJS_RUNTIMES);
+}
+
+/** A comma-separated runtime list (NEXTBUY_TFJS_RUNTIMES); empty or absent means all, best first. */
+export function parseRuntimeList(raw: string | undefined): TfjsRuntime[] {
   if (!raw) return [...TFJS_RUNTIMES];
   const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
   for (const n of names) {

@@ -1,14 +1,30 @@
 /**
- * BatchMatMul for tfjs-backend-wasm with transposed operands. Its own kernel handles transposeA/transposeB
- * on a path about 8× slower than the plain product; every matMul gradient asks for one (dA = dC·Bᵀ,
- * dB = Aᵀ·dC). Transposing the operand first (a fast copy) and running the plain product is much cheaper.
+ * BatchMatMul for tfjs-backend-wasm, improving two cases its own kernel handles slowly:
+ *  - transposed operands (transposeA/transposeB) run on a path about 8× slower than the plain product, and
+ *    every matMul gradient asks for one (dA = dC·Bᵀ, dB = Aᵀ·dC): the operand is transposed first (a fast
+ *    copy) and the plain product runs;
+ *  - a batch of small products (attention: one per customer) runs without XNNPACK at ~1 GFLOP/s: it goes to
+ *    the SIMD batch_matmul in simd-kernels.ts instead.
+ * Single products stay on XNNPACK, which is faster for them.
  */
-import { BatchMatMul, getKernel, registerKernel, Transpose, unregisterKernel, type BatchMatMulAttrs, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import {
+  BatchMatMul,
+  broadcast_util,
+  getKernel,
+  registerKernel,
+  Transpose,
+  unregisterKernel,
+  util,
+  type BatchMatMulAttrs,
+  type KernelFunc,
+  type TensorInfo,
+} from '@tensorflow/tfjs';
+import { simdKernelsFor } from './simd-memory.js';
 import { callKernel, type WasmBackendLike } from './wasm-backend.js';
 
 let installed = false;
 
-export function registerPlainMatMulForWasm(): void {
+export function registerFastMatMulForWasm(): void {
   if (installed) return;
   const original = getKernel(BatchMatMul, 'wasm');
   if (!original) return;
@@ -16,8 +32,7 @@ export function registerPlainMatMulForWasm(): void {
   const kernelFunc: KernelFunc = (args) => {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
     const { transposeA, transposeB } = args.attrs as unknown as BatchMatMulAttrs;
-    if (!transposeA && !transposeB) return plain(args);
-    const backend = args.backend as unknown as WasmBackendLike;
+    const backend = args.backend as unknown as WasmBackendLike & { getMemoryOffset(id: object): number };
     const swapLast = (t: TensorInfo) => {
       const perm = t.shape.map((_, i) => i);
       const r = perm.length;
@@ -27,7 +42,7 @@ export function registerPlainMatMulForWasm(): void {
     const at = transposeA ? swapLast(a) : a;
     const bt = transposeB ? swapLast(b) : b;
     try {
-      return plain({ ...args, inputs: { a: at, b: bt }, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
+      return batched(backend, at, bt) ?? plain({ ...args, inputs: { a: at, b: bt }, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
     } finally {
       if (at !== a) backend.disposeData(at.dataId);
       if (bt !== b) backend.disposeData(bt.dataId);
@@ -36,4 +51,25 @@ export function registerPlainMatMulForWasm(): void {
   unregisterKernel(BatchMatMul, 'wasm');
   registerKernel({ kernelName: BatchMatMul, backendName: 'wasm', setupFunc: original.setupFunc, kernelFunc });
   installed = true;
+}
+
+/** The SIMD path for more than one product with float32 operands and simple broadcasting; null otherwise. */
+function batched(backend: WasmBackendLike & { getMemoryOffset(id: object): number }, a: TensorInfo, b: TensorInfo): TensorInfo | null {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 3 || b.shape.length < 2) return null;
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const outer = broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  const batch = util.sizeFromShape(outer);
+  const batchA = util.sizeFromShape(outerA);
+  const batchB = util.sizeFromShape(outerB);
+  if (batch <= 1 || (batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
+  const [M, K] = a.shape.slice(-2) as [number, number];
+  const [K2, N] = b.shape.slice(-2) as [number, number];
+  if (K !== K2) return null; // let the original kernel report it
+  const simd = simdKernelsFor(backend);
+  if (!simd) return null;
+  const out = backend.makeOutput([...outer, M, N], 'float32');
+  const address = (t: TensorInfo) => backend.getMemoryOffset(t.dataId);
+  simd.batchMatmul(address(a), address(b), address(out), batch, M, K, N, batchA === 1 ? 0 : M * K * 4, batchB === 1 ? 0 : K * N * 4);
+  return out;
 }

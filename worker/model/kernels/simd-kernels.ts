@@ -11,12 +11,15 @@
  *   backward_step(dy, dr, gates, cPrev, tc, dcNext, dz, dx, B, H)
  *     dh = dy + dr; dc = dcNext + dh·o·(1 − tc²); dz = [dc·g·i(1−i), dc·cPrev·f(1−f), dc·i(1−g²), dh·tc·o(1−o)]
  *     writes dz and dx (both [B, 4H]) and dcNext ← dc·f
+ *   batch_matmul(a, b, out, batch, M, K, N, strideA, strideB)
+ *     out[i] = a[i] (M×K) · b[i] (K×N) for each of `batch` pairs; strides are bytes between pairs (0 broadcasts)
  *   segment_sum(values, ids, rows, width, segments, out)
  *     out[ids[r]] += values[r] for every row r with 0 ≤ ids[r] < segments (out is not cleared first)
  * All arguments are byte addresses except B, H, rows, width and segments; H and width must be multiples of 4.
  */
 import {
-  add, assemble, bump, div, FunctionBuilder, get, i32, iadd, imul, intAdd, intShl, load, loop, max, min, mul, nearest, set, splat, store, sub, truncToInt,
+  add, assemble, bump, div, f32, fadd, fload, fmul, fsplat, fstore, FunctionBuilder, get, i32, iadd, imul, intAdd, intShl, leU, load, ltU, loop, max, min, mul,
+  nearest, set, splat, store, storeAt, sub, truncToInt, whileLoop,
   type Expr,
 } from './wasm-emit.js';
 
@@ -24,6 +27,7 @@ export interface SimdKernels {
   forwardStep(x: number, r: number, cPrev: number, gates: number, c: number, tc: number, h: number, hNext: number, B: number, H: number): void;
   backwardStep(dy: number, dr: number, gates: number, cPrev: number, tc: number, dcNext: number, dz: number, dx: number, B: number, H: number): void;
   segmentSum(values: number, ids: number, rows: number, width: number, segments: number, out: number): void;
+  batchMatmul(a: number, b: number, out: number, batch: number, M: number, K: number, N: number, strideA: number, strideB: number): void;
 }
 
 /** e^x for 4 lanes (x clamped to the float32 range of e^x). */
@@ -169,6 +173,60 @@ function segmentSum(): FunctionBuilder {
   return f;
 }
 
+/**
+ * Many small products at once (tfjs-backend-wasm runs a batch of them without XNNPACK, at ~1 GFLOP/s).
+ * Each output row is built 16 columns at a time in four vector accumulators, then 4 at a time, then singly.
+ */
+function batchMatmul(): FunctionBuilder {
+  const f = new FunctionBuilder('batch_matmul', Array(9).fill('i32'));
+  const [a, b, out, batch, M, K, N, strideA, strideB] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [bi, i, k, n] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
+  const aRow = f.local('i32');
+  const bMat = f.local('i32');
+  const oRow = f.local('i32');
+  const bk = f.local('i32'); // address of b[k][n]
+  const rowBytes = f.local('i32'); // N·4
+  const av = f.local('v128');
+  const acc = [f.local('v128'), f.local('v128'), f.local('v128'), f.local('v128')];
+  const total = f.local('f32');
+  set(f, rowBytes, imul(get(N), i32(4)));
+  set(f, oRow, get(out));
+  loop(f, bi, get(batch), () => {
+    set(f, bMat, iadd(get(b), imul(get(bi), get(strideB))));
+    loop(f, i, get(M), () => {
+      set(f, aRow, iadd(iadd(get(a), imul(get(bi), get(strideA))), imul(imul(get(i), get(K)), i32(4))));
+      set(f, n, i32(0));
+      const kLoop = (width: number) => {
+        loop(f, k, get(K), () => {
+          set(f, bk, iadd(iadd(get(bMat), imul(get(k), get(rowBytes))), imul(get(n), i32(4))));
+          set(f, av, fsplat(fload(iadd(get(aRow), imul(get(k), i32(4))))));
+          for (let v = 0; v < width; v++) set(f, acc[v]!, add(get(acc[v]!), mul(get(av), load(get(bk), 16 * v))));
+        });
+      };
+      for (const width of [4, 1]) {
+        whileLoop(f, leU(iadd(get(n), i32(4 * width)), get(N)), () => {
+          for (let v = 0; v < width; v++) set(f, acc[v]!, splat(0));
+          kLoop(width);
+          for (let v = 0; v < width; v++) storeAt(f, iadd(get(oRow), imul(get(n), i32(4))), 16 * v, get(acc[v]!));
+          bump(f, n, i32(4 * width));
+        });
+      }
+      whileLoop(f, ltU(get(n), get(N)), () => {
+        // the last N mod 4 columns, one at a time
+        set(f, total, f32(0));
+        loop(f, k, get(K), () => {
+          const bkn = iadd(iadd(get(bMat), imul(get(k), get(rowBytes))), imul(get(n), i32(4)));
+          set(f, total, fadd(get(total), fmul(fload(iadd(get(aRow), imul(get(k), i32(4)))), fload(bkn))));
+        });
+        fstore(f, iadd(get(oRow), imul(get(n), i32(4))), get(total));
+        bump(f, n, i32(1));
+      });
+      bump(f, oRow, get(rowBytes));
+    });
+  });
+  return f;
+}
+
 /** H / 4 (i32 shift). */
 const div4 = (h: Expr): Expr => (f) => {
   h(f);
@@ -189,7 +247,7 @@ let compiled: object | null = null;
 
 /** The module's bytes (exported for tests). */
 export function simdModuleBytes(): Uint8Array {
-  return assemble([forwardStep(), backwardStep(), segmentSum()]);
+  return assemble([forwardStep(), backwardStep(), segmentSum(), batchMatmul()]);
 }
 
 /** Instantiates the kernels on the given memory; null where SIMD or a non-shared memory is unavailable. */
@@ -202,8 +260,9 @@ export function instantiateSimdKernels(memory: WasmMemoryLike): SimdKernels | nu
       forward_step: SimdKernels['forwardStep'];
       backward_step: SimdKernels['backwardStep'];
       segment_sum: SimdKernels['segmentSum'];
+      batch_matmul: SimdKernels['batchMatmul'];
     };
-    return { forwardStep: e.forward_step, backwardStep: e.backward_step, segmentSum: e.segment_sum };
+    return { forwardStep: e.forward_step, backwardStep: e.backward_step, segmentSum: e.segment_sum, batchMatmul: e.batch_matmul };
   } catch {
     return null;
   }

@@ -4,10 +4,8 @@
  * (`mul(get(a), add(get(b), one))`) while the output is plain stack-machine code.
  */
 
-const I32 = 0x7f;
-const V128 = 0x7b;
-export type ValType = 'i32' | 'v128';
-const typeCode = (t: ValType) => (t === 'i32' ? I32 : V128);
+export type ValType = 'i32' | 'f32' | 'v128';
+const typeCode = (t: ValType) => ({ i32: 0x7f, f32: 0x7d, v128: 0x7b })[t];
 
 export type Expr = (f: FunctionBuilder) => void;
 
@@ -124,11 +122,22 @@ export const intShl = (a: Expr, bits: number): Expr => (f) => {
   i32(bits)(f);
   f.simd(SIMD.i32x4_shl);
 };
-/** v128.load from an i32 byte address. */
-export const load = (address: Expr): Expr => (f) => {
+/** v128.load from an i32 byte address (plus a constant byte offset). */
+export const load = (address: Expr, offset = 0): Expr => (f) => {
   address(f);
-  f.simd(SIMD.load).emit(4, 0); // align 2^4, offset 0
+  f.simd(SIMD.load).emit(4, ...uleb(offset)); // align 2^4
 };
+/** Scalar f32: load, splat to 4 lanes, add, multiply. */
+export const fload = (address: Expr): Expr => (f) => {
+  address(f);
+  f.emit(0x2a, 2, 0);
+};
+export const fsplat = (a: Expr): Expr => (f) => {
+  a(f);
+  f.simd(SIMD.f32x4_splat);
+};
+export const fadd = binary(0x92, false);
+export const fmul = binary(0x94, false);
 
 // ---- statements -----------------------------------------------------------------------------------
 export const set = (f: FunctionBuilder, local: number, value: Expr) => {
@@ -139,6 +148,16 @@ export const store = (f: FunctionBuilder, address: Expr, value: Expr) => {
   address(f);
   value(f);
   f.simd(SIMD.store).emit(4, 0);
+};
+export const storeAt = (f: FunctionBuilder, address: Expr, offset: number, value: Expr) => {
+  address(f);
+  value(f);
+  f.simd(SIMD.store).emit(4, ...uleb(offset));
+};
+export const fstore = (f: FunctionBuilder, address: Expr, value: Expr) => {
+  address(f);
+  value(f);
+  f.emit(0x38, 2, 0);
 };
 /** local += step (i32). */
 export const bump = (f: FunctionBuilder, local: number, step: Expr) => set(f, local, iadd(get(local), step));
@@ -157,6 +176,19 @@ export function loop(f: FunctionBuilder, counter: number, limit: Expr, body: () 
   f.emit(0x0c, 0); // br to the loop's start
   f.emit(0x0b, 0x0b); // end loop, end block
 }
+
+/** while (condition) body — condition is an i32 expression. */
+export function whileLoop(f: FunctionBuilder, condition: Expr, body: () => void): void {
+  f.emit(0x02, 0x40, 0x03, 0x40); // block, loop
+  condition(f);
+  f.emit(0x45, 0x0d, 1); // i32.eqz; br_if to the block's end
+  body();
+  f.emit(0x0c, 0, 0x0b, 0x0b); // br to the loop's start; end loop; end block
+}
+
+/** i32 comparisons (unsigned). */
+export const leU = binary(0x4d, false);
+export const ltU = binary(0x49, false);
 
 /** A module that imports its memory as env.memory and exports the given functions (no results). */
 export function assemble(functions: FunctionBuilder[]): Uint8Array {
