@@ -178,7 +178,7 @@ export function compileJob(raw: unknown, file: string): Job {
   f.noUnknown(output, 'output', ['dir']);
   const resources = f.object(root.resources, 'resources') ?? {};
   f.noUnknown(resources, 'resources', ['memoryLimit', 'threads']);
-  const security = compileSecurity(f, root.security, dir);
+  const security = compileSecurity(f, root.security, dir, inputPath);
   const inputAbsolute = path.resolve(dir, inputPath);
   if (!security.inputRoots.some((r) => isInside(r, inputAbsolute))) {
     f.fail('input.path', `"${inputPath}" is outside the folders this job may read (${security.inputRoots.join(', ')}): move the input there or list its folder in security.inputRoots`);
@@ -252,7 +252,7 @@ export function compileJob(raw: unknown, file: string): Job {
 /** No control characters (NUL, newlines, escapes): they have no place in a file name and confuse logs and SQL. */
 const SAFE_PATH = /^[^\x00-\x1f\x7f]{1,4096}$/;
 
-function compileSecurity(f: Fields, raw: unknown, dir: string): NonNullable<Job['security']> {
+function compileSecurity(f: Fields, raw: unknown, dir: string, inputPath: string): NonNullable<Job['security']> {
   const security = f.object(raw, 'security') ?? {};
   f.noUnknown(security, 'security', ['tls', 'allowPlaintext', 'inputRoots']);
   let tls: NonNullable<Job['security']>['tls'] = null;
@@ -263,11 +263,22 @@ function compileSecurity(f: Fields, raw: unknown, dir: string): NonNullable<Job[
       path.resolve(dir, f.string(t[k], `security.tls.${k}`, { required: true, pattern: SAFE_PATH, hint: 'a PEM file path' })!);
     tls = { ca: file('ca'), cert: file('cert'), key: file('key') };
   }
-  const roots = (f.array(security.inputRoots, 'security.inputRoots') ?? ['.']).map((r, i) =>
-    path.resolve(dir, f.string(r, `security.inputRoots[${i}]`, { required: true, pattern: SAFE_PATH, hint: 'a folder path' })!),
-  );
+  // Without inputRoots: the job folder, and an absolute input.path (an explicit choice) up to its first glob.
+  // Either way a relative path cannot climb out, and no symlink under the input may lead elsewhere.
+  const defaults = [dir, ...(path.isAbsolute(inputPath) ? [globPrefix(path.resolve(inputPath))] : [])];
+  const listed = f.array(security.inputRoots, 'security.inputRoots');
+  const roots = listed
+    ? listed.map((r, i) => path.resolve(dir, f.string(r, `security.inputRoots[${i}]`, { required: true, pattern: SAFE_PATH, hint: 'a folder path' })!))
+    : defaults;
   if (roots.length === 0) f.fail('security.inputRoots', 'must list at least one folder (leave it out to mean the job file\'s folder)');
   return { tls, allowPlaintext: f.boolean(security.allowPlaintext, 'security.allowPlaintext') ?? false, inputRoots: roots };
+}
+
+/** The folders of `p` before its first segment with a glob character (`p` itself without one). */
+function globPrefix(p: string): string {
+  const parts = p.split(path.sep);
+  const first = parts.findIndex((seg) => /[*?[{]/.test(seg));
+  return first < 0 ? p : parts.slice(0, first).join(path.sep) || path.sep;
 }
 
 /** Whether `p` is `root` or below it (lexically; symlinks are checked where files are opened). */

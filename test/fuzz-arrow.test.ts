@@ -11,7 +11,7 @@ import { fuzz, scaledCases } from './fuzz/mutate.js';
 test('every mutated shard payload decodes or is refused with a ProtocolError', async () => {
   const report = await fuzz({
     target: 'arrow',
-    cases: scaledCases(1500),
+    cases: scaledCases(3000),
     seed: 7,
     timeoutMs: 10_000,
     mutate: { hugeBytes: 64 * 1024, mutations: ['bitflip', 'byte', 'truncate', 'splice', 'delete', 'duplicate', 'huge'] },

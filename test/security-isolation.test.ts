@@ -68,12 +68,21 @@ describe('job-file fields that become paths are validated at load', () => {
     },
   );
 
-  test.each(['../globex/events.csv', '/etc/passwd', 'data/*/../../../globex/*.csv', '../../jobs/acme-evil/events.csv'])(
-    'input.path %j outside the job folder is refused',
+  test.each(['../globex/events.csv', 'data/*/../../../globex/*.csv', '../../jobs/acme-evil/events.csv', '..'])(
+    'a relative input.path %j that climbs out of the job folder is refused',
     (p) => {
       expect(refusedField({ input: { path: p, format: 'csv' } })).toBe('input.path');
     },
   );
+
+  test('with security.inputRoots set, an absolute input.path must lie inside one of them', () => {
+    const roots = { security: { inputRoots: ['/data/acme', 'incoming'] } };
+    expect(refusedField({ input: { path: '/etc/passwd', format: 'csv' }, ...roots })).toBe('input.path');
+    expect(refusedField({ input: { path: '/data/acme-old/events.csv' }, ...roots })).toBe('input.path');
+    expect(refusedField({ input: { path: '/data/*/events.csv' }, ...roots })).toBe('input.path');
+    expect(refusedField({ input: { path: 'events.csv' }, ...roots })).toBe('input.path'); // the job folder is no longer implied
+    expect(refusedField({ input: { path: 'incoming/2024/*.csv' }, ...roots })).toBeNull();
+  });
 
   test('an input outside the job folder loads once its folder is listed in security.inputRoots', () => {
     const job = compileJob(jobYaml({ input: { path: '/data/shared/acme/events.csv' }, security: { inputRoots: ['/data/shared/acme'] } }), JOB_FILE);

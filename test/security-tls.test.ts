@@ -5,8 +5,9 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { LocalBackend, startCluster, type Cluster } from '../coordinator/cluster/index.js';
-import { SecurityError } from '../core/errors.js';
+import { LocalBackend, compileK8sBackendOptions, startCluster, type Cluster } from '../coordinator/cluster/index.js';
+import { buildWorkerObjects } from '../coordinator/cluster/k8s.js';
+import { ClusterError, SecurityError } from '../core/errors.js';
 import { compileJob } from '../jobs/job-file.js';
 import { channelCredentials, coordinatorBearer, readTlsFiles, type TlsFiles, type TlsMaterial } from '../proto/credentials.js';
 import { AUTH_METADATA_KEY, PROTOCOL_METADATA_KEY, PROTOCOL_VERSION, createWorkerClient, grpc, type HealthReply } from '../proto/index.js';
@@ -213,5 +214,21 @@ describe('configuration', () => {
     const warning = events.find((e) => e.event === 'transport.plaintext');
     expect(warning?.fields?.addresses).toBe('0.0.0.0');
     expect(String(warning?.fields?.fix)).toMatch(/security\.tls/);
+  });
+
+  test('Kubernetes worker pods get their certificates from a mounted Secret, and a TLS job without one is refused', () => {
+    const ctx = { coordinatorAddress: '0.0.0.0:7070', runId: RUN, account: 'acme', token: TOKEN, workers: 2, tls: coordinatorFiles };
+    const withSecret = compileK8sBackendOptions({ image: 'nextbuy-worker:test', coordinatorPod: { name: 'c', uid: 'u' }, coordinatorHost: '10.1.2.3', tlsSecret: 'acme-worker-tls' });
+    const pod = buildWorkerObjects(withSecret, ctx, 'ns').job.spec!.template.spec!;
+    const env = Object.fromEntries(pod.containers[0]!.env!.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ NEXTBUY_TLS_CA: '/etc/nextbuy/tls/ca.crt', NEXTBUY_TLS_CERT: '/etc/nextbuy/tls/tls.crt', NEXTBUY_TLS_KEY: '/etc/nextbuy/tls/tls.key' });
+    expect(pod.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'acme-worker-tls', defaultMode: 0o440 } });
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/nextbuy/tls', readOnly: true });
+
+    const without = compileK8sBackendOptions({ image: 'nextbuy-worker:test', coordinatorPod: { name: 'c', uid: 'u' }, coordinatorHost: '10.1.2.3' });
+    expect(() => buildWorkerObjects(without, ctx, 'ns')).toThrow(ClusterError);
+    expect(() => buildWorkerObjects(without, ctx, 'ns')).toThrow(/tlsSecret/);
+    const plaintextPod = buildWorkerObjects(without, { ...ctx, tls: null }, 'ns').job.spec!.template.spec!;
+    expect(plaintextPod.volumes!.map((v) => v.name)).toEqual(['tmp']);
   });
 });

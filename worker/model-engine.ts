@@ -18,6 +18,7 @@ import {
   concatBatches,
   createModel,
   labelledScores,
+  lastPositions,
   modelFromWeights,
   OnnxScorer,
   onnxRuntimes,
@@ -111,10 +112,10 @@ class ModelEngine implements WorkerEngine {
       const model = this.loaded.get(version);
       if (!model) throw new ModelError(`model ${version} is not loaded on this worker: send LoadModel before Score`);
       if (model.spec.architecture === 'lstm') {
-        parts.push({ columns: [{ modelVersion: version, product: model.spec.product! }], scores: await model.score(batch) });
+        parts.push({ columns: [{ modelVersion: version, product: model.spec.product! }], scores: await model.score(lastPositions(batch, model.spec.maxLength)) });
       } else {
         const wanted = products.length > 0 ? products : model.spec.products;
-        parts.push({ columns: wanted.map((product) => ({ modelVersion: version, product })), scores: await model.score(batch, wanted) });
+        parts.push({ columns: wanted.map((product) => ({ modelVersion: version, product })), scores: await model.score(lastPositions(batch, model.spec.maxLength), wanted) });
       }
     }
     const columns = parts.flatMap((p) => p.columns);
@@ -147,13 +148,22 @@ class ModelEngine implements WorkerEngine {
     state.model.setWeights(input.weights);
     if (input.round !== state.lastRound + 1) state.model.resetOptimizer();
     state.lastRound = input.round;
-    const rows = this.rowsOf(input.datasetId, input.shardIds, 0);
+    const rows = this.rowsOf(input.datasetId, input.shardIds, 0, spec.maxLength);
     if (!rows || input.localSteps === 0) return { weights: input.weights, examples: 0, loss: 0 };
     // One seeded row order per seed (the coordinator changes it per epoch); round r continues where round r − 1
     // stopped, so the rounds of an epoch cover the rows once before any repeats.
+    // One step at a time, yielding in between, so that Health calls are answered while a long round runs:
+    // a worker that trains is busy, not dead.
     const startStep = input.round * input.localSteps;
-    const { loss, examples } = state.model.trainSteps(rows, { steps: input.localSteps, seed: input.seed, startStep });
-    return { weights: state.model.getWeights(), examples, loss };
+    let lossSum = 0;
+    let examples = 0;
+    for (let k = 0; k < input.localSteps; k++) {
+      const r = state.model.trainSteps(rows, { steps: 1, seed: input.seed, startStep: startStep + k });
+      lossSum += r.loss * r.examples;
+      examples += r.examples;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { weights: state.model.getWeights(), examples, loss: examples > 0 ? lossSum / examples : 0 };
   }
 
   async validate(input: ValidateInput): Promise<ValidateOutput> {
@@ -161,7 +171,7 @@ class ModelEngine implements WorkerEngine {
     const spec = parseSpec(input.specJson);
     const state = this.trainingState(input.datasetId, spec);
     state.model.setWeights(input.weights);
-    const rows = this.rowsOf(input.datasetId, input.shardIds, 1);
+    const rows = this.rowsOf(input.datasetId, input.shardIds, 1, spec.maxLength);
     if (!rows) return { customerIds: [], scores: new Float32Array(0), labels: new Int8Array(0) };
     const { scores, labels } = labelledScores(state.model, rows);
     return { customerIds: rows.customerIds, scores, labels };
@@ -186,9 +196,9 @@ class ModelEngine implements WorkerEngine {
   }
 
   /** The rows of the given split across shards, in sorted shard-id order (so the order never depends on arrival). */
-  private rowsOf(datasetId: string, shardIds: string[], split: 0 | 1): SequenceBatch | null {
+  private rowsOf(datasetId: string, shardIds: string[], split: 0 | 1, maxLength: number): SequenceBatch | null {
     const ids = [...shardIds].sort();
-    const key = `${datasetId}\n${split}\n${ids.join('\n')}`;
+    const key = `${datasetId}\n${split}\n${maxLength}\n${ids.join('\n')}`;
     if (this.rowCache.has(key)) return this.rowCache.get(key)!;
     const shards = this.shards.get(datasetId);
     const parts: SequenceBatch[] = [];
@@ -198,7 +208,7 @@ class ModelEngine implements WorkerEngine {
       const rows = rowsOfSplit(shard, split);
       if (rows.size > 0) parts.push(rows);
     }
-    const rows = parts.length > 0 ? concatBatches(parts) : null;
+    const rows = parts.length > 0 ? lastPositions(concatBatches(parts), maxLength) : null;
     if (this.rowCache.size >= ROW_CACHE_ENTRIES) this.rowCache.delete(this.rowCache.keys().next().value!);
     this.rowCache.set(key, rows);
     return rows;

@@ -91,6 +91,11 @@ export interface K8sBackendOptions {
   activeDeadline?: string | number;
   /** Extra environment for the workers, e.g. { NEXTBUY_LOG: 'debug' }. @default {} */
   env?: Record<string, string>;
+  /**
+   * A Secret holding the workers' mutual-TLS files under the keys ca.crt, tls.crt and tls.key, mounted
+   * read-only at /etc/nextbuy/tls. Required when the job sets security.tls. @default none
+   */
+  tlsSecret?: string;
   /** @default loaded lazily: `apiServer` if given, else KubeConfig.loadFromDefault() (KUBECONFIG, ~/.kube/config, in-cluster) */
   kubeConfig?: KubeConfig;
   /** An API server URL to talk to without credentials or TLS checks (tests' fake API server). @default none */
@@ -128,6 +133,8 @@ export interface CompiledK8sBackendOptions {
   backoffLimitPerIndex: number;
   activeDeadlineSeconds: number;
   env: Record<string, string>;
+  /** See K8sBackendOptions.tlsSecret. @default null */
+  tlsSecret?: string | null;
   pollEveryMs: number;
   pollMaxMs: number;
 }
@@ -159,6 +166,7 @@ export function compileK8sBackendOptions(o: K8sBackendOptions): CompiledK8sBacke
     backoffLimitPerIndex: o.backoffLimitPerIndex ?? 2,
     activeDeadlineSeconds: Math.ceil(requireDuration(o.activeDeadline ?? '12h', 'activeDeadline') / 1000),
     env: { ...(o.env ?? {}) },
+    tlsSecret: o.tlsSecret ?? null,
     pollEveryMs: requireDuration(o.pollEvery ?? '1s', 'pollEvery'),
     pollMaxMs: requireDuration(o.pollMax ?? '10s', 'pollMax'),
   };
@@ -168,6 +176,8 @@ export function compileK8sBackendOptions(o: K8sBackendOptions): CompiledK8sBacke
 
 /** Where the CronJob mounts the launcher's settings (ConfigMap nextbuy-config, key workers.yaml). */
 export const DEFAULT_WORKERS_CONF = '/etc/nextbuy/workers.yaml';
+/** Where a worker pod mounts K8sBackendOptions.tlsSecret. */
+export const TLS_MOUNT = '/etc/nextbuy/tls';
 
 const WORKERS_YAML_KEYS = [
   'image',
@@ -183,6 +193,7 @@ const WORKERS_YAML_KEYS = [
   'backoffLimitPerIndex',
   'activeDeadline',
   'env',
+  'tlsSecret',
 ] as const;
 
 /**
@@ -284,6 +295,7 @@ export function parseWorkersYaml(raw: unknown, file: string): K8sBackendOptions 
     backoffLimitPerIndex: int(raw.backoffLimitPerIndex, 'backoffLimitPerIndex', 0, 100),
     activeDeadline: duration(raw.activeDeadline, 'activeDeadline'),
     env: stringMap(raw.env, 'env'),
+    tlsSecret: str(raw.tlsSecret, 'tlsSecret'),
   });
 }
 
@@ -392,6 +404,18 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
     { name: 'NEXTBUY_METRICS_PORT', value: String(o.metricsPort) },
     ...Object.entries(o.env).map(([k, v]) => ({ name: k, value: v })),
   ];
+  // Mutual TLS: the coordinator's certificate paths are its own; workers read theirs from a mounted Secret.
+  if (ctx.tls && !o.tlsSecret) {
+    throw new ClusterError('the job sets security.tls but workers.yaml names no tlsSecret: create a Secret with ca.crt, tls.crt and tls.key for the workers and name it there');
+  }
+  const tlsMount = ctx.tls && o.tlsSecret ? { name: 'tls', mountPath: TLS_MOUNT, readOnly: true } : null;
+  if (tlsMount) {
+    env.push(
+      { name: WORKER_ENV.tlsCa, value: `${TLS_MOUNT}/ca.crt` },
+      { name: WORKER_ENV.tlsCert, value: `${TLS_MOUNT}/tls.crt` },
+      { name: WORKER_ENV.tlsKey, value: `${TLS_MOUNT}/tls.key` },
+    );
+  }
 
   const job: V1Job = {
     apiVersion: 'batch/v1',
@@ -462,10 +486,13 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ['ALL'] },
               },
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(tlsMount ? [tlsMount] : [])],
             },
           ],
-          volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '8Gi' } }],
+          volumes: [
+            { name: 'tmp', emptyDir: { sizeLimit: '8Gi' } },
+            ...(tlsMount ? [{ name: 'tls', secret: { secretName: o.tlsSecret!, defaultMode: 0o440 } }] : []),
+          ],
         },
       },
     },

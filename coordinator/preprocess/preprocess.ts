@@ -181,11 +181,12 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
 }
 
 /** Runs a statement or query that reads the input; DuckDB's read errors become InputError naming the input. */
+// 'Invalid Error' is what DuckDB raises for a corrupt Parquet footer or page (TProtocolException; test/fuzz-intake.test.ts).
 async function readInput<T>(db: DuckDB, work: string | (() => Promise<T>), inputPath: string): Promise<T> {
   try {
     return typeof work === 'string' ? ((await db.run(work)) as T) : await work();
   } catch (e) {
-    if (e instanceof InputError || !(e instanceof Error) || !/IO Error|Invalid Input Error|Conversion Error|Parser Error/.test(e.message)) throw e;
+    if (e instanceof InputError || !(e instanceof Error) || !/IO Error|Invalid Input Error|Conversion Error|Parser Error|Invalid Error/.test(e.message)) throw e;
     throw new InputError(`cannot read input ${inputPath}: ${firstLine(e)}`, { cause: e });
   }
 }

@@ -18,7 +18,6 @@ import type { CountsWriter } from './counts.js';
 import { sampleUnit, shardOfBytes, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
 import type { SetWindow } from './windows.js';
-import { UNKNOWN_ID } from './vocab.js';
 
 /** One set being built: its window and where its rows go. */
 export interface SetSink {

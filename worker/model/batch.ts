@@ -146,3 +146,23 @@ export function targets(spec: ModelSpec, batch: SequenceBatch, productIds: numbe
   }
   return { labels, weights };
 }
+
+/**
+ * The batch cut to its last `maxLength` positions (sequences are left-padded, so these are the latest
+ * events): a model trained on shorter sequences than the shards carry (a tuning trial) reads the same shards.
+ */
+export function lastPositions(batch: SequenceBatch, maxLength: number): SequenceBatch {
+  const L = batch.maxLength;
+  if (maxLength >= L) return batch;
+  const F = batch.featureNames.length;
+  const cut = L - maxLength;
+  const tokens: Partial<Record<TokenColumn, Int32Array>> = {};
+  for (const [c, src] of Object.entries(batch.tokens) as [TokenColumn, Int32Array][]) {
+    const out = new Int32Array(batch.size * maxLength);
+    for (let i = 0; i < batch.size; i++) out.set(src.subarray(i * L + cut, (i + 1) * L), i * maxLength);
+    tokens[c] = out;
+  }
+  const features = new Float32Array(batch.size * maxLength * F);
+  for (let i = 0; i < batch.size; i++) features.set(batch.features.subarray((i * L + cut) * F, (i + 1) * L * F), i * maxLength * F);
+  return { ...batch, maxLength, tokens, features };
+}

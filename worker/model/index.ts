@@ -16,7 +16,7 @@ export type { ExplainOptions, ExplainedEvent, Explanation } from './explain.js';
 
 export type { FitOptions, EpochMetrics, FitResult } from './train.js';
 export { fit, labelledScores } from './train.js';
-export { rowsOfSplit, concatBatches, selectRows } from './batch.js';
+export { rowsOfSplit, concatBatches, selectRows, lastPositions } from './batch.js';
 export { auc } from './metrics.js';
 
 export type { ExportableModel } from './onnx-export.js';
