@@ -12,7 +12,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensembledScores } from '../coordinator/pipeline/evaluate-stage.js';
 import { writeModelArtifact, loadArtifactFiles } from '../coordinator/pipeline/artifacts.js';
-import { runFolder, writeFileAtomic } from '../coordinator/pipeline/run-folder.js';
+import { runFolder } from '../coordinator/pipeline/run-folder.js';
+import { writeFileDurably } from '../core/durable-fs.js';
 import type { ModelsFile } from '../coordinator/pipeline/state.js';
 import { startWorkers } from '../coordinator/pipeline/workers.js';
 import type { PreprocessResult } from '../coordinator/preprocess/index.js';
@@ -92,7 +93,7 @@ try {
     shards: data.shards,
     modelVersions: models.models.map((m) => m.modelVersion),
     products: PRODUCTS,
-    onResult: (id, arrow) => writeFileAtomic(path.join(folder.scoresDir, `${id}.arrow`), arrow),
+    onResult: (id, arrow) => writeFileDurably(path.join(folder.scoresDir, `${id}.arrow`), arrow),
   });
 } finally {
   await session.close();

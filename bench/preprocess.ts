@@ -7,12 +7,13 @@
  *   npx tsx bench/preprocess.ts 1M --memory 2GB --data /tmp/nextbuy-bench
  *
  * Each measurement runs in its own child process, so peak RSS (the larger of sampled
- * process.memoryUsage().rss and the kernel's VmHWM) is that run's alone; DuckDB lives in the same process,
+ * process.memoryUsage().rss and the kernel's maxRSS) is that run's alone; DuckDB lives in the same process,
  * so its memory is included. Generated data is kept under --data and reused when present.
  * Goals (issue): full preprocess ≥ 60 % of the baseline's events/s, ≥ 2 M events/s on 2 cores, peak RSS < 4 GiB at 100 M.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { Job } from '../jobs/job.js';
 import { preprocess } from '../coordinator/preprocess/index.js';
 import { generateEvents } from './synthetic-events.js';
+import { machineLine } from './machine.js';
 
 const START = '2026-10-01';
 const DAYS = 30;
@@ -89,13 +91,9 @@ async function withPeakRss<T>(work: () => Promise<T>): Promise<{ value: T; peak:
   }
 }
 
+/** The kernel's peak resident set of this process (the child runs one measurement, so it is that run's). */
 function vmHwm(): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 async function runPreprocess(inputPath: string, runDir: string, memoryLimit: string, threads: number | null, events: number): Promise<Measurement> {
@@ -169,14 +167,8 @@ const rate = (m: Measurement) => m.events / m.seconds;
 const mps = (r: number) => `${(r / 1e6).toFixed(2)} M events/s`;
 
 function machine(): string {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  let duckdb = '';
-  try {
-    duckdb = JSON.parse(execFileSync('npm', ['ls', '@duckdb/node-api', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).dependencies?.['@duckdb/node-api']?.version ?? '';
-  } catch {
-    // optional detail
-  }
-  return `${cpu}, ${os.cpus().length} cores, ${gib(os.totalmem())} RAM, node ${process.version}, ${os.platform()} ${os.release()}${duckdb ? `, @duckdb/node-api ${duckdb}` : ''}`;
+  const { version } = createRequire(import.meta.url)('@duckdb/node-api/package.json') as { version: string };
+  return `${machineLine()} · @duckdb/node-api ${version} · load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`;
 }
 
 async function main(): Promise<void> {

@@ -26,6 +26,7 @@ import { MAX_MESSAGE_BYTES, channelOptions, createServer, grpc, raiseSessionWind
 import { channelCredentials, serverCredentials } from '../proto/credentials.js';
 import { buildShardBatch, shardSchema } from '../proto/shard-batch.js';
 import { ECHO_ENV } from '../worker/echo-engine.js';
+import { mulberry32 as seeded } from '../core/random.js';
 
 const MAX_LENGTH = 50;
 const ACK = Buffer.alloc(16);
@@ -124,16 +125,6 @@ async function measured<T>(others: number[], f: () => Promise<T>): Promise<{ val
 
 // ---- shard files ------------------------------------------------------------------------------
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function writeShards(dir: string, shards: number, customers: number, batchRows: number): Promise<ShardTask[]> {
   const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products: ['any'], labelled: false, asOf: '2017-12-02', maxLength: MAX_LENGTH });

@@ -1,4 +1,5 @@
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileDurably } from '../../core/durable-fs.js';
 import path from 'node:path';
 import { renderHtml } from './render-html.js';
 import type { EvaluationReport } from './report.js';
@@ -8,19 +9,8 @@ export async function writeReport(dir: string, report: EvaluationReport): Promis
   await mkdir(dir, { recursive: true });
   const json = path.join(dir, 'report.json');
   const html = path.join(dir, 'report.html');
-  await writeAtomic(json, `${JSON.stringify(report, null, 2)}\n`);
-  await writeAtomic(html, renderHtml(report));
+  await writeFileDurably(json, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFileDurably(html, renderHtml(report));
   return { html, json };
 }
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, file);
-}

@@ -19,7 +19,8 @@ import {
 } from '../evaluate/index.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { readScoreColumns, readScoreSetRows, scoreKey, type ScoreSetRows } from './collect.js';
-import { writeJsonAtomic, type RunFolder } from './run-folder.js';
+import { type RunFolder } from './run-folder.js';
+import { writeJsonDurably } from '../../core/durable-fs.js';
 import { files, type ModelEntry, type ModelsFile, type StageName } from './state.js';
 
 export interface EvaluationSummary {
@@ -118,7 +119,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
   const { job, folder, pre, models } = o;
   const ensembles = await o.timed('ensemble', async () => {
     const e = await fitEnsembles(job, models);
-    await writeJsonAtomic(files(folder).ensemble, e);
+    await writeJsonDurably(files(folder).ensemble, e);
     return e;
   });
   return o.timed('evaluate', async () => {
@@ -164,7 +165,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
       products,
     });
     const written = await writeReport(folder.reportDir, report);
-    await writeJsonAtomic(files(folder).evaluation, { labelled });
+    await writeJsonDurably(files(folder).evaluation, { labelled });
     const from = labelled ? folder.date : pre.train!.asOf;
     const to = labelled ? formatDate(dateMs + (horizon - 1) * DAY_MS) : formatDate(dateMs - DAY_MS);
     return {

@@ -13,7 +13,8 @@ import type { Job } from '../../jobs/job.js';
 import { DAY_MS } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
-import { runFolder, writeFileAtomic, writeJsonAtomic, type RunFolder } from './run-folder.js';
+import { runFolder, type RunFolder } from './run-folder.js';
+import { writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
 import { files, readState, requireJson, writeState, type ModelsFile, type RunState, type StageName } from './state.js';
 import { startWorkers, type WorkerSession } from './workers.js';
 import { loadArtifactFiles } from './artifacts.js';
@@ -98,7 +99,7 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
         const result = await preprocess({ job: o.job, scoreDate: o.date, runDir: folder.dir });
         for (const [step, ms] of Object.entries(result.stats.timings)) timings[step as StageName] = state.timings[step as StageName] = ms;
         o.onStage?.('preprocess', 'end', Date.now() - t0);
-        await writeJsonAtomic(files(folder).preprocess, result);
+        await writeJsonDurably(files(folder).preprocess, result);
         summary.preprocess = result;
         await finish(task, t0);
       } else if (task === 'train') {
@@ -199,7 +200,7 @@ async function scoreStage(
     shards: pending,
     modelVersions: models.models.map((m) => m.modelVersion),
     products: models.products,
-    onResult: (shardId, arrow) => writeFileAtomic(path.join(folder.scoresDir, `${shardId}.arrow`), arrow),
+    onResult: (shardId, arrow) => writeFileDurably(path.join(folder.scoresDir, `${shardId}.arrow`), arrow),
     onProgress,
   });
 }

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { InputError } from '../../core/errors.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import type { EpochMetrics } from '../train/index.js';
-import { readJson, writeJsonAtomic, type RunFolder } from './run-folder.js';
+import { readJson, type RunFolder } from './run-folder.js';
+import { writeJsonDurably } from '../../core/durable-fs.js';
 
 export type StageName = 'validate' | 'windows' | 'vocabularies' | 'sequences' | 'shards' | 'train' | 'score' | 'ensemble' | 'evaluate' | 'publish';
 
@@ -53,7 +54,7 @@ export async function readState(f: RunFolder): Promise<RunState | null> {
 }
 
 export async function writeState(f: RunFolder, s: RunState): Promise<void> {
-  await writeJsonAtomic(files(f).state, s);
+  await writeJsonDurably(files(f).state, s);
 }
 
 /** Reads what an earlier task left, or says which task to run first. */

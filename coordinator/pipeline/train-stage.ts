@@ -6,7 +6,8 @@ import type { TokenColumn } from '../../proto/shard-batch.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { planModels, trainAll } from '../train/index.js';
 import { writeModelArtifact } from './artifacts.js';
-import { writeJsonAtomic, type RunFolder } from './run-folder.js';
+import { type RunFolder } from './run-folder.js';
+import { writeJsonDurably } from '../../core/durable-fs.js';
 import { files, type ModelsFile } from './state.js';
 import type { WorkerSession } from './workers.js';
 import { InputError } from '../../core/errors.js';
@@ -58,7 +59,7 @@ export async function trainStage(o: TrainStageOptions): Promise<ModelsFile> {
       trainingWindow: { asOf: set.asOf, lookbackDays: o.job.sequence.lookbackDays, horizonDays: o.job.label.horizonDays },
       metrics: { bestEpoch: t.model.bestEpoch, validationAuc: t.model.bestAuc, history: t.model.history, search: t.search },
     });
-    await writeJsonAtomic(path.join(dir, 'validation.json'), {
+    await writeJsonDurably(path.join(dir, 'validation.json'), {
       customerIds: t.model.validation.customerIds,
       scores: Array.from(t.model.validation.scores),
       labels: Array.from(t.model.validation.labels),
@@ -75,7 +76,7 @@ export async function trainStage(o: TrainStageOptions): Promise<ModelsFile> {
       search: t.search,
     });
   }
-  await writeJsonAtomic(files(o.folder).models, models);
-  await writeJsonAtomic(files(o.folder).latestModels, models);
+  await writeJsonDurably(files(o.folder).models, models);
+  await writeJsonDurably(files(o.folder).latestModels, models);
   return models;
 }

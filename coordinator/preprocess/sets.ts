@@ -121,7 +121,8 @@ export class OpenSet {
         labelled: sink.labelled,
         customers: sink.customers,
         noHistory: sink.noHistory,
-        positives: Object.fromEntries(this.o.products.map((p, i) => [p.name, sink.positives[i]!])),
+        // Without a covered label window there are no labels to count.
+        positives: sink.labelled ? Object.fromEntries(this.o.products.map((p, i) => [p.name, sink.positives[i]!])) : {},
         shards,
       },
       countsFile: this.countsFile,

@@ -20,7 +20,7 @@ export interface ShardSet {
   customers: number;
   /** customers with no event in the lookback */
   noHistory: number;
-  /** Rows with label 1, per product name (after downsampling). */
+  /** Rows with label 1, per product name (after downsampling); empty when the set is not labelled. */
   positives: Record<string, number>;
   shards: ShardFile[];
 }

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fsyncDir, writeFileDurably } from './durable-fs.js';
+import { fsyncDir, writeFileDurably } from '../../core/durable-fs.js';
 import { withDuckDB } from './duckdb.js';
 import { audienceDir, safeComponent } from './layout.js';
 import { requireCommitted } from './load.js';

@@ -6,7 +6,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
-import { commitRename, fsyncFile, tempSibling } from './durable-fs.js';
+import { commitRename, fsyncFile, tempSibling } from '../../core/durable-fs.js';
 import { quoteIdentifier, withDuckDB } from './duckdb.js';
 import { safeComponent, safeDate } from './layout.js';
 import { committedPartitions, COMMITTED_FILES, filesList, type CommittedPartition } from './read.js';

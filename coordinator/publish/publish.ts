@@ -18,7 +18,7 @@ import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
-import { commitRename, fsyncDir, writeTempFile } from './durable-fs.js';
+import { commitRename, fsyncDir, writeTempFile } from '../../core/durable-fs.js';
 import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
 import { MANIFEST_NAME, manifestPath, schemaRecord, type PartitionManifest } from './manifest.js';
 import { dateDir, partitionDir, productFolders, safeComponent, safeDate } from './layout.js';

@@ -6,7 +6,7 @@ import { listValue, type DuckDBListValue } from '@duckdb/node-api';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
-import { sha256File } from './durable-fs.js';
+import { sha256File } from '../../core/durable-fs.js';
 import { withDuckDB } from './duckdb.js';
 import { manifestPath, readManifest, type PartitionManifest } from './manifest.js';
 import { dateDir, partitionDir, productFolders, safeComponent } from './layout.js';

@@ -7,7 +7,7 @@
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
-import { commitRename, fsyncFile, sha256File, tempSibling } from './durable-fs.js';
+import { commitRename, fsyncFile, sha256File, tempSibling } from '../../core/durable-fs.js';
 import { quoteIdentifier } from './duckdb.js';
 import type { ManifestFile } from './manifest.js';
 import { NO_ACTION, parquetOptions, type ParquetCompression } from './schema.js';

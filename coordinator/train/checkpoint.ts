@@ -8,7 +8,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ModelSpec } from '../../proto/model-spec.js';
 import type { ValidateOutput } from '../../worker/engine.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../pipeline/run-folder.js';
+import { readJson } from '../pipeline/run-folder.js';
+import { writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
 import type { EpochMetrics } from './trainer.js';
 
 export interface CheckpointState {
@@ -33,15 +34,15 @@ export function specHash(spec: ModelSpec, extra: unknown): string {
 
 export async function saveCheckpoint(dir: string, c: Checkpoint): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFileAtomic(path.join(dir, 'weights.f32'), bytesOf(c.weights));
-  await writeFileAtomic(path.join(dir, 'best.f32'), bytesOf(c.best));
-  await writeJsonAtomic(path.join(dir, 'best-validation.json'), {
+  await writeFileDurably(path.join(dir, 'weights.f32'), bytesOf(c.weights));
+  await writeFileDurably(path.join(dir, 'best.f32'), bytesOf(c.best));
+  await writeJsonDurably(path.join(dir, 'best-validation.json'), {
     customerIds: c.bestValidation.customerIds,
     scores: Array.from(c.bestValidation.scores),
     labels: Array.from(c.bestValidation.labels),
   });
   // state.json last: it is what marks the checkpoint complete.
-  await writeJsonAtomic(path.join(dir, 'state.json'), c.state);
+  await writeJsonDurably(path.join(dir, 'state.json'), c.state);
 }
 
 /** The checkpoint in `dir` if one exists for this spec, else null. */

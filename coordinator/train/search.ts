@@ -4,7 +4,7 @@
  * trial by validation AUC wins.
  */
 import type { ModelSpec } from '../../proto/model-spec.js';
-import { mulberry32 } from './random.js';
+import { mulberry32 } from '../../core/random.js';
 import type { TrainParticipant } from './participant.js';
 import { trainModel, type TrainedModel, type TrainModelOptions } from './trainer.js';
 

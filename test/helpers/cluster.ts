@@ -23,18 +23,10 @@ import {
 import { readResultColumns } from '../../proto/result-batch.js';
 import { buildShardBatch, shardSchema } from '../../proto/shard-batch.js';
 import { echoScore } from '../../worker/echo-engine.js';
+import { mulberry32 as seeded } from '../../core/random.js';
 
-/** mulberry32: a tiny seeded PRNG. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded };
+
 
 export interface SampleShardOptions {
   shards: number;

@@ -4,6 +4,9 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProductPredictions, PublishOptions } from '../../coordinator/publish/index.js';
+import { mulberry32 as seededRandom } from '../../core/random.js';
+
+export { seededRandom };
 
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-publish-'));
@@ -14,17 +17,6 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   }
 }
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A night's scores: `customers` ids per product, scores rounded to 3 decimals so that ties occur. */
 export function sampleNight(o: { customers: number; products: string[]; seed: number; version?: string }): ProductPredictions[] {

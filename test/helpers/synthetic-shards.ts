@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { mulberry32 } from '../../coordinator/train/random.js';
+import { mulberry32 } from '../../core/random.js';
 import { buildShardBatch, encodeBatches, shardSchema, type ShardColumns } from '../../proto/shard-batch.js';
 
 export interface SyntheticShardOptions {

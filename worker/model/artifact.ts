@@ -11,7 +11,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { writeFileDurably } from '../../core/durable-fs.js';
 import path from 'node:path';
 import { ModelError } from '../../core/errors.js';
 import { parseSpec, weightCount, type ModelSpec } from './spec.js';
@@ -155,9 +156,9 @@ export async function saveArtifact(dir: string, contents: ArtifactContents): Pro
   await mkdir(dir, { recursive: true });
   for (const [name, bytes] of files) {
     if (name === FILES.manifest) continue;
-    await writeAtomic(path.join(dir, name), bytes);
+    await writeFileDurably(path.join(dir, name), bytes);
   }
-  await writeAtomic(path.join(dir, FILES.manifest), files.get(FILES.manifest)!);
+  await writeFileDurably(path.join(dir, FILES.manifest), files.get(FILES.manifest)!);
   return JSON.parse(new TextDecoder().decode(files.get(FILES.manifest)!)) as ArtifactManifest;
 }
 
@@ -181,11 +182,6 @@ export async function loadArtifact(dir: string): Promise<LoadedArtifact> {
   return artifactFromFiles(await artifactFiles(dir));
 }
 
-async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
-}
 
 function jsonBytes(v: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(v, null, 2));

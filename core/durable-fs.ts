@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, stat } from 'node:fs/promises';
+import { mkdir, open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 export async function fsyncFile(file: string): Promise<void> {
@@ -33,12 +33,12 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `text` to a temporary sibling and fsyncs it; the caller renames it into place when ready. */
-export async function writeTempFile(file: string, text: string): Promise<string> {
+/** Writes `data` to a temporary sibling and fsyncs it; the caller renames it into place when ready. */
+export async function writeTempFile(file: string, data: string | Uint8Array): Promise<string> {
   const tmp = tempSibling(file);
   const handle = await open(tmp, 'wx');
   try {
-    await handle.writeFile(text, 'utf8');
+    await handle.writeFile(data);
     await handle.sync();
   } finally {
     await handle.close();
@@ -51,8 +51,14 @@ export async function commitRename(tmp: string, file: string): Promise<void> {
   await fsyncDir(path.dirname(file));
 }
 
-export async function writeFileDurably(file: string, text: string): Promise<void> {
-  await commitRename(await writeTempFile(file, text), file);
+/** Readers see the old file or the new one, never half of one, and the new one survives a crash once this resolves. */
+export async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await commitRename(await writeTempFile(file, data), file);
+}
+
+export async function writeJsonDurably(file: string, value: unknown): Promise<void> {
+  await writeFileDurably(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** `.tmp-<pid>-<random>-<name>` next to `file`: hidden, unique, and recognisable as garbage after a crash. */
