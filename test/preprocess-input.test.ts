@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { mulberry32 } from '../core/random.js';
 import { InputError } from '../core/errors.js';
 import { preprocess, type PreprocessResult } from '../coordinator/preprocess/index.js';
 import type { Job } from '../jobs/job.js';
@@ -10,8 +12,7 @@ const D = '2024-03-10'; // train as-of 03-08; the job needs [03-05, 03-12)
 
 /** Deterministic events inside the window: 6 customers, 2024-03-05 .. 2024-03-11. */
 function sampleRows(): EventRow[] {
-  let seed = 12345;
-  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const next = mulberry32(12345);
   const rows: EventRow[] = [];
   for (let i = 0; i < 120; i++) {
     const ms = Date.UTC(2024, 2, 5) + Math.floor(next() * 7 * 86_400) * 1000;
@@ -25,6 +26,7 @@ const asSeconds = (rows: EventRow[]) => rows.map((r) => ({ ...r, ts: Number(r.ts
 const asIso = (rows: EventRow[]) => rows.map((r) => ({ ...r, ts: new Date(Number(r.ts)).toISOString() }));
 const asIsoOffset = (rows: EventRow[]) =>
   rows.map((r) => ({ ...r, ts: new Date(Number(r.ts) + 2 * 3_600_000).toISOString().replace('Z', '+02:00') }));
+const asNoOffset = (rows: EventRow[]) => asIso(rows).map((r) => ({ ...r, ts: String(r.ts).replace('T', ' ').replace('Z', '') }));
 const dayOf = (r: EventRow) => new Date(Number(r.ts)).toISOString().slice(0, 10);
 
 async function run(dir: string, name: string, job: Job): Promise<PreprocessResult> {
@@ -115,6 +117,7 @@ describe('input formats and layouts', () => {
         ['millis-auto', rows, 'auto'],
         ['iso-auto', asIso(rows), 'auto'],
         ['offset-auto', asIsoOffset(rows), 'auto'],
+        ['no-offset-auto', asNoOffset(rows), 'auto'],
         ['seconds', asSeconds(rows), 'epoch_seconds'],
         ['millis', rows, 'epoch_millis'],
         ['iso', asIsoOffset(rows), 'iso'],
@@ -150,6 +153,24 @@ describe('input formats and layouts', () => {
       const error = await run(dir, 'mismatch', smallJob(file, { input: { timeFormat: 'epoch_seconds' } })).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InputError);
       expect((error as Error).message).toContain('bad_time 120');
+    });
+  });
+
+  test('times without an offset read as UTC on a machine in another time zone (a real process with TZ set)', async () => {
+    await withTempDir(async (dir) => {
+      // Parquet with text times: read through a view, so the times are parsed on every connection that reads it.
+      const file = path.join(dir, 'local.parquet');
+      await writeEvents(file, asNoOffset(sampleRows()));
+      const here = await content(await run(dir, 'here', smallJob(file)));
+      const child = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('test/helpers/preprocess-child.ts'), file, path.join(dir, 'run-elsewhere'), D], {
+        env: { ...process.env, TZ: 'America/New_York' },
+        encoding: 'utf8',
+      });
+      expect(child.stderr).not.toMatch(/Error/);
+      const elsewhere = JSON.parse(child.stdout) as { stats: { rowsRead: number }; zone: string };
+      expect(elsewhere.zone).toBe('America/New_York');
+      expect(elsewhere.stats.rowsRead).toBe(120);
+      expect(await content(elsewhere as unknown as PreprocessResult)).toEqual(here);
     });
   });
 });

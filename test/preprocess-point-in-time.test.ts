@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { preprocess } from '../coordinator/preprocess/index.js';
+import { toSequenceBatch } from '../proto/shard-batch.js';
 import { byCustomer, duck, readSet, smallJob, withTempDir, writeEvents, type EventRow, type ShardRow } from './helpers/preprocess.js';
 
 const DAY = 86_400_000;
@@ -136,6 +137,24 @@ describe('point-in-time correctness', () => {
       expect(row.num_price).toEqual(many.slice(20).map((e) => Math.fround(Math.log1p(Number(e.price)))));
       expect(row.dt[0]).toBeCloseTo(Math.log1p(60), 5); // the 21st event's predecessor was cut, its gap is kept
       expect(r.train).toBeUndefined();
+    });
+  });
+
+  test('a score set whose label window the data does not cover yet has no labels column', async () => {
+    await withTempDir(async (dir) => {
+      const file = path.join(dir, 'events.csv');
+      // The newest event is at D + 12 h: labels would need data up to D + H - 1 day = D + 1 day.
+      await writeEvents(file, [ev('a', D - DAY, 'view', 1), ev('a', D + 12 * 3_600_000, 'buy', 1), ev('b', T - DAY, 'view', 1), ev('b', T + 1, 'buy', 1)], COLUMNS);
+      const r = await preprocess({ job: job(file), scoreDate: '2024-03-10', runDir: dir });
+      expect(r.score!.labelled).toBe(false);
+      expect(r.score!.positives).toEqual({});
+      const { rows, batches } = await readSet(r.score!);
+      expect(batches[0]!.schema.fields.map((f) => f.name)).not.toContain('labels');
+      expect(toSequenceBatch(batches[0]!).labels).toBeNull();
+      expect(rows.map((x) => x.customer_id).sort()).toEqual(['a', 'b']);
+      // The train set's labels lie in [T, D): always covered.
+      expect(r.train!.labelled).toBe(true);
+      expect(r.train!.positives).toEqual({ any: 1, shoes: 0 });
     });
   });
 });

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { mulberry32 } from '../core/random.js';
 import { preprocess, shardOfCustomer, type PreprocessResult } from '../coordinator/preprocess/index.js';
 import { readSet, smallJob, withTempDir, writeEvents, type EventRow } from './helpers/preprocess.js';
 
@@ -11,8 +12,7 @@ const CUSTOMERS = 400;
 
 /** 400 customers with a few events before T; every 8th buys in the train label window [T, D). */
 function rows(): EventRow[] {
-  let seed = 99;
-  const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const next = mulberry32(99);
   const out: EventRow[] = [];
   for (let c = 0; c < CUSTOMERS; c++) {
     const cid = `customer-${c}`;

@@ -54,11 +54,12 @@ export async function openDuckDB(o: DuckDBOptions = {}): Promise<DuckDB> {
   const connect = async () => {
     const c = await instance.connect();
     connections.push(c);
+    // Dates in this project are UTC calendar days; ISO strings without an offset are UTC. The setting is
+    // per connection (a new one starts from the machine's zone), so every connection gets it.
+    await c.run(`SET TimeZone = 'UTC'`);
     return c;
   };
   const connection = await connect();
-  // Dates in this project are UTC calendar days; ISO strings without an offset are UTC.
-  await connection.run(`SET TimeZone = 'UTC'`);
   let closed = false;
   const close = async () => {
     if (closed) return;

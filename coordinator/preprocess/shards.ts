@@ -235,12 +235,13 @@ export class ShardFileWriter {
   }
 }
 
-/** Streams a shard file's record batches. */
+/** Streams a shard file's record batches (none for an empty shard). */
 export async function* readShard(file: string): AsyncGenerator<RecordBatch> {
   const stream = createReadStream(file);
   try {
     const reader = await RecordBatchReader.from(stream);
-    for await (const batch of reader) yield batch as RecordBatch;
+    // apache-arrow hands out one empty placeholder batch for a stream that has a schema and no batches.
+    for await (const batch of reader) if (batch.numRows > 0) yield batch as RecordBatch;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`shard file ${file} does not exist: rerun 'nextbuy preprocess'`, { cause: e });
     throw e;
