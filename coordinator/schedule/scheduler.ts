@@ -15,6 +15,9 @@ import { WorkerCallError, type WorkerHandle, type WorkerPool } from '../cluster/
 import { grpc } from '../../proto/index.js';
 import { compileScheduleOptions, type CompiledScheduleOptions, type ScheduleOptions, type ShardRunSummary, type ShardTask, type ShardWork } from './options.js';
 
+/** grpc-js's words for a call that never reached the worker. */
+const NEVER_CONNECTED = /No connection established|ECONNREFUSED/;
+
 interface AttemptRecord {
   attempt: number;
   worker: string;
@@ -284,10 +287,15 @@ class ShardRun {
       this.fail(e);
       return;
     }
-    const handedBack = lease.cancelReason === null && e instanceof WorkerCallError && e.handedBack;
+    // Handed back by a draining worker, or never delivered (the worker had already exited: the connection
+    // was refused): the shard was not processed, so the attempt does not count against it.
+    const handedBack =
+      lease.cancelReason === null &&
+      e instanceof WorkerCallError &&
+      (e.handedBack || (e.grpcCode === grpc.status.UNAVAILABLE && NEVER_CONNECTED.test(e.details)));
     // A dropped connection (process killed, network cut): lease nothing more there until a heartbeat answers.
     if (e instanceof WorkerCallError && e.grpcCode === grpc.status.UNAVAILABLE && !handedBack) worker.markUnreachable();
-    if (handedBack) worker.markDraining();
+    if (handedBack && e.handedBack) worker.markDraining();
     const error = lease.cancelReason ?? (e instanceof WorkerCallError ? e.withoutWorker : (e as Error).message);
     shard.attempts.push({ attempt: lease.attempt, worker: worker.label, error, counted: !handedBack });
     if (!handedBack) shard.failedOn.add(worker.workerId);
