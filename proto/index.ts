@@ -365,3 +365,20 @@ export function checkProtocolVersion(where: string, theirs: number, theirSide: s
 export const PROTOCOL_MISMATCH_STATUS = grpc.status.FAILED_PRECONDITION;
 
 export { grpc };
+
+/** How long a server lets in-flight calls finish at shutdown before cutting them. */
+const SHUTDOWN_GRACE_MS = 2_000;
+
+/** Stops a gRPC server: graceful first, forced after SHUTDOWN_GRACE_MS. */
+export function shutdownServer(server: grpc.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, SHUTDOWN_GRACE_MS);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

@@ -25,6 +25,7 @@ import {
   type TrainingDataReply,
   type TrainingDataRequest,
   type WorkerHandlers,
+  shutdownServer,
 } from '../proto/index.js';
 import { coordinatorBearer, nonceProof, serverCredentials } from '../proto/credentials.js';
 import { buildResultBatch, encodeResults } from '../proto/result-batch.js';
@@ -361,16 +362,6 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
     draining: () => isDraining,
     lastHealthAt: () => lastHealth,
     drain,
-    close: () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    close: () => shutdownServer(server),
   };
 }

@@ -12,6 +12,7 @@ import {
   grpc,
   protocolMismatchMessage,
   type CoordinatorHandlers,
+  shutdownServer,
 } from '../../proto/index.js';
 import { proofMatches, registrationProof, serverCredentials } from '../../proto/credentials.js';
 import type { WorkerPool } from './pool.js';
@@ -73,16 +74,6 @@ export async function startRegistrationServer(o: RegistrationServerOptions): Pro
   return {
     address: `${host}:${port}`,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    close: () => shutdownServer(server),
   };
 }

@@ -12,21 +12,13 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NextbuyError } from '../../core/errors.js';
+import { mulberry32 } from '../../core/random.js';
 
 export const CORPUS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'corpus');
 const CRASHES = path.join(CORPUS, 'crashes');
 
-/** mulberry32. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
+export { prng };
 
 export function scaledCases(n: number): number {
   const scale = Number(process.env.NEXTBUY_FUZZ_SCALE ?? '1');

@@ -9,7 +9,7 @@ import { checkBatch, disposeInputs, inputTensors, selectRows, targets } from './
 import { explainRow, type ExplainOptions, type Explanation } from './explain.js';
 import { Network } from './network.js';
 import { mixSeed, Rng } from './rng.js';
-import { parseSpec, productIndex, weightCount, weightLayout, type ModelSpec } from './spec.js';
+import { parseSpec, productIdsOf, productIndex, weightCount, weightLayout, type ModelSpec } from './spec.js';
 import { initialWeights, splitWeights } from './weights.js';
 
 export interface TrainStepsOptions {
@@ -158,7 +158,7 @@ class TfjsSequenceModel implements SequenceModel {
   predict(batch: SequenceBatch, products?: string[], options: PredictOptions = {}): Float32Array {
     this.alive();
     checkBatch(this.spec, batch);
-    const ids = this.productIds(products);
+    const ids = productIdsOf(this.spec, products);
     const chunk = options.chunkRows ?? 1024;
     const out = new Float32Array(batch.size * ids.length);
     for (let from = 0; from < batch.size; from += chunk) {
@@ -182,16 +182,6 @@ class TfjsSequenceModel implements SequenceModel {
     return explainRow(this.net, batch, row, options);
   }
 
-  /** Indices into spec.products for the requested names (lstm: its one product). */
-  private productIds(products?: string[]): Int32Array {
-    if (this.spec.architecture === 'lstm') return Int32Array.of(productIndex(this.spec));
-    if (!products || products.length === 0) return Int32Array.from(this.spec.products, (_, i) => i);
-    return Int32Array.from(products, (p) => {
-      const i = this.spec.products.indexOf(p);
-      if (i < 0) throw new ModelError(`product "${p}" is not one this model was trained for ([${this.spec.products.join(', ')}])`);
-      return i;
-    });
-  }
 
   dispose(): void {
     if (this.disposed) return;

@@ -11,7 +11,7 @@ import { ModelError } from '../../core/errors.js';
 import type { SequenceBatch } from '../../proto/shard-batch.js';
 import { checkBatch } from './batch.js';
 import { ONNX_FEATURES_INPUT, ONNX_OUTPUT, ONNX_PRODUCTS_INPUT, specFromOnnx } from './onnx-export.js';
-import { embeddedColumns, productIndex, type ModelSpec } from './spec.js';
+import { embeddedColumns, productIdsOf, type ModelSpec } from './spec.js';
 
 export interface OnnxScorerOptions {
   /** Threads ONNX Runtime uses inside one scoring call. @default 1 */
@@ -88,7 +88,7 @@ export class OnnxScorer {
   async score(batch: SequenceBatch, products?: string[]): Promise<Float32Array> {
     checkBatch(this.spec, batch);
     const spec = this.spec;
-    const ids = this.productIds(products);
+    const ids = productIdsOf(this.spec, products);
     const L = spec.maxLength;
     const F = spec.featureNames.length;
     const width = spec.architecture === 'attention' ? ids.length : 1;
@@ -108,15 +108,6 @@ export class OnnxScorer {
     return out;
   }
 
-  private productIds(products?: string[]): Int32Array {
-    if (this.spec.architecture === 'lstm') return Int32Array.of(productIndex(this.spec));
-    if (!products || products.length === 0) return Int32Array.from(this.spec.products, (_, i) => i);
-    return Int32Array.from(products, (p) => {
-      const i = this.spec.products.indexOf(p);
-      if (i < 0) throw new ModelError(`product "${p}" is not one this model was trained for ([${this.spec.products.join(', ')}])`);
-      return i;
-    });
-  }
 
   async dispose(): Promise<void> {
     await this.session.release();

@@ -106,3 +106,14 @@ export function parseSpec(input: string | ModelSpec): ModelSpec {
 export function specKey(spec: ModelSpec): string {
   return JSON.stringify(spec, Object.keys(spec).sort().concat(TOKEN_COLUMNS as unknown as string[]));
 }
+
+/** Indices into spec.products for the requested names (lstm: its one product; none asked: all of them). */
+export function productIdsOf(spec: ModelSpec, products?: string[]): Int32Array {
+  if (spec.architecture === 'lstm') return Int32Array.of(productIndex(spec));
+  if (!products || products.length === 0) return Int32Array.from(spec.products, (_, i) => i);
+  return Int32Array.from(products, (p) => {
+    const i = spec.products.indexOf(p);
+    if (i < 0) throw new ModelError(`product "${p}" is not one this model was trained for ([${spec.products.join(', ')}])`);
+    return i;
+  });
+}
