@@ -7,7 +7,8 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { averageWeights, binaryAuc, trainModel } from '../coordinator/train/index.js';
+import { computeMetrics } from '../coordinator/evaluate/index.js';
+import { averageWeights, trainModel } from '../coordinator/train/index.js';
 import { syntheticSpec, inProcessParticipants, withModelWorkers } from './helpers/train.js';
 import { writeSyntheticShards, type SyntheticShards } from './helpers/synthetic-shards.js';
 
@@ -41,8 +42,8 @@ describe('data-parallel training', () => {
     expect(Math.abs(one.bestAuc - three.bestAuc)).toBeLessThanOrEqual(0.01);
     // Both validated every held-out customer once.
     expect(new Set(three.validation.customerIds).size).toBe(one.validation.customerIds.length);
-    // The reported AUC is the AUC of the returned validation scores.
-    expect(binaryAuc(three.validation.labels, three.validation.scores)).toBeCloseTo(three.bestAuc, 10);
+    // The reported AUC is the AUC of the returned validation scores, by the evaluation stage's own computation.
+    expect(computeMetrics(three.validation.labels, three.validation.scores).auc).toBeCloseTo(three.bestAuc, 10);
     // Weight traffic was counted for every epoch.
     expect(three.history.every((h) => h.bytesMoved > 0 && h.participants === 3)).toBe(true);
   }, 240_000);

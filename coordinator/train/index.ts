@@ -16,7 +16,7 @@ export type { EpochMetrics, TrainedModel, TrainShard } from './trainer.js';
 export { trainModel, DEFAULT_SYNC_EVERY_STEPS } from './trainer.js';
 export { averageWeights } from './average.js';
 export { inProcessParticipant } from './in-process.js';
-export { binaryAuc, meanProductAuc } from './auc.js';
+export { meanProductAuc } from './auc.js';
 export { correctForClassWeight } from './prior-correction.js';
 export { randomSearch, sampleTrials } from './search.js';
 
