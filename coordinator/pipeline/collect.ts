@@ -6,6 +6,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RecordBatchReader, type RecordBatch } from 'apache-arrow';
 import { InputError } from '../../core/errors.js';
+import { readResultColumns } from '../../proto/result-batch.js';
+import { readUtf8Column } from '../../proto/shard-batch.js';
 
 export interface ScoreSetRows {
   customerIds: string[];
@@ -24,8 +26,7 @@ export async function readScoreSetRows(shardFiles: string[]): Promise<ScoreSetRo
   for (const file of shardFiles) {
     for (const batch of await readBatches(file)) {
       products = JSON.parse(batch.schema.metadata.get('nextbuy.products') ?? '[]') as string[];
-      const ids = batch.getChild('customer_id')!;
-      for (let i = 0; i < batch.numRows; i++) customerIds.push(ids.get(i) as string);
+      for (const id of readUtf8Column(batch.getChild('customer_id')!)) customerIds.push(id);
       const labels = batch.getChild('labels');
       if (!labels) {
         labelled = false;
@@ -68,20 +69,17 @@ export async function readScoreColumns(dir: string, rows: ScoreSetRows): Promise
   const files = (await readdir(dir)).filter((f) => f.endsWith('.arrow')).sort();
   for (const f of files) {
     for (const batch of await readBatches(path.join(dir, f))) {
-      const ids = batch.getChild('customer_id')!;
-      const products = batch.getChild('product')!;
-      const versions = batch.getChild('model_version')!;
-      const scores = batch.getChild('score')!;
-      for (let i = 0; i < batch.numRows; i++) {
-        const key = scoreKey(versions.get(i) as string, products.get(i) as string);
+      const r = readResultColumns(batch);
+      for (let i = 0; i < r.scores.length; i++) {
+        const key = scoreKey(r.modelVersions[i]!, r.products[i]!);
         let column = columns.get(key);
         if (!column) {
           column = new Float32Array(rows.customerIds.length).fill(Number.NaN);
           columns.set(key, column);
         }
-        const row = rows.index.get(ids.get(i) as string);
+        const row = rows.index.get(r.customerIds[i]!);
         if (row === undefined) throw new InputError(`${f}: a result for a customer that is not in the score set: the scores belong to another preprocess run; rerun 'nextbuy score'`);
-        column[row] = scores.get(i) as number;
+        column[row] = r.scores[i]!;
       }
     }
   }
