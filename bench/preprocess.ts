@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { Job } from '../jobs/job.js';
+import { compileJob } from '../jobs/job-file.js';
 import { preprocess } from '../coordinator/preprocess/index.js';
 import { generateEvents } from './synthetic-events.js';
 import { machineLine } from './machine.js';
@@ -49,34 +50,30 @@ function flag(args: string[], name: string, fallback: string): string {
   return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
 }
 
+/** The benchmark's job, through the same loader as a job file (so its defaults are the product's). */
 function benchJob(inputPath: string, runDir: string, memoryLimit: string, threads: number | null): Job {
-  return {
-    account: 'bench',
-    file: path.join(runDir, 'bench-job.yaml'),
-    input: { path: inputPath, format: 'parquet', timeFormat: 'epoch_seconds' },
-    columns: {
-      customer: 'user_id', time: 'timestamp', eventType: 'behavior_type', item: 'item_id', category: 'category_id',
-      numeric: [{ column: 'price', min: 0 }],
+  return compileJob(
+    {
+      account: 'bench',
+      input: { path: inputPath, format: 'parquet', timeFormat: 'epoch_seconds' },
+      columns: {
+        customer: 'user_id', time: 'timestamp', eventType: 'behavior_type', item: 'item_id', category: 'category_id',
+        numeric: [{ column: 'price', min: 0 }],
+      },
+      events: { types: ['pv', 'cart', 'fav', 'buy'], purchase: 'buy' },
+      validation: { validFrom: START },
+      label: { horizonDays: 2 },
+      sequence: { lookbackDays: 28, maxLength: 50 },
+      products: { overall: true, topCategories: 3 },
+      sampling: { negativeRate: 0.2 },
+      shards: { count: SHARDS, batchRows: 4096 },
+      model: { architectures: ['lstm'] },
+      actions: [{ name: 'in_store', minScore: 0.4 }],
+      output: { dir: runDir },
+      resources: { memoryLimit, ...(threads ? { threads } : {}) },
     },
-    events: { types: ['pv', 'cart', 'fav', 'buy'], purchase: 'buy' },
-    validation: { validFromMs: Date.parse(`${START}T00:00:00Z`), validToMs: null, maxRejectedShare: 0.01 },
-    label: { horizonDays: 2 },
-    sequence: { lookbackDays: 28, maxLength: 50 },
-    vocabulary: { minCount: 2, maxSize: 50_000 },
-    products: { overall: true, topCategories: 3, categories: [] },
-    sampling: { negativeRate: 0.2 },
-    shards: { count: SHARDS, batchRows: 4096 },
-    cluster: { workers: 2, addresses: [], inFlightPerWorker: 2, heartbeatTimeoutMs: 30_000, maxAttemptsPerShard: 3 },
-    model: {
-      architectures: ['lstm'], embeddingDim: 16, hiddenUnits: 32, denseUnits: 16, learningRate: 0.005, batchSize: 128,
-      epochs: 1, patience: 2, validationShare: 0.2, classWeight: 'balanced', seed: 7,
-    },
-    tuning: { trials: 0 },
-    ensemble: { method: 'mean' },
-    actions: [{ name: 'in_store', minScore: 0.4 }],
-    output: { dir: runDir },
-    resources: { memoryLimit, threads },
-  };
+    path.join(runDir, 'bench-job.yaml'),
+  );
 }
 
 /** Samples RSS while `work` runs; returns the peak (also checking the kernel's high-water mark). */
