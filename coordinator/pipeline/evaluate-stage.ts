@@ -56,36 +56,53 @@ export interface EvaluateStageOptions {
   timed: <T>(stage: StageName, fn: () => Promise<T>) => Promise<T>;
 }
 
-/** Validation scores of one model for one product, keyed by customer. */
-async function validationOf(m: ModelEntry, products: string[], product: string): Promise<{ scores: Map<string, number>; labels: Map<string, number> }> {
-  const v = JSON.parse(await readFile(path.join(m.dir, 'validation.json'), 'utf8')) as Validation;
-  const width = m.architecture === 'attention' ? products.length : 1;
-  const j = m.architecture === 'attention' ? products.indexOf(product) : 0;
-  const scores = new Map<string, number>();
-  const labels = new Map<string, number>();
-  v.customerIds.forEach((id, i) => {
-    scores.set(id, v.scores[i * width + j]!);
-    labels.set(id, v.labels[i * width + j]!);
-  });
-  return { scores, labels };
+/** Each model's validation scores (validation.json), read once per stage however many products ask. */
+type ValidationFiles = Map<string, Promise<Validation>>;
+
+function readValidation(cache: ValidationFiles, m: ModelEntry): Promise<Validation> {
+  let v = cache.get(m.dir);
+  if (!v) cache.set(m.dir, (v = readFile(path.join(m.dir, 'validation.json'), 'utf8').then((t) => JSON.parse(t) as Validation)));
+  return v;
+}
+
+/**
+ * One product's validation rows as every model that scores it saw them: the customers all of them
+ * validated (sorted), their labels, and each model's scores in that order.
+ */
+async function alignedValidation(cache: ValidationFiles, models: ModelsFile, product: string) {
+  const entries = modelsOf(models, product);
+  const perModel = await Promise.all(
+    entries.map(async (m) => {
+      const v = await readValidation(cache, m);
+      const width = m.architecture === 'attention' ? models.products.length : 1;
+      const j = m.architecture === 'attention' ? models.products.indexOf(product) : 0;
+      const rowOf = new Map(v.customerIds.map((id, i) => [id, i * width + j]));
+      return { v, rowOf };
+    }),
+  );
+  const ids = [...perModel[0]!.rowOf.keys()].filter((id) => perModel.every((p) => p.rowOf.has(id))).sort();
+  const first = perModel[0]!;
+  return {
+    ids,
+    labels: Int8Array.from(ids, (id) => first.v.labels[first.rowOf.get(id)!]!),
+    models: entries.map((m, k) => ({
+      name: m.name,
+      modelVersion: m.modelVersion,
+      scores: Float32Array.from(ids, (id) => perModel[k]!.v.scores[perModel[k]!.rowOf.get(id)!]!),
+    })),
+  };
 }
 
 function modelsOf(models: ModelsFile, product: string): ModelEntry[] {
   return models.models.filter((m) => m.product === product || m.architecture === 'attention');
 }
 
-export async function fitEnsembles(job: Job, models: ModelsFile): Promise<EnsembleFile> {
+export async function fitEnsembles(job: Job, models: ModelsFile, cache: ValidationFiles = new Map()): Promise<EnsembleFile> {
   const out: EnsembleFile = { products: {} };
   for (const product of models.products) {
-    const entries = modelsOf(models, product);
-    const vals = await Promise.all(entries.map((m) => validationOf(m, models.products, product)));
-    const ids = [...vals[0]!.scores.keys()].filter((id) => vals.every((v) => v.scores.has(id))).sort();
-    const labels = Int8Array.from(ids, (id) => vals[0]!.labels.get(id)!);
-    const spec = fitEnsemble(job.ensemble.method, {
-      labels,
-      models: entries.map((m, k) => ({ name: m.name, scores: Float32Array.from(ids, (id) => vals[k]!.scores.get(id)!) })),
-    });
-    out.products[product] = { ...spec, modelVersions: entries.map((m) => m.modelVersion) };
+    const v = await alignedValidation(cache, models, product);
+    const spec = fitEnsemble(job.ensemble.method, { labels: v.labels, models: v.models });
+    out.products[product] = { ...spec, modelVersions: v.models.map((m) => m.modelVersion) };
   }
   return out;
 }
@@ -117,8 +134,9 @@ function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
 
 export async function evaluateStage(o: EvaluateStageOptions): Promise<EvaluationSummary> {
   const { job, folder, pre, models } = o;
+  const validation: ValidationFiles = new Map();
   const ensembles = await o.timed('ensemble', async () => {
-    const e = await fitEnsembles(job, models);
+    const e = await fitEnsembles(job, models, validation);
     await writeJsonDurably(files(folder).ensemble, e);
     return e;
   });
@@ -129,10 +147,10 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
     const trainCounts = pre.countsFiles.train ? await readCounts(pre.countsFiles.train, train.customerIds) : null;
     const dateMs = parseDateMs(folder.date)!;
     const horizon = job.label.horizonDays;
+    const evalCounts = labelled && pre.countsFiles.score ? await readCounts(pre.countsFiles.score, rows.customerIds) : null;
     const products: ProductEvaluationInput[] = [];
     for (const p of perProduct) {
       if (labelled) {
-        const evalCounts = pre.countsFiles.score ? await readCounts(pre.countsFiles.score, rows.customerIds) : null;
         const baselines = [];
         if (evalCounts) baselines.push({ name: 'recency-frequency', scores: recencyFrequencyScores(evalCounts) });
         if (evalCounts && trainCounts) {
@@ -140,7 +158,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
         }
         products.push({ product: p.product, labels: labelsOf(rows, p.product), models: p.models, ensemble: p.ensemble, baselines });
       } else {
-        products.push(await validationEvaluation(models, p.product, ensembles, train, trainCounts));
+        products.push(await validationEvaluation(validation, models, p.product, ensembles, train, trainCounts));
       }
     }
     const report = buildReport({
@@ -195,26 +213,24 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
 
 /** Evaluation on the training window's validation customers, when the night's labels are not known yet. */
 async function validationEvaluation(
+  cache: ValidationFiles,
   models: ModelsFile,
   product: string,
   ensembles: EnsembleFile,
   train: ScoreSetRows,
   trainCounts: Awaited<ReturnType<typeof readCounts>> | null,
 ): Promise<ProductEvaluationInput> {
-  const entries = modelsOf(models, product);
-  const vals = await Promise.all(entries.map((m) => validationOf(m, models.products, product)));
-  const ids = [...vals[0]!.scores.keys()].filter((id) => vals.every((v) => v.scores.has(id))).sort();
-  const labels = Int8Array.from(ids, (id) => vals[0]!.labels.get(id)!);
-  const modelScores = entries.map((m, k) => ({ name: m.name, modelVersion: m.modelVersion, scores: Float32Array.from(ids, (id) => vals[k]!.scores.get(id)!) }));
+  const { ids, labels, models: modelScores } = await alignedValidation(cache, models, product);
   const spec = ensembles.products[product]!;
   const baselines = [];
   if (trainCounts) {
     const validation = new Set(ids);
+    const trainLabels = labelsOf(train, product);
     const pick = (keep: (id: string) => boolean) => {
       const idx = train.customerIds.map((id, i) => [id, i] as const).filter(([id]) => keep(id)).map(([, i]) => i);
       return {
         counts: { ...trainCounts, n: idx.length, counts: trainCounts.counts.map((c) => Float64Array.from(idx, (i) => c[i]!)), daysSinceLast: Float64Array.from(idx, (i) => trainCounts.daysSinceLast[i]!) },
-        labels: Int8Array.from(idx, (i) => labelsOf(train, product)[i]!),
+        labels: Int8Array.from(idx, (i) => trainLabels[i]!),
         ids: idx.map((i) => train.customerIds[i]!),
       };
     };
