@@ -129,3 +129,24 @@ describe('nextbuy errors a user can act on', () => {
     expect(r.stderr).toMatch(/--account other does not match the job file's account "taobao"/);
   });
 });
+
+describe('a night whose label window has not happened yet', () => {
+  test('scores and publishes every customer, and evaluates on the training window’s validation customers instead', async () => {
+    const { dir: night, conf: nightConf } = await taobaoJob({
+      products: { overall: true, topCategories: 0 },
+      model: { epochs: 1, embeddingDim: 4, hiddenUnits: 4, denseUnits: 4, batchSize: 256 },
+      shards: { count: 2 },
+    });
+    // The sample ends on 2017-12-03 16:00 UTC: as of 2017-12-03, the 2-day label window is still open.
+    const r = await runCli(['run', '--account', 'taobao', '--date', '2017-12-03', '--conf', nightConf]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/positives unknown yet \(label window not over\)/);
+    expect(r.stdout).toMatch(/evaluation {2}on the validation customers of the training window \(labels 2017-12-01 \.\. 2017-12-02\)/);
+    expect(r.stdout).toMatch(/published {3}1 partitions, 814 predictions/);
+    const report = JSON.parse(await readFile(path.join(night, 'out/runs/account=taobao/date=2017-12-03/report/report.json'), 'utf8'));
+    const any = report.products[0];
+    expect(any.n).toBeGreaterThan(100);
+    expect(any.n).toBeLessThan(814);
+    expect(any.entries.map((e: { name: string }) => e.name)).toEqual(expect.arrayContaining(['lstm.any', 'attention', 'recency-frequency', 'logistic-counts']));
+  }, 120_000);
+});
