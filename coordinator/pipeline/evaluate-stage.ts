@@ -108,6 +108,8 @@ export async function fitEnsembles(job: Job, models: ModelsFile, cache: Validati
 }
 
 /** The ensembled scores of the night for each product, aligned with the score set's customers. */
+export type NightScores = Awaited<ReturnType<typeof ensembledScores>>;
+
 export async function ensembledScores(folder: RunFolder, pre: PreprocessResult, models: ModelsFile, ensembles: EnsembleFile) {
   const rows = await readScoreSetRows(pre.score!.shards.map((s) => s.file));
   const columns = await readScoreColumns(folder.scoresDir, rows);
@@ -132,7 +134,8 @@ function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
   return Int8Array.from({ length: rows.customerIds.length }, (_, i) => rows.labels![i * p + j]!);
 }
 
-export async function evaluateStage(o: EvaluateStageOptions): Promise<EvaluationSummary> {
+/** Returns the summary, and the night's ensembled scores so that publish in the same run need not read them again. */
+export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary: EvaluationSummary; night: NightScores }> {
   const { job, folder, pre, models } = o;
   const validation: ValidationFiles = new Map();
   const ensembles = await o.timed('ensemble', async () => {
@@ -141,7 +144,8 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
     return e;
   });
   return o.timed('evaluate', async () => {
-    const { rows, perProduct } = await ensembledScores(folder, pre, models, ensembles);
+    const night = await ensembledScores(folder, pre, models, ensembles);
+    const { rows, perProduct } = night;
     const labelled = rows.labels !== null;
     const train = await readScoreSetRows(pre.train!.shards.map((s) => s.file));
     const trainCounts = pre.countsFiles.train ? await readCounts(pre.countsFiles.train, train.customerIds) : null;
@@ -186,7 +190,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
     await writeJsonDurably(files(folder).evaluation, { labelled });
     const from = labelled ? folder.date : pre.train!.asOf;
     const to = labelled ? formatDate(dateMs + (horizon - 1) * DAY_MS) : formatDate(dateMs - DAY_MS);
-    return {
+    const summary: EvaluationSummary = {
       windowLabel: labelled
         ? `on the held-out label window ${from} .. ${to} (purchases after the scored date, features before it)`
         : `on the validation customers of the training window (labels ${from} .. ${to}); the window after ${folder.date} has not happened yet`,
@@ -208,6 +212,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<Evaluation
       reportHtml: written.html,
       reportJson: written.json,
     };
+    return { summary, night };
   });
 }
 

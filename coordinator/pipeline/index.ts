@@ -19,7 +19,7 @@ import { files, readState, requireJson, writeState, type ModelsFile, type RunSta
 import { startWorkers, type WorkerSession } from './workers.js';
 import { loadArtifactFiles } from './artifacts.js';
 import { trainStage } from './train-stage.js';
-import { evaluateStage, type EvaluationSummary } from './evaluate-stage.js';
+import { evaluateStage, type EvaluationSummary, type NightScores } from './evaluate-stage.js';
 import { publishStage, type PublishSummary } from './publish-stage.js';
 
 export type { RunFolder } from './run-folder.js';
@@ -64,6 +64,7 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
   /** Stages run by this invocation (state.timings keeps every stage's last run). */
   const timings: Partial<Record<StageName, number>> = {};
   let session: WorkerSession | null = null;
+  let night: NightScores | null = null;
   const workers = async () => (session ??= await startWorkers({ job: o.job, env: o.env, runId: folder.runId, workers: o.workers ?? null }));
   const timed = async <T>(stage: StageName, fn: () => Promise<T>): Promise<T> => {
     o.onStage?.(stage, 'start');
@@ -125,10 +126,14 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
       } else if (task === 'evaluate') {
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         const models = summary.models ?? (await modelsFor(folder));
-        summary.evaluation = await evaluateStage({ job: o.job, folder, pre, models, timed });
+        const evaluated = await evaluateStage({ job: o.job, folder, pre, models, timed });
+        summary.evaluation = evaluated.summary;
+        night = evaluated.night;
         await finish(task, t0);
       } else if (task === 'publish') {
-        summary.publish = await timed('publish', () => publishStage({ job: o.job, folder }));
+        const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
+        const models = summary.models ?? (await modelsFor(folder));
+        summary.publish = await timed('publish', () => publishStage({ job: o.job, folder, pre, models, night }));
         await finish(task, t0);
       }
     }

@@ -4,7 +4,7 @@ import { DAY_MS } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
 import { dateDir, exportAudiences, exportCsv, publishPredictions } from '../publish/index.js';
 import type { PreprocessResult } from '../preprocess/index.js';
-import { ensembledScores, type EnsembleFile } from './evaluate-stage.js';
+import { ensembledScores, type EnsembleFile, type NightScores } from './evaluate-stage.js';
 import type { RunFolder } from './run-folder.js';
 import { files, requireJson, type ModelsFile } from './state.js';
 
@@ -15,12 +15,19 @@ export interface PublishSummary {
   partitions: { product: string; rows: number; dir: string }[];
 }
 
-export async function publishStage(o: { job: Job; folder: RunFolder }): Promise<PublishSummary> {
+export interface PublishStageOptions {
+  job: Job;
+  folder: RunFolder;
+  pre: PreprocessResult;
+  models: ModelsFile;
+  /** The night's ensembled scores when evaluate ran in the same invocation; read from the run folder otherwise. */
+  night: NightScores | null;
+}
+
+export async function publishStage(o: PublishStageOptions): Promise<PublishSummary> {
   const { job, folder } = o;
-  const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
-  const models = await requireJson<ModelsFile>(files(folder).models, 'train', folder).catch(() => requireJson<ModelsFile>(files(folder).latestModels, 'train', folder));
   const ensembles = await requireJson<EnsembleFile>(files(folder).ensemble, 'evaluate', folder);
-  const { rows, perProduct } = await ensembledScores(folder, pre, models, ensembles);
+  const { rows, perProduct } = o.night ?? (await ensembledScores(folder, o.pre, o.models, ensembles));
   const dateMs = parseDateMs(folder.date)!;
   const common = {
     outDir: folder.outDir,
