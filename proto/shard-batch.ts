@@ -29,7 +29,6 @@ import {
   RecordBatchStreamWriter,
   Schema,
   Struct,
-  Table,
   Utf8,
   makeData,
   vectorFromArray,
@@ -232,10 +231,6 @@ export function decodeBatches(bytes: Uint8Array): RecordBatch[] {
   } catch (e) {
     throw new ProtocolError(`malformed Arrow IPC payload (${bytes.byteLength} bytes): ${(e as Error).message}`, { cause: e });
   }
-}
-
-export function batchesToTable(batches: RecordBatch[]): Table {
-  return new Table(batches);
 }
 
 /** A shard batch's columns as flat typed arrays; every list column shares `offsets` (one event list per row). */

@@ -10,8 +10,6 @@ import path from 'node:path';
 import { InputError } from '../../core/errors.js';
 import { metrics } from '../../core/metrics.js';
 import type { Job } from '../../jobs/job.js';
-import { DAY_MS } from '../../jobs/job.js';
-import { formatDate, parseDateMs } from '../../jobs/job-file.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
 import { runFolder, type RunFolder } from './run-folder.js';
 import { writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
@@ -208,8 +206,4 @@ async function scoreStage(
     onResult: (shardId, arrow) => writeFileDurably(path.join(folder.scoresDir, `${shardId}.arrow`), arrow),
     onProgress,
   });
-}
-
-export function trainingAsOf(job: Job, date: string): string {
-  return formatDate(parseDateMs(date)! - job.label.horizonDays * DAY_MS);
 }

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { ClusterError } from '../../core/errors.js';
 import type { ModelSpec } from '../../proto/model-spec.js';
-import type { TrainRoundOutput, ValidateOutput } from '../../worker/engine.js';
+import type { ValidateOutput } from '../../worker/engine.js';
 import { averageWeights } from './average.js';
 import { loadCheckpoint, saveCheckpoint, specHash } from './checkpoint.js';
 import type { TrainParticipant } from './participant.js';
@@ -233,5 +233,3 @@ class ShardPlan {
     }
   }
 }
-
-export type { TrainRoundOutput };
