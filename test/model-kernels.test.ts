@@ -67,6 +67,8 @@ test('BatchMatMul on wasm: transposed operands and batches of small products mat
   const { cpu, wasm } = await onBoth(() => [
     tf.matMul(seeded([12, 7], 5), seeded([9, 7], 6), false, true),
     tf.matMul(seeded([7, 12], 7), seeded([7, 9], 8), true, false),
+    // Aᵀ·B on SIMD: 4-, 2- and 1-row tiles, rows in 3 chunks (scaled so sums of 150 terms stay near 1)
+    tf.matMul(tf.mul(seeded([150, 7], 15), 0.25), tf.mul(seeded([150, 24], 16), 0.25), true, false),
     tf.matMul(seeded([6, 5, 7], 9), seeded([6, 7, 50], 10)), // batched, 50 columns: vector and scalar tails
     tf.matMul(seeded([6, 5, 7], 11), seeded([7, 16], 12)), // b broadcast over the batch
     tf.matMul(seeded([3, 4, 8], 13), seeded([3, 4, 8], 14), false, true),

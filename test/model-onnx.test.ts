@@ -9,8 +9,8 @@ beforeAll(async () => {
 // Includes customers with no history at all (every position padding).
 const data = syntheticBatch({ size: 400, maxLength: 12, seed: 21 });
 
-function trained(architecture: 'lstm' | 'attention'): SequenceModel {
-  const model = createModel(tinySpec(architecture));
+function trained(architecture: 'lstm' | 'attention', overrides: Parameters<typeof tinySpec>[1] = {}): SequenceModel {
+  const model = createModel(tinySpec(architecture, overrides));
   model.trainSteps(data, { steps: 25, seed: 4 }); // move the weights away from their initial values
   return model;
 }
@@ -30,6 +30,17 @@ describe.each(['lstm', 'attention'] as const)('the %s model exported to ONNX', (
       expect(Number.isFinite(onnxScores[empty * (architecture === 'lstm' ? 1 : PRODUCTS.length)])).toBe(true);
       // the scores are not all alike: parity is not between two constant functions
       expect(Math.max(...onnxScores) - Math.min(...onnxScores)).toBeGreaterThan(0.01);
+    } finally {
+      await scorer.dispose();
+      model.dispose();
+    }
+  });
+
+  test('scores like tfjs when a column has fewer tokens than embedding dimensions (it is fed one-hot)', async () => {
+    const model = trained(architecture, { embeddingDim: 8 }); // event: 6 tokens < 8 dimensions; item and category are not
+    const scorer = await OnnxScorer.create(exportOnnx(model), { threads: 1 });
+    try {
+      expect(maxAbsDiff(await scorer.score(data), model.predict(data))).toBeLessThanOrEqual(1e-5);
     } finally {
       await scorer.dispose();
       model.dispose();

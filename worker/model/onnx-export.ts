@@ -2,10 +2,12 @@
  * Exports a trained model to ONNX (opset 17) so that scoring runs in ONNX Runtime. Built directly as
  * protobuf with onnx-proto; the graph computes exactly what network.ts computes:
  *
- *   Gather(embeddings of transposed ids) ⊕ transposed features (ONNX's LSTM is time-major) → LSTM → head
+ *   Gather(embeddings of transposed ids; one-hot rows for small vocabularies, see lstmInput)
+ *     ⊕ transposed features (ONNX's LSTM is time-major) → LSTM → head
  *   lstm head:       Y_h → Gemm → Relu → Gemm → Sigmoid                              → score [batch]
  *   attention head:  Y, Gather(queries, product_ids) → MatMul → Softmax over steps → pooled,
- *                    pooled·W₁ + (pooled ⊙ q)·W₂ + q·W₃ + b → Relu → MatMul → Sigmoid  → score [batch, products]
+ *                    pooled·(W₁ + diag(q)·W₂) + (q·W₃ + b) → Relu → MatMul → Sigmoid  → score [batch, products]
+ *                    (the per-product kernel and bias are computed here, see productDense)
  *
  * Keras stores the LSTM gates as i, f, c, o in column blocks of [input, 4·units]; ONNX wants i, o, f, c in
  * row blocks of [4·units, input], with the recurrent bias separate (zero here: Keras has one bias).
@@ -45,33 +47,33 @@ export function exportOnnx(model: ExportableModel): Uint8Array {
   const H = spec.hiddenUnits;
   const L = spec.maxLength;
   const columns = embeddedColumns(spec);
-  const inputWidth = columns.length * spec.embeddingDim + spec.featureNames.length;
+  const input = lstmInput(spec, value);
   const g = new GraphBuilder();
 
-  for (const c of columns) {
-    g.input(c, INT32, ['batch', L]);
-    g.initializer(floatTensor(`embedding/${c}`, value(`embedding/${c}`), w.get(`embedding/${c}`)!.entry.shape));
-  }
+  for (const c of columns) g.input(c, INT32, ['batch', L]);
   if (spec.featureNames.length > 0) g.input(ONNX_FEATURES_INPUT, FLOAT, ['batch', L, spec.featureNames.length]);
 
   // Time-major from the start (ONNX's LSTM wants [steps, batch, input]): transposing the ids and the few
   // features is cheaper than transposing the embedded sequence.
-  const parts = columns.map((c: TokenColumn) => g.node('Gather', [`embedding/${c}`, g.node('Transpose', [c], { perm: [1, 0] })], { axis: 0 }));
+  const parts = input.columns.map(({ column, table, width }) => {
+    g.initializer(floatTensor(`input/${column}`, table, [spec.vocabSizes[column]!, width]));
+    return g.node('Gather', [`input/${column}`, g.node('Transpose', [column], { perm: [1, 0] })], { axis: 0 });
+  });
   if (spec.featureNames.length > 0) parts.push(g.node('Transpose', [ONNX_FEATURES_INPUT], { perm: [1, 0, 2] }));
   const timeMajor = parts.length === 1 ? parts[0]! : g.node('Concat', parts, { axis: 2 });
 
-  const { W, R, B } = lstmWeights(value('lstm/kernel'), value('lstm/recurrent_kernel'), value('lstm/bias'), inputWidth, H);
-  g.initializer(floatTensor('lstm/W', W, [1, 4 * H, inputWidth]));
+  const { W, R, B } = lstmWeights(input.kernel, value('lstm/recurrent_kernel'), value('lstm/bias'), input.width, H);
+  g.initializer(floatTensor('lstm/W', W, [1, 4 * H, input.width]));
   g.initializer(floatTensor('lstm/R', R, [1, 4 * H, H]));
   g.initializer(floatTensor('lstm/B', B, [1, 8 * H]));
   const [Y, Yh] = g.nodeMulti('LSTM', [timeMajor, 'lstm/W', 'lstm/R', 'lstm/B'], 2, { hidden_size: H, direction: 'forward' });
 
-  g.initializer(floatTensor('dense/bias', value('dense/bias'), [spec.denseUnits]));
   g.initializer(floatTensor('output/kernel', value('output/kernel'), [spec.denseUnits, 1]));
   g.initializer(floatTensor('output/bias', value('output/bias'), [1]));
 
   if (spec.architecture === 'lstm') {
     g.initializer(floatTensor('dense/kernel', value('dense/kernel'), [H, spec.denseUnits]));
+    g.initializer(floatTensor('dense/bias', value('dense/bias'), [spec.denseUnits]));
     const last = g.node('Reshape', [Yh!, g.int64Const('shape/last', [-1, H])]);
     const hidden = g.node('Relu', [g.node('Gemm', [last, 'dense/kernel', 'dense/bias'])]);
     const logit = g.node('Gemm', [hidden, 'output/kernel', 'output/bias']);
@@ -79,24 +81,26 @@ export function exportOnnx(model: ExportableModel): Uint8Array {
     g.output(ONNX_OUTPUT, FLOAT, ['batch']);
   } else {
     g.input(ONNX_PRODUCTS_INPUT, INT32, ['products']);
+    const D = spec.denseUnits;
+    const perProduct = productDense(spec, value);
     g.initializer(floatTensor('query/embedding', value('query/embedding'), [spec.products.length, H]));
-    const dense = value('dense/kernel'); // [3H, dense]: rows for pooled, pooled ⊙ q, q
-    for (let k = 0; k < 3; k++) {
-      g.initializer(floatTensor(`dense/kernel/${k}`, dense.subarray(k * H * spec.denseUnits, (k + 1) * H * spec.denseUnits), [H, spec.denseUnits]));
-    }
-    const states = g.node('Transpose', [g.node('Squeeze', [Y!, g.int64Const('axes/directions', [1])])], { perm: [1, 0, 2] }); // [batch, steps, H]
+    g.initializer(floatTensor('dense/product_kernel', perProduct.kernels, [spec.products.length, H, D]));
+    g.initializer(floatTensor('dense/product_bias', perProduct.biases, [spec.products.length, 1, D]));
+    // Scores straight from the time-major states; ONNX Runtime reads the batch-major view of the states
+    // for the pooling product without materialising it (its MatMul transpose fusion).
+    const timeMajorStates = g.node('Squeeze', [Y!, g.int64Const('axes/directions', [1])]); // [steps, batch, H]
+    const states = g.node('Transpose', [timeMajorStates], { perm: [1, 0, 2] }); // [batch, steps, H]
     const q = g.node('Gather', ['query/embedding', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P, H]
-    const scores = g.node('MatMul', [states, g.node('Transpose', [q], { perm: [1, 0] })]); // [batch, steps, P]
+    const scores = g.node('MatMul', [timeMajorStates, g.node('Transpose', [q], { perm: [1, 0] })]); // [steps, batch, P]
     const scaled = g.node('Mul', [scores, g.floatConst('attention/scale', 1 / Math.sqrt(H))]);
-    const attention = g.node('Softmax', [g.node('Transpose', [scaled], { perm: [0, 2, 1] })], { axis: -1 }); // [batch, P, steps]
-    const pooled = g.node('MatMul', [attention, states]); // [batch, P, H]
-    const product = g.node('Mul', [pooled, q]);
-    const sum = g.node('Add', [
-      g.node('Add', [g.node('MatMul', [pooled, 'dense/kernel/0']), g.node('MatMul', [product, 'dense/kernel/1'])]),
-      g.node('Add', [g.node('MatMul', [q, 'dense/kernel/2']), 'dense/bias']),
-    ]);
-    const logit = g.node('Add', [g.node('MatMul', [g.node('Relu', [sum]), 'output/kernel']), 'output/bias']); // [batch, P, 1]
-    g.node('Sigmoid', [g.node('Reshape', [logit, g.int64Const('shape/scores', [0, -1])])], {}, ONNX_OUTPUT);
+    const attention = g.node('Softmax', [g.node('Transpose', [scaled], { perm: [1, 2, 0] })], { axis: -1 }); // [batch, P, steps]
+    const pooled = g.node('Transpose', [g.node('MatMul', [attention, states])], { perm: [1, 0, 2] }); // [P, batch, H]
+    const kernels = g.node('Gather', ['dense/product_kernel', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P, H, dense]
+    const biases = g.node('Gather', ['dense/product_bias', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P, 1, dense]
+    const hidden = g.node('Relu', [g.node('Add', [g.node('MatMul', [pooled, kernels]), biases])]); // [P, batch, dense]
+    const logit = g.node('Add', [g.node('MatMul', [hidden, 'output/kernel']), 'output/bias']); // [P, batch, 1]
+    const byProduct = g.node('Reshape', [logit, g.int64Const('shape/scores', [0, -1])]); // [P, batch]
+    g.node('Sigmoid', [g.node('Transpose', [byProduct], { perm: [1, 0] })], {}, ONNX_OUTPUT);
     g.output(ONNX_OUTPUT, FLOAT, ['batch', 'products']);
   }
 
@@ -135,6 +139,86 @@ export function specFromOnnx(bytes: Uint8Array): ModelSpec {
   const entry = decoded.metadataProps.find((p) => p.key === ONNX_SPEC_KEY);
   if (!entry?.value) throw new ModelError(`model.onnx has no ${ONNX_SPEC_KEY} metadata: it was not exported by nextbuy`);
   return parseSpec(entry.value);
+}
+
+interface LstmInput {
+  /** Per embedded column, the table its ids gather from and that table's width. */
+  columns: { column: TokenColumn; table: Float32Array; width: number }[];
+  /** Keras layout [width, 4·units]: rows for each column's table, then for the features. */
+  kernel: Float32Array;
+  width: number;
+}
+
+/**
+ * What the LSTM reads at each step. A column with fewer tokens than embedding dimensions is fed one-hot
+ * and its kernel rows replaced by its projected table E·W (vocabulary rows): one-hot·(E·W) is the same
+ * x·W with a narrower input, and the LSTM's input product costs per input column.
+ */
+function lstmInput(spec: ModelSpec, value: (name: string) => Float32Array): LstmInput {
+  const dim = spec.embeddingDim;
+  const G = 4 * spec.hiddenUnits;
+  const kernel = value('lstm/kernel');
+  const blocks: Float32Array[] = [];
+  const columns = embeddedColumns(spec).map((column, k) => {
+    const vocab = spec.vocabSizes[column]!;
+    const embedding = value(`embedding/${column}`);
+    const rows = kernel.subarray(k * dim * G, (k + 1) * dim * G);
+    if (vocab >= dim) {
+      blocks.push(rows);
+      return { column, table: embedding, width: dim };
+    }
+    blocks.push(matMul(embedding, rows, vocab, dim, G));
+    const identity = new Float32Array(vocab * vocab);
+    for (let v = 0; v < vocab; v++) identity[v * vocab + v] = 1;
+    return { column, table: identity, width: vocab };
+  });
+  blocks.push(kernel.subarray(embeddedColumns(spec).length * dim * G));
+  const width = blocks.reduce((n, b) => n + b.length / G, 0);
+  const joined = new Float32Array(width * G);
+  blocks.reduce((at, b) => (joined.set(b, at), at + b.length), 0);
+  return { columns, kernel: joined, width };
+}
+
+/** [m, k] × [k, n], row-major, accumulated in double precision. */
+function matMul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
+  const out = new Float32Array(m * n);
+  const acc = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    acc.fill(0);
+    for (let p = 0; p < k; p++) {
+      const x = a[i * k + p]!;
+      for (let j = 0; j < n; j++) acc[j]! += x * b[p * n + j]!;
+    }
+    out.set(acc, i * n);
+  }
+  return out;
+}
+
+/**
+ * The attention head's dense layer per product: dense([pooled, pooled ⊙ q, q]) = pooled·(W₁ + diag(q)·W₂) + (q·W₃ + b),
+ * so each product gets one kernel [H, dense] and one bias [1, dense], computed here once instead of per customer.
+ */
+function productDense(spec: ModelSpec, value: (name: string) => Float32Array): { kernels: Float32Array; biases: Float32Array } {
+  const H = spec.hiddenUnits;
+  const D = spec.denseUnits;
+  const P = spec.products.length;
+  const queries = value('query/embedding');
+  const dense = value('dense/kernel'); // [3H, dense]: rows for pooled, pooled ⊙ q, q
+  const bias = value('dense/bias');
+  const kernels = new Float32Array(P * H * D);
+  const biases = new Float32Array(P * D);
+  for (let p = 0; p < P; p++) {
+    for (let j = 0; j < D; j++) {
+      let b = bias[j]!;
+      for (let h = 0; h < H; h++) {
+        const q = queries[p * H + h]!;
+        kernels[(p * H + h) * D + j] = dense[h * D + j]! + q * dense[(H + h) * D + j]!;
+        b += q * dense[(2 * H + h) * D + j]!;
+      }
+      biases[p * D + j] = b;
+    }
+  }
+  return { kernels, biases };
 }
 
 /** Keras [input, 4H] (i, f, c, o columns) → ONNX [4H, input] (i, o, f, c rows); bias → [Wb, Rb = 0]. */

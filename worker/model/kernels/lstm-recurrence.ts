@@ -259,7 +259,9 @@ function backwardSimd(mem: Memory, dy: TensorInfo, u: TensorInfo, gates: TensorI
     dhRec = t > 0 ? mem.matmul(dz, uT) : null;
     mem.free(dz);
   }
-  const dU = recurrentGradient(mem, hidden, dxp);
+  // dU = Σ_t h_{t-1}ᵀ dz_t: hidden rows of steps 0..T-2 against dz rows of steps 1..T-1 (h_{-1} = 0)
+  const dU = mem.alloc([H, G]);
+  k.matmulTransposeA(address(hidden), address(dxp) + stepG, address(dU), (T - 1) * B, H, G);
   for (const t of [uT, dcNext, none]) mem.free(t);
   return [dxp, dU];
 }

@@ -1,8 +1,10 @@
 /**
- * BatchMatMul for tfjs-backend-wasm, improving two cases its own kernel handles slowly:
+ * BatchMatMul for tfjs-backend-wasm, improving three cases its own kernel handles slowly:
  *  - transposed operands (transposeA/transposeB) run on a path about 8× slower than the plain product, and
  *    every matMul gradient asks for one (dA = dC·Bᵀ, dB = Aᵀ·dC): the operand is transposed first (a fast
  *    copy) and the plain product runs;
+ *  - Aᵀ·B of two matrices (every weight gradient) goes to the SIMD matmul_transpose_a in simd-kernels.ts:
+ *    XNNPACK would first pack B, a fresh [rows, N] matrix each time, which costs more than the product;
  *  - a batch of small products (attention: one per customer) runs without XNNPACK at ~1 GFLOP/s: it goes to
  *    the SIMD batch_matmul in simd-kernels.ts instead.
  * Single products stay on XNNPACK, which is faster for them.
@@ -39,6 +41,8 @@ export function registerFastMatMulForWasm(): void {
       [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
       return callKernel(Transpose, 'wasm', backend, { x: t }, { perm });
     };
+    const weightGradient = transposeA && !transposeB ? transposedProduct(backend, a, b) : null;
+    if (weightGradient) return weightGradient;
     const at = transposeA ? swapLast(a) : a;
     const bt = transposeB ? swapLast(b) : b;
     try {
@@ -51,6 +55,20 @@ export function registerFastMatMulForWasm(): void {
   unregisterKernel(BatchMatMul, 'wasm');
   registerKernel({ kernelName: BatchMatMul, backendName: 'wasm', setupFunc: original.setupFunc, kernelFunc });
   installed = true;
+}
+
+/** aᵀ·b for two matrices (a weight gradient xᵀ·dy) on the SIMD kernel, which needs no transposed copy; null where it does not apply. */
+function transposedProduct(backend: WasmBackendLike & { getMemoryOffset(id: object): number }, a: TensorInfo, b: TensorInfo): TensorInfo | null {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 2 || b.shape.length !== 2) return null;
+  const [R, M] = a.shape as [number, number];
+  const [R2, N] = b.shape as [number, number];
+  if (R !== R2 || N % 8 !== 0) return null;
+  const simd = simdKernelsFor(backend);
+  if (!simd) return null;
+  const out = backend.makeOutput([M, N], 'float32');
+  const address = (t: TensorInfo) => backend.getMemoryOffset(t.dataId);
+  simd.matmulTransposeA(address(a), address(b), address(out), R, M, N);
+  return out;
 }
 
 /** The SIMD path for more than one product with float32 operands and simple broadcasting; null otherwise. */

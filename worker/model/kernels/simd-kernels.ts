@@ -13,12 +13,15 @@
  *     writes dz and dx (both [B, 4H]) and dcNext ← dc·f
  *   batch_matmul(a, b, out, batch, M, K, N, strideA, strideB)
  *     out[i] = a[i] (M×K) · b[i] (K×N) for each of `batch` pairs; strides are bytes between pairs (0 broadcasts)
+ *   matmul_transpose_a(a, b, out, R, M, N)
+ *     out (M×N) = aᵀ·b for a (R×M) and b (R×N): the weight gradients xᵀ·dy, with no transposed copy of
+ *     either operand and nothing to pack; N must be a multiple of 8
  *   segment_sum(values, ids, rows, width, segments, out)
  *     out[ids[r]] += values[r] for every row r with 0 ≤ ids[r] < segments (out is not cleared first)
  * All arguments are byte addresses except B, H, rows, width and segments; H and width must be multiples of 4.
  */
 import {
-  add, assemble, bump, div, f32, fadd, fload, fmul, fsplat, fstore, FunctionBuilder, get, i32, iadd, imul, intAdd, intShl, leU, load, ltU, loop, max, min, mul,
+  add, assemble, bump, div, f32, fadd, fload, fmul, fsplat, fstore, FunctionBuilder, get, i32, iadd, imul, intAdd, intShl, leU, load, loadSplat, ltU, loop, max, min, mul,
   nearest, set, splat, store, storeAt, sub, truncToInt, whileLoop,
   type Expr,
 } from './wasm-emit.js';
@@ -28,6 +31,7 @@ export interface SimdKernels {
   backwardStep(dy: number, dr: number, gates: number, cPrev: number, tc: number, dcNext: number, dz: number, dx: number, B: number, H: number): void;
   segmentSum(values: number, ids: number, rows: number, width: number, segments: number, out: number): void;
   batchMatmul(a: number, b: number, out: number, batch: number, M: number, K: number, N: number, strideA: number, strideB: number): void;
+  matmulTransposeA(a: number, b: number, out: number, R: number, M: number, N: number): void;
 }
 
 /** e^x for 4 lanes (x clamped to the float32 range of e^x). */
@@ -227,6 +231,81 @@ function batchMatmul(): FunctionBuilder {
   return f;
 }
 
+/** Rows of a and b per pass over the output: both chunks stay in cache while every tile reads them. */
+const TRANSPOSE_A_CHUNK = 64;
+
+/**
+ * out = aᵀ·b as a sum of outer products of the rows of a and b, in tiles of up to 4 output rows × 8
+ * columns held in vector accumulators. The rows are taken in chunks, each chunk added to every tile
+ * (the tiles are loaded from and stored to out once per chunk), so b is read from memory once; within a
+ * chunk the tiles go down one 8-column strip at a time, so that strip of b stays in the L1 cache.
+ */
+function matmulTransposeA(): FunctionBuilder {
+  const f = new FunctionBuilder('matmul_transpose_a', Array(6).fill('i32'));
+  const [a, b, out, R, M, N] = [0, 1, 2, 3, 4, 5];
+  const [r, n, m, rows, k] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
+  const from = f.local('i32'); // first row of this chunk
+  const pa = f.local('i32'); // address of a[row][m]
+  const pb = f.local('i32'); // address of b[row][n]
+  const po = f.local('i32'); // address of out[m][n]
+  const rowA = f.local('i32'); // M·4
+  const rowB = f.local('i32'); // N·4
+  const av = f.local('v128');
+  const bv = [f.local('v128'), f.local('v128')];
+  const acc = Array.from({ length: 8 }, () => f.local('v128'));
+  set(f, rowA, imul(get(M), i32(4)));
+  set(f, rowB, imul(get(N), i32(4)));
+  set(f, po, get(out));
+  loop(f, k, div4(imul(get(M), get(N))), () => {
+    store(f, get(po), splat(0));
+    bump(f, po, i32(16));
+  });
+  set(f, from, i32(0));
+  whileLoop(f, ltU(get(from), get(R)), () => {
+    set(f, rows, (fb) => {
+      // rows = min(R − from, CHUNK)
+      sub32(get(R), get(from))(fb);
+      i32(TRANSPOSE_A_CHUNK)(fb);
+      sub32(get(R), get(from))(fb);
+      i32(TRANSPOSE_A_CHUNK)(fb);
+      fb.emit(0x49, 0x1b); // i32.lt_u; select
+    });
+    set(f, n, i32(0));
+    whileLoop(f, ltU(get(n), get(N)), () => {
+      set(f, m, i32(0));
+      for (const tileRows of [4, 2, 1]) {
+        whileLoop(f, leU(iadd(get(m), i32(tileRows)), get(M)), () => {
+          set(f, po, iadd(get(out), imul(iadd(imul(get(m), get(N)), get(n)), i32(4))));
+          for (let i = 0; i < tileRows; i++) for (let j = 0; j < 2; j++) set(f, acc[2 * i + j]!, load(iadd(get(po), imul(get(rowB), i32(i))), 16 * j));
+          set(f, pa, iadd(get(a), imul(iadd(imul(get(from), get(M)), get(m)), i32(4))));
+          set(f, pb, iadd(get(b), imul(iadd(imul(get(from), get(N)), get(n)), i32(4))));
+          loop(f, r, get(rows), () => {
+            for (let j = 0; j < 2; j++) set(f, bv[j]!, load(get(pb), 16 * j));
+            for (let i = 0; i < tileRows; i++) {
+              set(f, av, loadSplat(get(pa), 4 * i));
+              for (let j = 0; j < 2; j++) set(f, acc[2 * i + j]!, add(get(acc[2 * i + j]!), mul(get(av), get(bv[j]!))));
+            }
+            bump(f, pa, get(rowA));
+            bump(f, pb, get(rowB));
+          });
+          for (let i = 0; i < tileRows; i++) for (let j = 0; j < 2; j++) storeAt(f, iadd(get(po), imul(get(rowB), i32(i))), 16 * j, get(acc[2 * i + j]!));
+          bump(f, m, i32(tileRows));
+        });
+      }
+      bump(f, n, i32(8));
+    });
+    bump(f, from, i32(TRANSPOSE_A_CHUNK));
+  });
+  return f;
+}
+
+/** i32 subtraction. */
+const sub32 = (x: Expr, y: Expr): Expr => (f) => {
+  x(f);
+  y(f);
+  f.emit(0x6b);
+};
+
 /** H / 4 (i32 shift). */
 const div4 = (h: Expr): Expr => (f) => {
   h(f);
@@ -247,7 +326,7 @@ let compiled: object | null = null;
 
 /** The module's bytes (exported for tests). */
 export function simdModuleBytes(): Uint8Array {
-  return assemble([forwardStep(), backwardStep(), segmentSum(), batchMatmul()]);
+  return assemble([forwardStep(), backwardStep(), segmentSum(), batchMatmul(), matmulTransposeA()]);
 }
 
 /** Instantiates the kernels on the given memory; null where SIMD or a non-shared memory is unavailable. */
@@ -261,8 +340,9 @@ export function instantiateSimdKernels(memory: WasmMemoryLike): SimdKernels | nu
       backward_step: SimdKernels['backwardStep'];
       segment_sum: SimdKernels['segmentSum'];
       batch_matmul: SimdKernels['batchMatmul'];
+      matmul_transpose_a: SimdKernels['matmulTransposeA'];
     };
-    return { forwardStep: e.forward_step, backwardStep: e.backward_step, segmentSum: e.segment_sum, batchMatmul: e.batch_matmul };
+    return { forwardStep: e.forward_step, backwardStep: e.backward_step, segmentSum: e.segment_sum, batchMatmul: e.batch_matmul, matmulTransposeA: e.matmul_transpose_a };
   } catch {
     return null;
   }

@@ -41,6 +41,7 @@ const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...bo
 /** SIMD opcodes (0xFD prefix) of the final WebAssembly SIMD specification. */
 const SIMD = {
   load: 0x00,
+  load32_splat: 0x09,
   store: 0x0b,
   f32x4_splat: 0x13,
   f32x4_nearest: 0x6a,
@@ -126,6 +127,11 @@ export const intShl = (a: Expr, bits: number): Expr => (f) => {
 export const load = (address: Expr, offset = 0): Expr => (f) => {
   address(f);
   f.simd(SIMD.load).emit(4, ...uleb(offset)); // align 2^4
+};
+/** One f32 from an i32 byte address (plus a constant byte offset), in all 4 lanes. */
+export const loadSplat = (address: Expr, offset = 0): Expr => (f) => {
+  address(f);
+  f.simd(SIMD.load32_splat).emit(2, ...uleb(offset)); // align 2^2
 };
 /** Scalar f32: load, splat to 4 lanes, add, multiply. */
 export const fload = (address: Expr): Expr => (f) => {
