@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RecordBatchStreamWriter, type RecordBatch } from 'apache-arrow';
-import { LocalBackend, readShardPayloads, startCluster } from '../coordinator/cluster/index.js';
+import { LOCAL_WORKER_NODE_FLAGS, LocalBackend, readShardPayloads, startCluster } from '../coordinator/cluster/index.js';
 import { runShards, type ShardTask } from '../coordinator/schedule/index.js';
 import { MAX_MESSAGE_BYTES, channelOptions, createServer, grpc, raiseSessionWindows } from '../proto/index.js';
 import { channelCredentials, serverCredentials } from '../proto/credentials.js';
@@ -64,7 +64,8 @@ async function rawServer(): Promise<void> {
 }
 
 async function startRawServer(): Promise<{ address: string; pid: number; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), '--raw-server'], {
+  // The same V8 flags as the local workers it stands in for, so both sides of the comparison run alike.
+  const child = spawn(process.execPath, [...LOCAL_WORKER_NODE_FLAGS, '--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), '--raw-server'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const port = await new Promise<string>((resolve, reject) => {
@@ -286,7 +287,10 @@ async function main(): Promise<void> {
     }
     if (rawRuns.length > 0) {
       const r = best(rawRuns);
-      console.log(`\nraw grpc-js baseline (bytes messages of the same size, 1 stream, 2 processes): ${fmt(mb(r.bytes, r.seconds))} MB/s; CPU ms/MB client ${cpu(r).replace(' | ', ', server ')}`);
+      console.log(
+        `\nraw grpc-js baseline (bytes messages of the same size, 1 stream, 2 processes; server node flags as the workers': ${LOCAL_WORKER_NODE_FLAGS.join(' ') || 'none'}): ` +
+          `${fmt(mb(r.bytes, r.seconds))} MB/s; CPU ms/MB client ${cpu(r).replace(' | ', ', server ')}`,
+      );
     }
     console.log(`\nshard transport (scheduler → echo workers: Arrow decode, ${values.densify ? 'dense batch (all columns), ' : 'customer ids, '}score column, Arrow results back)`);
     console.log('| workers | time | payload MB/s | sequences/s | coordinator CPU ms/MB | workers CPU ms/MB |');

@@ -8,12 +8,12 @@
  *   score          Float32   probability in [0, 1]
  *
  * Schema metadata: nextbuy.result_schema ("1").
- * Built straight from a ScoredBatch's arrays: no JavaScript object per row.
+ * Built straight from the shard batch's id bytes and a ScoredBatch's arrays: no JavaScript object or string per row.
  */
 import { Field, Float32, RecordBatch, Schema, Struct, Utf8, makeData, type Data, type Vector } from 'apache-arrow';
 import { ProtocolError } from '../core/errors.js';
 import type { ScoredBatch } from '../worker/engine.js';
-import { decodeBatches, encodeBatches } from './shard-batch.js';
+import { decodeBatches, encodeBatches, utf8BytesOf, type Utf8Bytes } from './shard-batch.js';
 
 export const RESULT_SCHEMA_VERSION = '1';
 
@@ -34,32 +34,18 @@ export function resultSchema(): Schema {
   return cachedSchema;
 }
 
-/** Utf8 data where row r holds encoded[index(r)]: each distinct string is encoded once. */
-function repeatedUtf8(encoded: Uint8Array[], rows: number, index: (row: number) => number): Data<Utf8> {
-  const offsets = new Int32Array(rows + 1);
-  let bytes = 0;
-  for (let r = 0; r < rows; r++) {
-    bytes += encoded[index(r)]!.byteLength;
-    offsets[r + 1] = bytes;
-  }
-  const values = new Uint8Array(bytes);
-  for (let r = 0; r < rows; r++) values.set(encoded[index(r)]!, offsets[r]!);
-  return makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: values });
-}
-
-const encoder = new TextEncoder();
-const NON_ASCII = /[^\x00-\x7f]/;
-
 /** Utf8 data of `strings` over and over, `cycles` times: row r holds strings[r % strings.length]. */
 function cycled(strings: string[], cycles: number): Data<Utf8> {
-  if (cycles === 0 || strings.length === 0) return makeData({ type: new Utf8(), length: 0, nullCount: 0, valueOffsets: new Int32Array(1), data: new Uint8Array(0) });
-  const one = eachRepeated(strings, 1); // one cycle, then doubled until it covers every row
-  const cycleBytes = one.valueOffsets[strings.length]!;
+  const one = utf8BytesOf(strings);
+  const cycleBytes = one.offsets[strings.length]!;
   const rows = strings.length * cycles;
   const offsets = new Int32Array(rows + 1);
   const values = new Uint8Array(cycleBytes * cycles);
-  offsets.set(one.valueOffsets.subarray(0, strings.length + 1));
-  values.set((one.values as Uint8Array).subarray(0, cycleBytes));
+  if (cycles > 0) {
+    offsets.set(one.offsets);
+    values.set(one.values);
+  }
+  // Doubled until it covers every row.
   for (let done = 1; done < cycles; ) {
     const n = Math.min(done, cycles - done);
     values.copyWithin(done * cycleBytes, 0, n * cycleBytes);
@@ -70,38 +56,32 @@ function cycled(strings: string[], cycles: number): Data<Utf8> {
   return makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: values });
 }
 
-/** Utf8 data holding each of `strings` `times` times in a row; ASCII ids (the usual case) are encoded in one call. */
-function eachRepeated(strings: string[], times: number): Data<Utf8> {
-  const joined = strings.join('');
-  if (NON_ASCII.test(joined)) {
-    const encoded = strings.map((s) => encoder.encode(s));
-    return repeatedUtf8(encoded, strings.length * times, times === 1 ? (r) => r : (r) => Math.floor(r / times));
-  }
-  const ascii = Buffer.from(joined, 'latin1');
-  const rows = strings.length * times;
-  const offsets = new Int32Array(rows + 1);
+/** Utf8 data holding each id `times` times in a row; with times 1, the id bytes themselves. */
+function eachIdRepeated(ids: Utf8Bytes, times: number): Data<Utf8> {
+  const first = ids.offsets[0]!;
+  const bytes = ids.offsets[ids.length]! - first;
+  const offsets = new Int32Array(ids.length * times + 1);
   if (times === 1) {
-    for (let i = 0, at = 0; i < strings.length; i++) offsets[i + 1] = at += strings[i]!.length;
-    return makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: ascii });
+    for (let i = 1; i <= ids.length; i++) offsets[i] = ids.offsets[i]! - first;
+    return makeData({ type: new Utf8(), length: ids.length, nullCount: 0, valueOffsets: offsets, data: ids.values.subarray(first, first + bytes) });
   }
-  const values = new Uint8Array(ascii.length * times);
-  let from = 0;
+  const values = new Uint8Array(bytes * times);
   let at = 0;
   let r = 0;
-  for (const s of strings) {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids.values.subarray(ids.offsets[i]!, ids.offsets[i + 1]!);
     for (let k = 0; k < times; k++) {
-      values.set(ascii.subarray(from, from + s.length), at);
-      at += s.length;
+      values.set(id, at);
+      at += id.length;
       offsets[++r] = at;
     }
-    from += s.length;
   }
-  return makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: values });
+  return makeData({ type: new Utf8(), length: ids.length * times, nullCount: 0, valueOffsets: offsets, data: values });
 }
 
 /** One result record batch from a scored shard batch (row i × column j → result row i·columns + j). */
-export function buildResultBatch(scored: ScoredBatch): RecordBatch {
-  const customers = scored.customerIds.length;
+export function buildResultBatch(customerIds: Utf8Bytes, scored: ScoredBatch): RecordBatch {
+  const customers = customerIds.length;
   const width = scored.columns.length;
   const rows = customers * width;
   if (scored.scores.length !== rows) {
@@ -113,7 +93,7 @@ export function buildResultBatch(scored: ScoredBatch): RecordBatch {
   const versions = scored.columns.map((c) => c.modelVersion);
   const schema = resultSchema();
   const children = [
-    eachRepeated(scored.customerIds, width),
+    eachIdRepeated(customerIds, width),
     cycled(products, customers),
     cycled(versions, customers),
     makeData({ type: new Float32(), length: rows, nullCount: 0, data: scored.scores }),

@@ -75,6 +75,8 @@ export interface SequenceBatch {
   size: number;
   maxLength: number;
   customerIds: string[];
+  /** The ids as the shard carries them (UTF-8), on batches read from a shard; engines that need no strings read these. */
+  customerIdBytes?: Utf8Bytes;
   historyLength: Int32Array;
   /** Per token column present: [size × maxLength] ids, left-padded with 0. */
   tokens: Partial<Record<TokenColumn, Int32Array>>;
@@ -117,6 +119,7 @@ function readSequenceBatch(batch: RecordBatch): SequenceBatch {
     return v;
   };
   const customerIds = readUtf8Column(col('customer_id'));
+  const customerIdBytes = readUtf8Bytes(col('customer_id'));
 
   const tokens: Partial<Record<TokenColumn, Int32Array>> = {};
   for (const c of TOKEN_COLUMNS) {
@@ -131,6 +134,7 @@ function readSequenceBatch(batch: RecordBatch): SequenceBatch {
     size,
     maxLength,
     customerIds,
+    customerIdBytes,
     historyLength: flat(col('history_length'), Int32Array) as Int32Array,
     tokens,
     features,
@@ -185,6 +189,30 @@ function padList(
     }
   }
   return out;
+}
+
+/** A Utf8 column as its bytes: row i is values[offsets[i] .. offsets[i + 1]); offsets need not start at 0. */
+export interface Utf8Bytes {
+  length: number;
+  offsets: Int32Array;
+  values: Uint8Array;
+}
+
+/** A Utf8 column's bytes: views of the Arrow buffers when it is one chunk without nulls (a shard batch's ids), else re-encoded. */
+export function readUtf8Bytes(v: Vector): Utf8Bytes {
+  const data = v.data.length === 1 ? v.data[0]! : null;
+  const offsets = data?.valueOffsets as Int32Array | undefined;
+  const values = data?.values as Uint8Array | undefined;
+  if (data && offsets && values && data.nullCount === 0) return { length: data.length, offsets: offsets.subarray(0, data.length + 1), values: values.subarray(0, offsets[data.length]) };
+  return utf8BytesOf(readUtf8Column(v));
+}
+
+/** Strings as Utf8Bytes. */
+export function utf8BytesOf(strings: readonly string[]): Utf8Bytes {
+  const encoded = strings.map((s) => Buffer.from(s, 'utf8'));
+  const offsets = new Int32Array(strings.length + 1);
+  encoded.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
+  return { length: strings.length, offsets, values: Buffer.concat(encoded) };
 }
 
 /** A Utf8 column as strings: ASCII chunks are decoded once and sliced, others row by row. */

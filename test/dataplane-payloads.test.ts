@@ -100,3 +100,15 @@ test('a lazily densified batch equals the eager one, field by field', () => {
     expect({ ...lazy }).toEqual(toSequenceBatch(b));
   }
 });
+
+test('with reuseBuffer, each payload is built in one buffer that the next payload and the next reader reuse', async () => {
+  const seen: { buffer: ArrayBufferLike; ids: string[] }[] = [];
+  for (let pass = 0; pass < 2; pass++) {
+    // Each payload is used before the next is asked for, as a sender that waits for the flush does.
+    for await (const p of readShardPayloads(file, { maxPayloadBytes: 64 * 1024 * 1024, targetPayloadBytes: 1, reuseBuffer: true })) {
+      seen.push({ buffer: p.bytes.buffer, ids: idsOf(decodeBatches(p.bytes)) });
+    }
+  }
+  expect(seen.map((s) => s.ids)).toEqual([...batches, ...batches].map((b) => idsOf([b])));
+  expect(new Set(seen.map((s) => s.buffer)).size).toBe(1);
+});

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runShards } from '../coordinator/schedule/index.js';
 import { buildResultBatch, decodeResults, encodeResults, readResultColumns } from '../proto/result-batch.js';
+import { utf8BytesOf } from '../proto/shard-batch.js';
 import { echoScore } from '../worker/echo-engine.js';
 import { expectEveryCustomerOnce, scoreAll, withCluster, writeSampleShards, type SampleShards } from './helpers/cluster.js';
 
@@ -48,15 +49,15 @@ describe('scoring shards on worker processes', () => {
 });
 
 test('a result batch round-trips through Arrow IPC, one row per customer × column', () => {
+  const customerIds = utf8BytesOf(['a', 'bé', 'c']);
   const scored = {
-    customerIds: ['a', 'bé', 'c'],
     columns: [
       { modelVersion: 'v1', product: 'any' },
       { modelVersion: 'v2', product: 'shoes' },
     ],
     scores: Float32Array.from([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
   };
-  const [batch] = decodeResults(encodeResults([buildResultBatch(scored)]));
+  const [batch] = decodeResults(encodeResults([buildResultBatch(customerIds, scored)]));
   const c = readResultColumns(batch!);
   expect(c.customerIds).toEqual(['a', 'a', 'bé', 'bé', 'c', 'c']);
   expect(c.modelVersions).toEqual(['v1', 'v2', 'v1', 'v2', 'v1', 'v2']);

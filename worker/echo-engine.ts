@@ -3,7 +3,7 @@
  * function of (customer id, model version, product), so a test can check the right score for every
  * customer, and training rounds return their input weights unchanged.
  */
-import type { SequenceBatch } from '../proto/shard-batch.js';
+import { utf8BytesOf, type SequenceBatch } from '../proto/shard-batch.js';
 import { ModelError } from '../core/errors.js';
 import type {
   ScoredBatch,
@@ -45,20 +45,25 @@ export function echoOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): EchoOp
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
-function fnvMix(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+function fnvMix(h: number, bytes: Uint8Array, start: number, end: number): number {
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, FNV_PRIME);
   return Math.imul(h ^ 0xff, FNV_PRIME); // separator, so ("ab","c") and ("a","bc") differ
 }
 
-/** The echo score function of one (model version, product): the prefix is hashed once, then each customer id. */
-export function echoScorer(modelVersion: string, product: string): (customerId: string) => number {
-  const prefix = fnvMix(fnvMix(FNV_OFFSET, modelVersion), product);
-  return (customerId) => Math.fround((fnvMix(prefix, customerId) >>> 0) / 4294967296);
+const utf8 = (s: string) => Buffer.from(s, 'utf8');
+
+/** The echo score function of one (model version, product) over a customer id's UTF-8 bytes: the prefix is hashed once. */
+export function echoScorer(modelVersion: string, product: string): (id: Uint8Array, start: number, end: number) => number {
+  const version = utf8(modelVersion);
+  const name = utf8(product);
+  const prefix = fnvMix(fnvMix(FNV_OFFSET, version, 0, version.length), name, 0, name.length);
+  return (id, start, end) => Math.fround((fnvMix(prefix, id, start, end) >>> 0) / 4294967296);
 }
 
-/** FNV-1a over the UTF-16 code units of `modelVersion`, `product` and `customerId`, mapped to [0, 1) as a float32. */
+/** FNV-1a over the UTF-8 bytes of `modelVersion`, `product` and `customerId`, mapped to [0, 1) as a float32. */
 export function echoScore(customerId: string, modelVersion: string, product: string): number {
-  return echoScorer(modelVersion, product)(customerId);
+  const id = utf8(customerId);
+  return echoScorer(modelVersion, product)(id, 0, id.length);
 }
 
 /** The product list a score call covers: single-product models score one column named by ''. */
@@ -101,13 +106,13 @@ export class EchoEngine implements WorkerEngine {
     const columns = modelVersions.flatMap((modelVersion) => productsOrDefault(products).map((product) => ({ modelVersion, product })));
     const width = columns.length;
     const scores = new Float32Array(batch.size * width);
-    const ids = batch.customerIds;
+    const ids = batch.customerIdBytes ?? utf8BytesOf(batch.customerIds);
     columns.forEach((c, j) => {
       const score = echoScorer(c.modelVersion, c.product);
-      for (let i = 0; i < batch.size; i++) scores[i * width + j] = score(ids[i]!);
+      for (let i = 0; i < batch.size; i++) scores[i * width + j] = score(ids.values, ids.offsets[i]!, ids.offsets[i + 1]!);
     });
     if (this.touchAll) touchDense(batch);
-    return { customerIds: ids, columns, scores };
+    return { columns, scores };
   }
 
   async addTrainingData(datasetId: string, shardId: string, batches: SequenceBatch[]): Promise<number> {

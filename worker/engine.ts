@@ -4,12 +4,11 @@
  */
 import type { SequenceBatch } from '../proto/shard-batch.js';
 
-/** Scores for one shard batch: row-major [rows × columns], one column per (model version, product) pair. */
+/** Scores for one shard batch: row-major [batch rows × columns], one column per (model version, product) pair. */
 export interface ScoredBatch {
-  customerIds: string[];
   /** One entry per output column. */
   columns: { modelVersion: string; product: string }[];
-  /** [customerIds.length × columns.length] */
+  /** [batch.size × columns.length], rows in the batch's order. */
   scores: Float32Array;
 }
 

@@ -1,12 +1,12 @@
 /**
  * A SequenceBatch whose dense arrays are built on first use. The server hands these to the engine
- * for scoring: an engine that reads only some fields (the echo engine reads customer ids) skips the
+ * for scoring: an engine that reads only some fields (the echo engine reads the id bytes) skips the
  * left-padding of every list column, which is most of a worker's cost per batch.
  * The first read of any dense field builds them all with toSequenceBatch, errors included.
  */
 import type { RecordBatch } from 'apache-arrow';
 import { ProtocolError } from '../core/errors.js';
-import { SHARD_SCHEMA_VERSION, readUtf8Column, toSequenceBatch, type SequenceBatch } from '../proto/shard-batch.js';
+import { SHARD_SCHEMA_VERSION, readUtf8Bytes, readUtf8Column, toSequenceBatch, type SequenceBatch } from '../proto/shard-batch.js';
 
 export function lazySequenceBatch(batch: RecordBatch): SequenceBatch {
   // Checked now, so a shard of another version fails before any scoring.
@@ -21,6 +21,7 @@ export function lazySequenceBatch(batch: RecordBatch): SequenceBatch {
     get customerIds() {
       return (customerIds ??= dense?.customerIds ?? readUtf8Column(ids));
     },
+    customerIdBytes: readUtf8Bytes(ids),
     get maxLength() {
       return full().maxLength;
     },

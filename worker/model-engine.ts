@@ -128,7 +128,7 @@ class ModelEngine implements WorkerEngine {
       }
       offset += width;
     }
-    return { customerIds: batch.customerIds, columns, scores };
+    return { columns, scores };
   }
 
   async addTrainingData(datasetId: string, shardId: string, batches: SequenceBatch[]): Promise<number> {

@@ -14,7 +14,7 @@ export {
   type ScoreShardResult,
 } from './worker-handle.js';
 export { startRegistrationServer, type RegistrationServer, type RegistrationServerOptions } from './registration.js';
-export { LocalBackend, type LocalBackendOptions, type LocalWorkerProcess } from './local.js';
+export { LOCAL_WORKER_NODE_FLAGS, LocalBackend, type LocalBackendOptions, type LocalWorkerProcess } from './local.js';
 export { StaticBackend, type StaticBackendOptions } from './static.js';
 export { readShardPayloads, DEFAULT_TARGET_PAYLOAD_BYTES, type ShardPayload, type ShardPayloadOptions } from './shard-payloads.js';
 // What a launcher (the Kubernetes backend) needs to start workers the way this stage expects.

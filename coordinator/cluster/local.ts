@@ -11,6 +11,12 @@ import type { ClusterBackend, LaunchContext } from './backend.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.ts', import.meta.url));
+/**
+ * V8 flags of local worker processes. They share this machine's cores with each other and with the
+ * coordinator, so a worker's GC helper threads only take cycles from a busy neighbour: with one GC
+ * thread per process the same work costs less CPU in all (bench/transport.ts).
+ */
+export const LOCAL_WORKER_NODE_FLAGS = ['--single-threaded-gc'];
 /** Lines of each worker's output kept for error messages. */
 const TAIL_LINES = 20;
 /** Exit codes that every worker would hit alike (usage, job, protocol, security): no point waiting for the others. */
@@ -79,7 +85,7 @@ export class LocalBackend implements ClusterBackend {
     const index = this.children.length;
     const name = `${this.o.namePrefix}-${index}`;
     const tsx = import.meta.resolve('tsx');
-    const child = spawn(process.execPath, ['--import', tsx, WORKER_MAIN, '--engine', this.o.engine, '--name', name], {
+    const child = spawn(process.execPath, [...LOCAL_WORKER_NODE_FLAGS, '--import', tsx, WORKER_MAIN, '--engine', this.o.engine, '--name', name], {
       cwd: REPO_ROOT,
       env: {
         ...process.env,

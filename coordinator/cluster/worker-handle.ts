@@ -258,7 +258,8 @@ export class WorkerHandle {
       (async () => {
         await writeMessage(call, { header: { dataset_id: datasetId, shard_id: shard.id, attempt: o.attempt ?? 1 } });
         // No replies to count as credits here: wait for each payload to be handed to HTTP/2 instead.
-        for await (const p of readShardPayloads(shard.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES })) {
+        const payloads = readShardPayloads(shard.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES, reuseBuffer: true });
+        for await (const p of payloads) {
           if (settled) return;
           await Promise.race([writeFlushed(call, { arrow: p.bytes }), over]);
         }
@@ -296,11 +297,14 @@ export class WorkerHandle {
       let okStatus = false;
       let settled = false;
       let wakeWriter: (() => void) | null = null;
+      let markOver = () => {};
+      const over = new Promise<void>((resolve) => (markOver = resolve)); // a cancelled call may never flush a write
 
       const settle = (err: unknown) => {
         if (settled) return;
         settled = true;
         unlink();
+        markOver();
         wakeWriter?.();
         if (err) {
           call.cancel();
@@ -351,12 +355,14 @@ export class WorkerHandle {
 
       (async () => {
         await writeMessage(call, { header: { shard_id: r.shardId, attempt: r.attempt, model_versions: r.modelVersions, products: r.products } });
-        const payloads = readShardPayloads(r.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES, targetPayloadBytes: r.targetPayloadBytes });
+        // Each payload is awaited until grpc-js has framed (copied) it, so its buffer can be reused.
+        const payloads = readShardPayloads(r.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES, targetPayloadBytes: r.targetPayloadBytes, reuseBuffer: true });
         for await (const p of payloads) {
           while (!settled && sent - replies >= r.window) await new Promise<void>((w) => (wakeWriter = w));
           wakeWriter = null;
           if (settled) return;
-          await writeMessage(call, { arrow: p.bytes });
+          await Promise.race([writeFlushed(call, { arrow: p.bytes }), over]);
+          if (settled) return;
           sent++;
           rowsSent += p.rows;
           bytesSent += p.bytes.length;

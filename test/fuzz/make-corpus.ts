@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import protobuf from 'protobufjs';
 import { buildResultBatch } from '../../proto/result-batch.js';
-import { buildShardBatch, encodeBatches, shardSchema } from '../../proto/shard-batch.js';
+import { buildShardBatch, encodeBatches, shardSchema, utf8BytesOf } from '../../proto/shard-batch.js';
 import { sampleBatch, seeded } from '../helpers/cluster.js';
 import { CORPUS } from './mutate.js';
 
@@ -51,7 +51,7 @@ function arrowSeeds(): Map<string, Uint8Array> {
     weight: Float32Array.from([1, 2, 1]),
     split: Int8Array.from([0, 1, 0]),
   });
-  const results = buildResultBatch({ customerIds: ['a'], columns: [{ modelVersion: 'v', product: 'any' }], scores: Float32Array.from([0.5]) });
+  const results = buildResultBatch(utf8BytesOf(['a']), { columns: [{ modelVersion: 'v', product: 'any' }], scores: Float32Array.from([0.5]) });
   return new Map([
     ['score-shard.arrows', encodeBatches([score])],
     ['train-shard.arrows', encodeBatches([train])],
