@@ -63,8 +63,8 @@ export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Channe
     'grpc.max_send_message_length': maxMessageBytes,
     // One connection per worker handle: a worker re-admitted at the same address must not share the old one.
     'grpc.use_local_subchannel_pool': 1,
-    // Retries are the scheduler's (a shard is re-leased, maybe to another worker); grpc-js's own would keep
-    // every sent message to replay it, and payloads are reused once sent.
+    // Retries are the scheduler's (a shard is re-leased, maybe to another worker): grpc-js need not keep
+    // copies of sent messages to replay them.
     'grpc.enable_retries': 0,
     // Connect attempts back off to 1 s at most: heartbeats decide liveness, not the channel.
     'grpc.max_reconnect_backoff_ms': 1_000,

@@ -355,7 +355,7 @@ export class WorkerHandle {
 
       (async () => {
         await writeMessage(call, { header: { shard_id: r.shardId, attempt: r.attempt, model_versions: r.modelVersions, products: r.products } });
-        // Each payload is awaited until grpc-js has framed (copied) it, so its buffer can be reused.
+        // A write's callback comes after grpc-js has framed the message (a copy), so the payload's buffer can be reused then.
         const payloads = readShardPayloads(r.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES, targetPayloadBytes: r.targetPayloadBytes, reuseBuffer: true });
         for await (const p of payloads) {
           while (!settled && sent - replies >= r.window) await new Promise<void>((w) => (wakeWriter = w));
