@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { parseDateMs } from './job-file.js';
 
-export const TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run', 'backfill'] as const;
+export const TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run', 'backfill', 'explain'] as const;
 export type Task = (typeof TASKS)[number];
 /** Tasks a backfill can run for each date. */
 export const DATE_TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run'] as const;
@@ -14,6 +14,7 @@ export const USAGE = `nextbuy — nightly purchase-propensity training and scori
 Usage:
   nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml]
   nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force]
+  nextbuy explain --account ACCOUNT --date YYYY-MM-DD --customer ID [--product P] [--top N] [--json]
 
 Tasks (each reads what the earlier ones left in the run folder; 'run' does them all in order):
   preprocess   validate the events, build vocabularies and point-in-time sequences, write shards
@@ -23,6 +24,8 @@ Tasks (each reads what the earlier ones left in the run folder; 'run' does them 
   publish      commit the prediction table partitions for ACCOUNT/DATE atomically
   run          all of the above
   backfill     run a task for every date from --from to --to (inclusive), skipping committed dates
+  explain      why a customer got their scores on DATE: per model, the events that raised the score most
+               (and, for the attention model, the events it attended to), with their time, type, item, category
 
 Options:
   --account A     account to run for; must match the job file's account
@@ -34,6 +37,10 @@ Options:
   --task T        backfill: the task to run per date @default run
   --parallel N    backfill: dates run at once @default 1
   --force         backfill: rerun dates that are already committed
+  --customer ID   explain: the customer id as in the input
+  --product P     explain: only the models for product P @default all models
+  --top N         explain: events per list @default 5
+  --json          explain: print JSON instead of text
   --help          this text
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 job file, 4 input data, 5 cluster, 6 model, 7 publish, 8 protocol, 9 security.`;
@@ -51,6 +58,11 @@ export interface CliArgs {
   backfillTask: DateTask;
   parallel: number;
   force: boolean;
+  /** explain only. */
+  customer: string | null;
+  product: string | null;
+  top: number;
+  json: boolean;
 }
 
 export type ParsedCommand = { help: true } | { help: false; args: CliArgs };
@@ -73,6 +85,10 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
         task: { type: 'string' },
         parallel: { type: 'string' },
         force: { type: 'boolean' },
+        customer: { type: 'string' },
+        product: { type: 'string' },
+        top: { type: 'string' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -104,7 +120,12 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
     backfillTask,
     parallel: values.parallel === undefined ? 1 : positiveInt(values.parallel, '--parallel'),
     force: values.force ?? false,
+    customer: values.customer ?? null,
+    product: values.product ?? null,
+    top: values.top === undefined ? 5 : positiveInt(values.top, '--top'),
+    json: values.json ?? false,
   };
+  if (task === 'explain' && !args.customer) throw new UsageError('explain needs --customer, e.g. --customer 1000047');
   if (task === 'backfill') {
     if (!values.from || !values.to) throw new UsageError('backfill needs --from and --to, e.g. --from 2017-11-30 --to 2017-12-02');
     args.from = dateArg(values.from, '--from', now);

@@ -8,6 +8,8 @@ import type { CliArgs } from './args.js';
 import { backfill, printBackfillTable } from './backfill.js';
 import { loadJob } from './job-file.js';
 import { formatSummary, stageReporter } from './summary.js';
+import { explainCustomer } from '../coordinator/explain/index.js';
+import { formatExplanation } from './explain-text.js';
 
 export async function runCommand(args: CliArgs): Promise<number> {
   const job = await loadJob(args.conf);
@@ -25,6 +27,11 @@ export async function runCommand(args: CliArgs): Promise<number> {
 }
 
 async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stageReporter>): Promise<number> {
+  if (args.task === 'explain') {
+    const explanation = await explainCustomer({ job, date: args.date!, customerId: args.customer!, product: args.product ?? undefined, top: args.top });
+    process.stdout.write(args.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation));
+    return 0;
+  }
   if (args.task === 'backfill') {
     const rows = await backfill({
       job,

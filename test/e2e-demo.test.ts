@@ -6,12 +6,30 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { beforeAll, describe, expect, test } from 'vitest';
+import type { CustomerExplanation } from '../coordinator/explain/index.js';
+import { decodeResults, readResultColumns } from '../proto/result-batch.js';
 import { runCli, taobaoJob, type CliResult } from './helpers/cli.js';
 
 const DATE = '2017-12-02';
 let dir: string;
 let conf: string;
 let run: CliResult;
+
+/** customer → `${modelVersion}/${product}` → score, from a run's scores folder. */
+async function scoresOf(scoresDir: string): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const f of (await readdir(scoresDir)).sort()) {
+    for (const b of decodeResults(await readFile(path.join(scoresDir, f)))) {
+      const c = readResultColumns(b);
+      c.customerIds.forEach((id, i) => {
+        const m = out.get(id) ?? new Map<string, number>();
+        m.set(`${c.modelVersions[i]}/${c.products[i]}`, c.scores[i]!);
+        out.set(id, m);
+      });
+    }
+  }
+  return out;
+}
 
 async function query(sql: string): Promise<unknown[][]> {
   const db = await DuckDBInstance.create(':memory:');
@@ -86,6 +104,48 @@ describe('nextbuy run on the Taobao sample', () => {
     const html = await readFile(path.join(dir, 'out/runs/account=taobao/date=2017-12-02/report/report.html'), 'utf8');
     expect(html.match(/<svg/g)?.length ?? 0).toBeGreaterThanOrEqual(6);
   });
+
+  test('explain: a customer’s scores are the night’s scores, explained by events before the as-of date', async () => {
+    const scored = await scoresOf(path.join(dir, 'out/runs/account=taobao/date=2017-12-02/scores'));
+    const customer = [...scored.keys()][7]!;
+    const r = await runCli(['explain', '--account', 'taobao', '--date', DATE, '--conf', conf, '--customer', customer, '--top', '3', '--json']);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.code).toBe(0);
+    const e = JSON.parse(r.stdout) as CustomerExplanation;
+    expect(e.customerId).toBe(customer);
+    const names = e.models.map((m) => m.model);
+    expect(names).toHaveLength(3);
+    expect(names).toEqual(expect.arrayContaining(['attention', 'lstm.any', expect.stringMatching(/^lstm\.\d+$/)]));
+    const lookbackStart = Date.parse('2017-11-25T00:00:00Z');
+    for (const m of e.models) {
+      // tfjs here, ONNX Runtime on the workers: the same score.
+      expect(Math.abs(m.score - scored.get(customer)!.get(`${m.modelVersion}/${m.product}`)!)).toBeLessThan(1e-4);
+      const lists = [m.byGradient, ...(m.byAttention ? [m.byAttention] : [])];
+      expect(m.byAttention !== null).toBe(m.architecture === 'attention');
+      for (const events of lists) {
+        expect(events.length).toBe(Math.min(3, e.historyLength));
+        for (const x of events) {
+          expect(Date.parse(x.at)).toBeLessThan(Date.parse(`${e.asOf}T00:00:00Z`));
+          expect(Date.parse(x.at)).toBeGreaterThanOrEqual(lookbackStart);
+          expect(['pv', 'cart', 'fav', 'buy']).toContain(x.eventType);
+        }
+      }
+      const contributions = m.byGradient.map((x) => x.contribution);
+      expect(contributions).toEqual([...contributions].sort((a, b) => b - a));
+    }
+    const text = await runCli(['explain', '--account', 'taobao', '--date', DATE, '--conf', conf, '--customer', customer, '--product', 'any']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`customer ${customer}`);
+    expect(text.stdout).toMatch(/^lstm\.any .* score 0\.\d{4}$/m);
+    expect(text.stdout).toMatch(/^attention .* product any .*\n {2}attended to most/m);
+    expect(text.stdout).not.toMatch(/^lstm\.\d+ /m);
+  }, 60_000);
+
+  test('explain: an id that was not scored that night is a usage error naming it (exit 2)', async () => {
+    const r = await runCli(['explain', '--account', 'taobao', '--date', DATE, '--conf', conf, '--customer', 'no-such-customer']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/customer "no-such-customer" is not among the 814 customers scored for 2017-12-02/);
+  }, 60_000);
 
   test('a rerun of the same night finds the work done and commits the same bytes', async () => {
     const base = path.join(dir, 'out/predictions/account=taobao/date=2017-12-02/product=any');

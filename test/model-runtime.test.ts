@@ -14,7 +14,7 @@ test('the backend is chosen best first, the native ones are skipped with a reaso
     expect(tf.getBackend()).toBe('wasm');
   }
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toContain(`tfjs trains on ${choice.name}`);
+  expect(lines[0]).toContain(`tfjs runs on ${choice.name}`);
   expect(await selectBackend({ log: (l) => lines.push(l) })).toBe(choice);
   expect(lines).toHaveLength(1);
 });

@@ -22,6 +22,7 @@ import { publishStage, type PublishSummary } from './publish-stage.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
+export { files as runFiles, requireJson, type ModelEntry, type ModelsFile } from './state.js';
 
 export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';
 export const PIPELINE: PipelineTask[] = ['preprocess', 'train', 'score', 'evaluate', 'publish'];
@@ -180,7 +181,7 @@ async function fingerprintInput(job: Job): Promise<string> {
 }
 
 /** This run's models, or the account's latest trained ones (a scoring-only night). */
-async function modelsFor(folder: RunFolder): Promise<ModelsFile> {
+export async function modelsFor(folder: RunFolder): Promise<ModelsFile> {
   const own = await requireJson<ModelsFile>(files(folder).models, 'train', folder).catch(() => null);
   if (own) return own;
   return requireJson<ModelsFile>(files(folder).latestModels, 'train', folder);

@@ -74,7 +74,7 @@ async function choose(options: SelectBackendOptions): Promise<BackendChoice> {
     if (why === null) {
       const reasons = skipped.map((s) => `${s.name}: ${s.why}`).join('; ');
       const note = `${name} (${describe(name)})${reasons ? `; skipped ${reasons}` : ''}`;
-      log(`nextbuy worker: tfjs trains on ${note}`);
+      log(`nextbuy: tfjs runs on ${note}`);
       return { name, skipped, note };
     }
     skipped.push({ name, why });
