@@ -27,10 +27,11 @@ export interface ShardPayloadOptions {
   /** @default DEFAULT_TARGET_PAYLOAD_BYTES */
   targetPayloadBytes?: number;
   /**
-   * Build every payload in one buffer, taken from a small pool shared by all readers and given back when the
-   * reader ends: a payload's bytes are then valid only until the next payload is asked for. For senders that wait until each payload has left the process (grpc-js copies it when it
-   * frames the message); it saves a multi-megabyte allocation, its page faults and the GC it triggers per
-   * payload. @default false (each payload has a buffer of its own)
+   * Build every payload in one buffer, taken from a small pool shared by all readers and given back when
+   * the reader ends: a payload's bytes are then valid only until the next payload is asked for. For
+   * senders that wait until each payload has left the process (grpc-js copies it when it frames the
+   * message); it saves a multi-megabyte allocation per payload, its page faults and the GC it triggers.
+   * @default false (each payload has a buffer of its own)
    */
   reuseBuffer?: boolean;
 }
