@@ -141,10 +141,13 @@ describe('nextbuy run on the Taobao sample', () => {
     expect(text.stdout).not.toMatch(/^lstm\.\d+ /m);
   }, 60_000);
 
-  test('explain: an id that was not scored that night is a usage error naming it (exit 2)', async () => {
+  test('explain: an id that was not scored that night, or a product no model scores, is a usage error naming it (exit 2)', async () => {
     const r = await runCli(['explain', '--account', 'taobao', '--date', DATE, '--conf', conf, '--customer', 'no-such-customer']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/customer "no-such-customer" is not among the 814 customers scored for 2017-12-02/);
+    const p = await runCli(['explain', '--account', 'taobao', '--date', DATE, '--conf', conf, '--customer', '1000001', '--product', 'hats']);
+    expect(p.code).toBe(2);
+    expect(p.stderr).toMatch(/no model of this night scores product "hats": use one of any, \d+/);
   }, 60_000);
 
   test('a rerun of the same night finds the work done and commits the same bytes', async () => {

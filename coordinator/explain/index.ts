@@ -9,7 +9,7 @@ import type { Job } from '../../jobs/job.js';
 import { InputError, UsageError } from '../../core/errors.js';
 import { readUtf8Column, toSequenceBatch, type SequenceBatch, type TokenColumn } from '../../proto/shard-batch.js';
 import { lastPositions, loadArtifact, modelFromWeights, selectBackend, selectRows, type ExplainedEvent } from '../../worker/model/index.js';
-import { modelsFor, requireJson, runFiles, runFolder, type ModelEntry } from '../pipeline/index.js';
+import { modelsFor, requireJson, runFiles, runFolder, type ModelEntry, type ModelsFile } from '../pipeline/index.js';
 import { FIRST_TOKEN_ID, UNKNOWN_ID, readShard, shardOfCustomer, type PreprocessResult, type Vocabulary } from '../preprocess/index.js';
 
 export interface ExplainCustomerOptions {
@@ -64,7 +64,7 @@ export async function explainCustomer(o: ExplainCustomerOptions): Promise<Custom
   const folder = runFolder(o.job, o.date);
   const pre = await requireJson<PreprocessResult>(runFiles(folder).preprocess, 'preprocess', folder);
   if (!pre.score) throw new InputError(`preprocess for ${o.date} built no score set: rerun 'nextbuy preprocess --account ${folder.account} --date ${o.date}'`);
-  const entries = chooseModels((await modelsFor(folder)).models, o.product);
+  const entries = chooseModels(await modelsFor(folder), o.product);
   const found = await findCustomer(pre, o.job, o.customerId);
   if (!found) {
     throw new UsageError(
@@ -98,15 +98,10 @@ export async function explainCustomer(o: ExplainCustomerOptions): Promise<Custom
   return { account: folder.account, date: o.date, customerId: o.customerId, asOf: pre.score.asOf, historyLength: found.historyLength[0]!, models };
 }
 
-function chooseModels(all: ModelEntry[], product: string | undefined): ModelEntry[] {
-  if (product === undefined) return all;
-  const chosen = all.filter((m) => m.architecture === 'attention' || m.product === product);
-  const products = new Set(all.map((m) => m.product).filter((p): p is string => p !== null));
-  const attentionKnows = chosen.some((m) => m.architecture === 'attention');
-  if (!products.has(product) && !attentionKnows) {
-    throw new UsageError(`no model of this night scores product "${product}": use one of ${[...products].join(', ')}`);
-  }
-  return chosen;
+function chooseModels(night: ModelsFile, product: string | undefined): ModelEntry[] {
+  if (product === undefined) return night.models;
+  if (!night.products.includes(product)) throw new UsageError(`no model of this night scores product "${product}": use one of ${night.products.join(', ')}`);
+  return night.models.filter((m) => m.architecture === 'attention' || m.product === product);
 }
 
 /** The customer's row as a one-row batch, read from the shard the customer hashes to (then every shard, for shards written otherwise). */
