@@ -14,19 +14,19 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { RecordBatchStreamWriter, type RecordBatch } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import { LOCAL_WORKER_NODE_FLAGS, LocalBackend, readShardPayloads, startCluster } from '../coordinator/cluster/index.js';
 import { runShards, type ShardTask } from '../coordinator/schedule/index.js';
 import { MAX_MESSAGE_BYTES, channelOptions, createServer, grpc, raiseSessionWindows } from '../proto/index.js';
 import { channelCredentials, serverCredentials } from '../proto/credentials.js';
-import { buildShardBatch, shardSchema } from '../proto/shard-batch.js';
 import { ECHO_ENV } from '../worker/echo-engine.js';
 import { mulberry32 as seeded } from '../core/random.js';
+import { sampleBatch, writeShardFile } from '../test/helpers/sample-shards.js';
 
 const MAX_LENGTH = 50;
 const ACK = Buffer.alloc(16);
@@ -128,36 +128,16 @@ async function measured<T>(others: number[], f: () => Promise<T>): Promise<{ val
 
 
 async function writeShards(dir: string, shards: number, customers: number, batchRows: number): Promise<ShardTask[]> {
-  const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products: ['any'], labelled: false, asOf: '2017-12-02', maxLength: MAX_LENGTH });
   const random = seeded(42);
   const tasks: ShardTask[] = [];
   for (let s = 0; s < shards; s++) {
-    const writer = new RecordBatchStreamWriter();
+    const batches: RecordBatch[] = [];
     for (let at = 0; at < customers; at += batchRows) {
-      const n = Math.min(batchRows, customers - at);
-      const ids = Array.from({ length: n }, (_, i) => `s${s}-c${at + i}`);
-      const offsets = new Int32Array(n + 1);
-      for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + 1 + Math.floor(random() * MAX_LENGTH);
-      const events = offsets[n]!;
-      const ints = () => Int32Array.from({ length: events }, () => 2 + Math.floor(random() * 5000));
-      const floats = () => Float32Array.from({ length: events }, () => random() * 12);
-      const batch: RecordBatch = buildShardBatch(schema, {
-        customerIds: ids,
-        historyLength: Int32Array.from({ length: n }, (_, i) => offsets[i + 1]! - offsets[i]!),
-        offsets,
-        tokens: { item: ints(), category: ints(), event: ints() },
-        dt: floats(),
-        age: floats(),
-        numeric: {},
-        labels: null,
-        weight: new Float32Array(n).fill(1),
-        split: new Int8Array(n),
-      });
-      writer.write(batch);
+      const ids = Array.from({ length: Math.min(batchRows, customers - at) }, (_, i) => `s${s}-c${at + i}`);
+      batches.push(sampleBatch(ids, random, MAX_LENGTH, { minLength: 1, vocabulary: 5000, valueScale: 12 }));
     }
-    writer.finish();
     const file = path.join(dir, `shard-${s}.arrows`);
-    await writeFile(file, writer.toUint8Array(true));
+    await writeShardFile(file, batches);
     tasks.push({ id: `shard-${s}`, file });
   }
   return tasks;

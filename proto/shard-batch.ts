@@ -207,6 +207,11 @@ export function readUtf8Bytes(v: Vector): Utf8Bytes {
   return utf8BytesOf(readUtf8Column(v));
 }
 
+/** A batch's customer ids as UTF-8: the shard's own bytes when it came from one, else encoded from the strings. */
+export function customerIdBytesOf(batch: SequenceBatch): Utf8Bytes {
+  return batch.customerIdBytes ?? utf8BytesOf(batch.customerIds);
+}
+
 /** Strings as Utf8Bytes. */
 export function utf8BytesOf(strings: readonly string[]): Utf8Bytes {
   const encoded = strings.map((s) => Buffer.from(s, 'utf8'));

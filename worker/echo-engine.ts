@@ -3,7 +3,7 @@
  * function of (customer id, model version, product), so a test can check the right score for every
  * customer, and training rounds return their input weights unchanged.
  */
-import { utf8BytesOf, type SequenceBatch } from '../proto/shard-batch.js';
+import { customerIdBytesOf, type SequenceBatch } from '../proto/shard-batch.js';
 import { ModelError } from '../core/errors.js';
 import type {
   ScoredBatch,
@@ -106,7 +106,7 @@ export class EchoEngine implements WorkerEngine {
     const columns = modelVersions.flatMap((modelVersion) => productsOrDefault(products).map((product) => ({ modelVersion, product })));
     const width = columns.length;
     const scores = new Float32Array(batch.size * width);
-    const ids = batch.customerIdBytes ?? utf8BytesOf(batch.customerIds);
+    const ids = customerIdBytesOf(batch);
     columns.forEach((c, j) => {
       const score = echoScorer(c.modelVersion, c.product);
       for (let i = 0; i < batch.size; i++) scores[i * width + j] = score(ids.values, ids.offsets[i]!, ids.offsets[i + 1]!);

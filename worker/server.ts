@@ -29,7 +29,7 @@ import {
 } from '../proto/index.js';
 import { coordinatorBearer, nonceProof, serverCredentials } from '../proto/credentials.js';
 import { buildResultBatch, encodeResults } from '../proto/result-batch.js';
-import { decodeBatches, toSequenceBatch, utf8BytesOf, type SequenceBatch } from '../proto/shard-batch.js';
+import { customerIdBytesOf, decodeBatches, toSequenceBatch, type SequenceBatch } from '../proto/shard-batch.js';
 import { StreamReader, writeMessage } from '../proto/stream.js';
 import type { WorkerEngine } from './engine.js';
 import { lazySequenceBatch } from './lazy-batch.js';
@@ -206,7 +206,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           let inputRows = 0;
           for (const batch of batches) {
             const scored = await o.engine.score(batch, header.model_versions, header.products);
-            results.push(buildResultBatch(batch.customerIdBytes ?? utf8BytesOf(batch.customerIds), scored));
+            results.push(buildResultBatch(customerIdBytesOf(batch), scored));
             inputRows += batch.size;
           }
           if (finished || call.cancelled) break;

@@ -3,10 +3,10 @@
  * processes on 127.0.0.1, and checks that a scoring run holds every customer exactly once with the
  * right score.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { RecordBatchStreamWriter, type RecordBatch } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import { expect } from 'vitest';
 import { LocalBackend, startCluster, type Cluster, type LocalWorkerProcess, type WorkerPool } from '../../coordinator/cluster/index.js';
 import { runShards, type ScheduleEvent, type ScheduleOptions, type ShardRunSummary, type ShardTask } from '../../coordinator/schedule/index.js';
@@ -21,7 +21,7 @@ import {
   type ScoreRequest,
 } from '../../proto/index.js';
 import { readResultColumns } from '../../proto/result-batch.js';
-import { buildShardBatch, shardSchema } from '../../proto/shard-batch.js';
+import { sampleBatch, writeShardFile } from './sample-shards.js';
 import { echoScore } from '../../worker/echo-engine.js';
 import { mulberry32 as seeded } from '../../core/random.js';
 
@@ -48,41 +48,10 @@ export interface SampleShards {
 }
 
 /** Customer ids of shard s are `s<s>-c<i>`, so a test can aim at one shard through its customers. */
+export { sampleBatch, sampleShardSchema, writeShardFile } from './sample-shards.js';
+
 export function customerId(shard: number, i: number): string {
   return `s${shard}-c${i}`;
-}
-
-export function sampleShardSchema(maxLength = 20) {
-  return shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products: ['any'], labelled: false, asOf: '2017-12-02', maxLength });
-}
-
-/** Random (seeded) event sequences for `customers`, as one shard record batch. */
-export function sampleBatch(customers: string[], random: () => number, maxLength = 20): RecordBatch {
-  const lengths = customers.map(() => Math.floor(random() * (maxLength + 1)));
-  const offsets = new Int32Array(customers.length + 1);
-  lengths.forEach((n, i) => (offsets[i + 1] = offsets[i]! + n));
-  const events = offsets[customers.length]!;
-  const ints = () => Int32Array.from({ length: events }, () => 2 + Math.floor(random() * 500));
-  const floats = () => Float32Array.from({ length: events }, () => random() * 10);
-  return buildShardBatch(sampleShardSchema(maxLength), {
-    customerIds: customers,
-    historyLength: Int32Array.from(lengths),
-    offsets,
-    tokens: { item: ints(), category: ints(), event: ints() },
-    dt: floats(),
-    age: floats(),
-    numeric: {},
-    labels: null,
-    weight: new Float32Array(customers.length).fill(1),
-    split: new Int8Array(customers.length),
-  });
-}
-
-export async function writeShardFile(file: string, batches: RecordBatch[]): Promise<void> {
-  const writer = new RecordBatchStreamWriter();
-  for (const b of batches) writer.write(b);
-  writer.finish();
-  await writeFile(file, writer.toUint8Array(true));
 }
 
 export async function writeSampleShards(o: SampleShardOptions): Promise<SampleShards> {
