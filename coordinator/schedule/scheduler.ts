@@ -15,8 +15,11 @@ import { WorkerCallError, type WorkerHandle, type WorkerPool } from '../cluster/
 import { grpc } from '../../proto/index.js';
 import { compileScheduleOptions, type CompiledScheduleOptions, type ScheduleOptions, type ShardRunSummary, type ShardTask, type ShardWork } from './options.js';
 
-/** grpc-js's words for a call that never reached the worker. */
-const NEVER_CONNECTED = /No connection established|ECONNREFUSED/;
+/**
+ * grpc-js's words for a call that never reached the worker's handler: no connection, or a stream the
+ * server refused unprocessed (HTTP/2 REFUSED_STREAM, sent by a server shutting down after a drain).
+ */
+const NEVER_REACHED = /No connection established|ECONNREFUSED|Stream refused by server/;
 
 interface AttemptRecord {
   attempt: number;
@@ -292,7 +295,7 @@ class ShardRun {
     const handedBack =
       lease.cancelReason === null &&
       e instanceof WorkerCallError &&
-      (e.handedBack || (e.grpcCode === grpc.status.UNAVAILABLE && NEVER_CONNECTED.test(e.details)));
+      (e.handedBack || (e.grpcCode === grpc.status.UNAVAILABLE && NEVER_REACHED.test(e.details)));
     // A dropped connection (process killed, network cut): lease nothing more there until a heartbeat answers.
     if (e instanceof WorkerCallError && e.grpcCode === grpc.status.UNAVAILABLE && !handedBack) worker.markUnreachable();
     if (handedBack && e.handedBack) worker.markDraining();
