@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ProtocolError } from '../core/errors.js';
+import type { PayloadBuffers } from './payload-buffers.js';
 
 /** Bump on any change a peer of the previous version would misread. Checked at Register, Hello and every call. */
 export const PROTOCOL_VERSION = 1;
@@ -333,6 +334,28 @@ function withFramedPayloads(service: grpc.ServiceDefinition): grpc.ServiceDefini
 }
 
 export const workerService: grpc.ServiceDefinition = withFramedPayloads(loaded.Worker.service);
+
+/**
+ * The Worker service for a server that receives each Score payload into a buffer of `buffers`: the
+ * request's `arrow` is then a copy the server gives back to `buffers` once it is done with the payload.
+ * grpc-js's own message buffer dies at once (a young-generation collection frees it), where a payload
+ * held while it is decoded and scored would be promoted and wait for a full mark-compact.
+ */
+export function workerServiceReceivingInto(buffers: PayloadBuffers): grpc.ServiceDefinition {
+  const score = workerService.Score!;
+  const decode = score.requestDeserialize as (bytes: Buffer) => ScoreRequest;
+  return {
+    ...workerService,
+    Score: {
+      ...score,
+      requestDeserialize: (bytes: Buffer) => {
+        const request = decode(bytes);
+        if (request.arrow && request.arrow.byteLength > 0) request.arrow = buffers.copyOf(request.arrow);
+        return request;
+      },
+    },
+  };
+}
 export const coordinatorService: grpc.ServiceDefinition = loaded.Coordinator.service;
 const WorkerClientConstructor = grpc.makeGenericClientConstructor(workerService, 'Worker');
 

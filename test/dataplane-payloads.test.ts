@@ -3,7 +3,8 @@ import { RecordBatchFileWriter, type RecordBatch } from 'apache-arrow';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { readShardPayloads } from '../coordinator/cluster/index.js';
 import { InputError } from '../core/errors.js';
-import { allowInPlaceFraming, workerService } from '../proto/index.js';
+import { allowInPlaceFraming, workerService, workerServiceReceivingInto } from '../proto/index.js';
+import { PayloadBuffers } from '../proto/payload-buffers.js';
 import { decodeBatches, toSequenceBatch } from '../proto/shard-batch.js';
 import { lazySequenceBatch } from '../worker/lazy-batch.js';
 import { customerId, sampleBatch, seeded, writeSampleShards, writeShardFile, type SampleShards } from './helpers/cluster.js';
@@ -111,4 +112,25 @@ test('with reuseBuffer, each payload is built in one buffer that the next payloa
   }
   expect(seen.map((s) => s.ids)).toEqual([...batches, ...batches].map((b) => idsOf([b])));
   expect(new Set(seen.map((s) => s.buffer)).size).toBe(1);
+});
+
+test('a worker receives each Score payload into its payload buffers: same bytes, aligned, and the buffer is reused once given back', async () => {
+  const buffers = new PayloadBuffers();
+  const score = workerServiceReceivingInto(buffers).Score!;
+  const received: Buffer[] = [];
+  for (const p of await collect(file, 1)) {
+    const wire = score.requestSerialize({ arrow: p.bytes });
+    const request = score.requestDeserialize(wire) as { arrow: Buffer };
+    expect(Buffer.compare(request.arrow, p.bytes)).toBe(0);
+    expect(request.arrow.byteOffset % 8).toBe(0);
+    expect(request.arrow.buffer).not.toBe(wire.buffer); // a copy: grpc-js's message buffer is not kept
+    expect(idsOf(decodeBatches(request.arrow))).toEqual(idsOf(decodeBatches(p.bytes)));
+    received.push(request.arrow);
+    buffers.give(request.arrow);
+  }
+  expect(new Set(received.map((r) => r.buffer)).size).toBe(1);
+  // A header message carries no payload and takes no buffer.
+  const header = score.requestDeserialize(score.requestSerialize({ header: { shard_id: 's', attempt: 1, model_versions: ['v'], products: [] } })) as { header: { shard_id: string } };
+  expect(header.header.shard_id).toBe('s');
+  expect(buffers.stats.taken).toBe(received.length);
 });

@@ -17,7 +17,7 @@ import {
   grpc,
   protocolMismatchMessage,
   raiseSessionWindows,
-  workerService,
+  workerServiceReceivingInto,
   type ScoreHeader,
   type ScoreReply,
   type ScoreRequest,
@@ -28,6 +28,7 @@ import {
   shutdownServer,
 } from '../proto/index.js';
 import { coordinatorBearer, nonceProof, serverCredentials } from '../proto/credentials.js';
+import { PayloadBuffers } from '../proto/payload-buffers.js';
 import { buildResultBatch, encodeResults } from '../proto/result-batch.js';
 import { customerIdBytesOf, decodeBatches, toSequenceBatch, type SequenceBatch } from '../proto/shard-batch.js';
 import { StreamReader, writeMessage } from '../proto/stream.js';
@@ -117,6 +118,8 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   let drainPromise: Promise<number> | null = null;
   let lastHealth = 0;
   let drainAnnounced = false;
+  /** Score payloads are received into these (see workerServiceReceivingInto) and given back once scored. */
+  const payloadBuffers = new PayloadBuffers();
 
   /** Rejects calls from peers of another protocol version or without the token; returns the status to fail with. */
   function admit(metadata: grpc.Metadata): { code: grpc.status; details: string } | null {
@@ -212,6 +215,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           if (finished || call.cancelled) break;
           const rows = results.reduce((n, b) => n + b.numRows, 0);
           const arrow = asBuffer(encodeResults(results));
+          payloadBuffers.give(req.arrow!); // nothing refers to the payload's bytes any more: results are encoded
           await writeMessage(call, { shard_id: header.shard_id, attempt: header.attempt, arrow, rows, input_rows: inputRows });
           log('score-progress', { shard: header.shard_id, attempt: header.attempt, rows: inputRows });
         }
@@ -346,7 +350,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   }
 
   const server = createServer(maxMessageBytes);
-  server.addService(workerService, handlers);
+  server.addService(workerServiceReceivingInto(payloadBuffers), handlers);
   const host = o.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${o.port ?? 0}`, serverCredentials(), (err, p) => (err ? reject(err) : resolve(p))),

@@ -9,6 +9,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Message, MessageHeader } from 'apache-arrow';
 import { InputError, ProtocolError } from '../../core/errors.js';
 import { PAYLOAD_HEADROOM, allowInPlaceFraming } from '../../proto/index.js';
+import { PayloadBuffers } from '../../proto/payload-buffers.js';
 
 /** Payloads are filled with whole record batches up to this size. */
 export const DEFAULT_TARGET_PAYLOAD_BYTES = 4 * 1024 * 1024;
@@ -27,10 +28,10 @@ export interface ShardPayloadOptions {
   /** @default DEFAULT_TARGET_PAYLOAD_BYTES */
   targetPayloadBytes?: number;
   /**
-   * Build every payload in one buffer, taken from a small pool shared by all readers and given back when
-   * the reader ends: a payload's bytes are then valid only until the next payload is asked for. For
-   * senders that wait until each payload has left the process (grpc-js copies it when it frames the
-   * message); it saves a multi-megabyte allocation per payload, its page faults and the GC it triggers.
+   * Build every payload in one buffer, taken from a pool shared by all readers (see PayloadBuffers) and
+   * given back when the reader ends: a payload's bytes are then valid only until the next payload is
+   * asked for. For senders that wait until each payload has left the process (grpc-js copies it when it
+   * frames the message).
    * @default false (each payload has a buffer of its own)
    */
   reuseBuffer?: boolean;
@@ -139,14 +140,8 @@ function* messageHeads(file: string, fd: number): Generator<MessageHead> {
   }
 }
 
-/** Payload buffers kept between shards for reuseBuffer readers: about as many as shards are in flight at once. */
-const POOLED_BUFFERS = 8;
-const pool: Buffer[] = [];
-
-function takeBuffer(bytes: number): Buffer {
-  const i = pool.findIndex((b) => b.length >= bytes);
-  return i >= 0 ? pool.splice(i, 1)[0]! : Buffer.allocUnsafe(bytes);
-}
+/** Payload buffers of reuseBuffer readers, shared by all of them. */
+const reusedBuffers = new PayloadBuffers();
 
 /** The payload being filled: PAYLOAD_HEADROOM free bytes, the preamble, the batches so far. */
 class PayloadBuilder {
@@ -162,7 +157,7 @@ class PayloadBuilder {
 
   /** Gives a reused buffer back to the pool (the reader is done with it). */
   release(): void {
-    if (this.reuse && this.buffer && pool.length < POOLED_BUFFERS) pool.push(this.buffer);
+    if (this.reuse && this.buffer) reusedBuffers.give(this.buffer);
     this.buffer = null;
   }
 
@@ -172,7 +167,7 @@ class PayloadBuilder {
 
   /** Starts a payload with the preamble. */
   start(preamble: Buffer[]): void {
-    this.buffer ??= this.reuse ? takeBuffer(this.capacity) : Buffer.allocUnsafe(this.capacity);
+    this.buffer ??= this.reuse ? reusedBuffers.take(this.capacity) : Buffer.allocUnsafe(this.capacity);
     this.end = PAYLOAD_HEADROOM;
     for (const p of preamble) this.append(p);
   }
@@ -205,8 +200,10 @@ class PayloadBuilder {
   private reserve(n: number): void {
     const needed = this.end + n + END_OF_STREAM.length;
     if (needed <= this.buffer!.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(needed, 2 * this.buffer!.length));
+    const size = Math.max(needed, 2 * this.buffer!.length);
+    const grown = this.reuse ? reusedBuffers.take(size) : Buffer.allocUnsafe(size);
     this.buffer!.copy(grown, 0, 0, this.end);
+    if (this.reuse) reusedBuffers.give(this.buffer!);
     this.buffer = grown;
   }
 }
