@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, test } from 'vitest';
 import { startCluster } from '../coordinator/cluster/index.js';
-import { createK8sBackend } from '../coordinator/cluster/k8s.js';
+import { createK8sBackend } from '../coordinator/cluster/k8s/index.js';
 import { ClusterError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { startFakeKubeApi, type FakeKubeApi } from './helpers/fake-kube-api.js';

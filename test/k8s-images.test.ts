@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { buildWorkerObjects, compileK8sBackendOptions, NEXTBUY_UID } from '../coordinator/cluster/k8s.js';
+import { buildWorkerObjects, compileK8sBackendOptions, NEXTBUY_UID } from '../coordinator/cluster/k8s/index.js';
 import { kustomizeBuild, podSpecs } from './helpers/k8s-manifests.js';
 
 interface Instruction {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { ClusterBackend, LaunchContext } from '../coordinator/cluster/backend.js';
-import { createK8sBackend, LABELS, loadK8sBackendOptions, type K8sBackendOptions } from '../coordinator/cluster/k8s.js';
+import { createK8sBackend, LABELS, loadK8sBackendOptions, type K8sBackendOptions } from '../coordinator/cluster/k8s/index.js';
 import { ClusterError, JobFileError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { startFakeKubeApi, type FakeKubeApi, type FakeKubeApiOptions, type RecordedCall } from './helpers/fake-kube-api.js';

@@ -8,7 +8,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { buildWorkerObjects, compileK8sBackendOptions, NEXTBUY_UID, parseWorkersYaml } from '../coordinator/cluster/k8s.js';
+import { buildWorkerObjects, compileK8sBackendOptions, NEXTBUY_UID, parseWorkersYaml } from '../coordinator/cluster/k8s/index.js';
 import { parseCommandLine } from '../jobs/args.js';
 import { compileJob } from '../jobs/job-file.js';
 import { kustomizeBuild, loadYamlFile, podSpecs, quantity, validateObject, type KubeObject } from './helpers/k8s-manifests.js';

@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LocalBackend, compileK8sBackendOptions, startCluster, type Cluster } from '../coordinator/cluster/index.js';
-import { buildWorkerObjects } from '../coordinator/cluster/k8s.js';
+import { buildWorkerObjects } from '../coordinator/cluster/k8s/index.js';
 import { ClusterError, SecurityError } from '../core/errors.js';
 import { compileJob } from '../jobs/job-file.js';
 import { channelCredentials, coordinatorBearer, readTlsFiles, type TlsFiles, type TlsMaterial } from '../proto/credentials.js';

@@ -20,4 +20,4 @@ export { readShardPayloads, DEFAULT_TARGET_PAYLOAD_BYTES, type ShardPayload, typ
 // What a launcher (the Kubernetes backend) needs to start workers the way this stage expects.
 export { WORKER_ENV, PROTOCOL_VERSION, MAX_MESSAGE_BYTES } from '../../proto/index.js';
 export { registerWorker, registerWithRetry, type RegisterOptions } from '../../proto/register.js';
-export { createK8sBackend, loadK8sBackendOptions, compileK8sBackendOptions, type K8sBackendOptions } from './k8s.js';
+export { createK8sBackend, loadK8sBackendOptions, compileK8sBackendOptions, type K8sBackendOptions } from './k8s/index.js';

@@ -29,6 +29,6 @@ USER 10001:10001
 EXPOSE 7071 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.NEXTBUY_METRICS_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# The launcher sets the whole command line as `args` (coordinator/cluster/k8s.ts); tini stays PID 1.
+# The launcher sets the whole command line as `args` (coordinator/cluster/k8s/objects.ts); tini stays PID 1.
 ENTRYPOINT ["tini", "--"]
 CMD ["node", "--import", "tsx", "worker/main.ts", "--host", "0.0.0.0", "--port", "7071"]

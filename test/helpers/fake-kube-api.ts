@@ -1,6 +1,6 @@
 /**
  * A fake Kubernetes API server on 127.0.0.1: a real HTTP server that speaks exactly the API paths the
- * launcher (coordinator/cluster/k8s.ts) uses, records every call, and plays a tiny Job controller:
+ * launcher (coordinator/cluster/k8s/) uses, records every call, and plays a tiny Job controller:
  *
  *   POST/GET/DELETE  /apis/batch/v1/namespaces/{ns}/jobs[/{name}]      (GET list too)
  *   POST/GET/DELETE  /api/v1/namespaces/{ns}/services[/{name}]

@@ -1,0 +1,54 @@
+/** The Kubernetes API as the backend uses it, and its errors as ClusterErrors that say what to fix. */
+import { readFileSync } from 'node:fs';
+import type { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { ClusterError } from '../../../core/errors.js';
+
+export interface Api {
+  batch: BatchV1Api;
+  core: CoreV1Api;
+  namespace: string;
+}
+
+/** KubeConfig.loadFromOptions() input for a bare API server URL (no credentials, TLS unchecked): tests only. */
+export function serverOnlyConfig(server: string, namespace: string) {
+  return {
+    clusters: [{ name: 'nextbuy', server, skipTLSVerify: true }],
+    users: [{ name: 'nextbuy' }],
+    contexts: [{ name: 'nextbuy', cluster: 'nextbuy', user: 'nextbuy', namespace }],
+    currentContext: 'nextbuy',
+  };
+}
+
+export function inClusterNamespace(): string | null {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export function apiStatus(e: unknown): number | null {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : null;
+}
+
+/** A ClusterError saying which call failed, what the API server said, and for 401/403 what to fix. */
+export function apiError(doing: string, e: unknown, namespace: string): ClusterError {
+  const status = apiStatus(e);
+  let said = (e as Error)?.message ?? String(e);
+  const body = (e as { body?: unknown } | null)?.body;
+  if (typeof body === 'string' && body) {
+    try {
+      said = (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      said = body.slice(0, 500);
+    }
+  }
+  const fix =
+    status === 403
+      ? ` The coordinator's service account lacks a permission: apply k8s/base/rbac.yaml (Role nextbuy-coordinator) in namespace ${namespace}.`
+      : status === 401
+        ? ' The API server did not accept the credentials: check the service account token (or KUBECONFIG).'
+        : '';
+  return new ClusterError(`could not ${doing} in namespace ${namespace}${status ? ` (HTTP ${status})` : ''}: ${said}.${fix}`, { cause: e });
+}
