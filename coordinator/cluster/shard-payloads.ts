@@ -167,7 +167,7 @@ class PayloadBuilder {
 
   /** Starts a payload with the preamble. */
   start(preamble: Buffer[]): void {
-    this.buffer ??= this.reuse ? reusedBuffers.take(this.capacity) : Buffer.allocUnsafe(this.capacity);
+    this.buffer ??= this.allocate(this.capacity);
     this.end = PAYLOAD_HEADROOM;
     for (const p of preamble) this.append(p);
   }
@@ -196,12 +196,17 @@ class PayloadBuilder {
     return payload;
   }
 
+  /** A pooled buffer for a reusing reader, else one of its own. */
+  private allocate(bytes: number): Buffer {
+    return this.reuse ? reusedBuffers.take(bytes) : Buffer.allocUnsafe(bytes);
+  }
+
   /** Room for n more bytes and the end marker. */
   private reserve(n: number): void {
     const needed = this.end + n + END_OF_STREAM.length;
     if (needed <= this.buffer!.length) return;
     const size = Math.max(needed, 2 * this.buffer!.length);
-    const grown = this.reuse ? reusedBuffers.take(size) : Buffer.allocUnsafe(size);
+    const grown = this.allocate(size);
     this.buffer!.copy(grown, 0, 0, this.end);
     if (this.reuse) reusedBuffers.give(this.buffer!);
     this.buffer = grown;
