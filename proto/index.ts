@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ProtocolError } from '../core/errors.js';
+import { inPlaceRequestSerializer } from './in-place-framing.js';
 import type { PayloadBuffers } from './payload-buffers.js';
+
+export { PAYLOAD_HEADROOM, allowInPlaceFraming, inPlaceFramingInstalled } from './in-place-framing.js';
 
 /** Bump on any change a peer of the previous version would misread. Checked at Register, Hello and every call. */
 export const PROTOCOL_VERSION = 1;
@@ -65,8 +68,12 @@ export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Channe
     // One connection per worker handle: a worker re-admitted at the same address must not share the old one.
     'grpc.use_local_subchannel_pool': 1,
     // Retries are the scheduler's (a shard is re-leased, maybe to another worker): grpc-js need not keep
-    // copies of sent messages to replay them.
+    // copies of sent messages to replay them. With no retry buffer, a write's callback also means what
+    // the sender of a payload framed in place needs: HTTP/2 has written it (with one, grpc-js calls back
+    // at once for messages under the buffer's size, and sends them later from the caller's memory).
     'grpc.enable_retries': 0,
+    'grpc.retry_buffer_size': 0,
+    'grpc.per_rpc_retry_buffer_size': 0,
     // Connect attempts back off to 1 s at most: heartbeats decide liveness, not the channel.
     'grpc.max_reconnect_backoff_ms': 1_000,
     'grpc.initial_reconnect_backoff_ms': 100,
@@ -279,55 +286,11 @@ const loaded = (() => {
   return root.nextbuy.v1;
 })();
 
-// ---- in-place framing of Arrow payloads ------------------------------------------------------------
-
-/**
- * Bytes a payload buffer keeps free before an Arrow payload so that its request message
- * (`{ alignment, arrow: payload }`) can be framed around it without a copy.
- */
-export const PAYLOAD_HEADROOM = 16;
-const ALIGNMENT_FIELD_TAG = (15 << 3) | 2; // field 15 `alignment`, length-delimited
-const ARROW_FIELD_TAG = (2 << 3) | 2; // field 2 `arrow` (ScoreRequest and TrainingDataRequest), length-delimited
-/** grpc-js's receiver keeps its 5-byte message prefix in front of the message in one fresh buffer. */
-const RECEIVER_PREFIX_BYTES = 5;
-const framable = new WeakSet<Uint8Array>();
-
-/** Declares that the PAYLOAD_HEADROOM bytes before `view` in its buffer belong to it and may be overwritten. */
-export function allowInPlaceFraming(view: Uint8Array): void {
-  if (view.byteOffset >= PAYLOAD_HEADROOM) framable.add(view);
-}
-
-/**
- * Serialises `{ arrow }` requests by writing the fields' headers into the payload's headroom: an
- * `alignment` filler sized so the Arrow bytes start 8-byte aligned in the receiver's buffer (else
- * Arrow copies every record batch body to align it), then `arrow`'s tag and length. Others: protobuf.
- */
-function framingSerializer(fallback: (value: object) => Buffer): (value: ScoreRequest | TrainingDataRequest) => Buffer {
-  return (value) => {
-    const arrow = value.arrow;
-    if (!arrow || value.header || !framable.has(arrow)) return fallback(value);
-    let varint = 1;
-    for (let n = arrow.byteLength; n >= 0x80; n >>>= 7) varint++;
-    const fixed = RECEIVER_PREFIX_BYTES + 2 + 1 + varint; // prefix, filler tag + length, arrow tag + length
-    const filler = (8 - (fixed % 8)) % 8;
-    const headerBytes = 2 + filler + 1 + varint;
-    const start = arrow.byteOffset - headerBytes;
-    const head = new Uint8Array(arrow.buffer, start, headerBytes);
-    head[0] = ALIGNMENT_FIELD_TAG;
-    head[1] = filler;
-    head.fill(0, 2, 2 + filler);
-    head[2 + filler] = ARROW_FIELD_TAG;
-    let n = arrow.byteLength;
-    for (let i = 3 + filler; i < headerBytes; i++, n >>>= 7) head[i] = i < headerBytes - 1 ? (n & 0x7f) | 0x80 : n;
-    return Buffer.from(arrow.buffer, start, headerBytes + arrow.byteLength);
-  };
-}
-
 function withFramedPayloads(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   return Object.fromEntries(
     Object.entries(service).map(([name, method]) =>
       name === 'Score' || name === 'LoadTrainingData'
-        ? [name, { ...method, requestSerialize: framingSerializer(method.requestSerialize as (value: object) => Buffer) }]
+        ? [name, { ...method, requestSerialize: inPlaceRequestSerializer(method.requestSerialize as (value: object) => Buffer) }]
         : [name, method],
     ),
   ) as grpc.ServiceDefinition;

@@ -20,6 +20,11 @@ export interface ShardPayload {
   /** Rows (customers) in its record batches. */
   rows: number;
   batches: number;
+  /**
+   * For a reuseBuffer reader: its buffer may still be read after the reader goes on (a write given up
+   * before its callback came), so the reader must never hand it out again. No effect otherwise.
+   */
+  abandon(): void;
 }
 
 export interface ShardPayloadOptions {
@@ -30,8 +35,8 @@ export interface ShardPayloadOptions {
   /**
    * Build every payload in one buffer, taken from a pool shared by all readers (see PayloadBuffers) and
    * given back when the reader ends: a payload's bytes are then valid only until the next payload is
-   * asked for. For senders that wait until each payload has left the process (grpc-js copies it when it
-   * frames the message).
+   * asked for. For senders that wait for each write's callback (HTTP/2 reads a payload framed in place
+   * until it has written it to the socket) and `abandon()` a payload whose write they stop waiting for.
    * @default false (each payload has a buffer of its own)
    */
   reuseBuffer?: boolean;
@@ -189,11 +194,17 @@ class PayloadBuilder {
     this.append(END_OF_STREAM);
     const bytes = this.buffer!.subarray(PAYLOAD_HEADROOM, this.end);
     allowInPlaceFraming(bytes);
-    const payload = { bytes, rows: this.rows, batches: this.batches };
+    const buffer = this.buffer;
+    const payload = { bytes, rows: this.rows, batches: this.batches, abandon: () => this.abandon(buffer!) };
     if (!this.reuse) this.buffer = null;
     this.rows = 0;
     this.batches = 0;
     return payload;
+  }
+
+  /** Stops using `buffer` (never given back to the pool): the next payload is built in a new one. */
+  private abandon(buffer: Buffer): void {
+    if (this.buffer === buffer) this.buffer = null;
   }
 
   /** A pooled buffer for a reusing reader, else one of its own. */

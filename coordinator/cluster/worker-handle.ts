@@ -2,6 +2,7 @@
  * One admitted worker as the coordinator sees it: its connection, its liveness, and promise-based
  * calls with deadlines. Every call made through a handle is cancelled when the worker leaves the pool.
  */
+import type { Writable } from 'node:stream';
 import type { RecordBatch } from 'apache-arrow';
 import { ClusterError, NextbuyError, ProtocolError } from '../../core/errors.js';
 import {
@@ -18,7 +19,7 @@ import {
 import { decodeResults } from '../../proto/result-batch.js';
 import { writeFlushed, writeMessage } from '../../proto/stream.js';
 import type { TrainRoundInput, TrainRoundOutput, ValidateInput, ValidateOutput } from '../../worker/engine.js';
-import { readShardPayloads } from './shard-payloads.js';
+import { readShardPayloads, type ShardPayload } from './shard-payloads.js';
 
 /** Room left in a gRPC message for the protobuf framing around an Arrow payload. */
 const MESSAGE_MARGIN_BYTES = 64 * 1024;
@@ -261,7 +262,7 @@ export class WorkerHandle {
         const payloads = readShardPayloads(shard.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES, reuseBuffer: true });
         for await (const p of payloads) {
           if (settled) return;
-          await Promise.race([writeFlushed(call, { arrow: p.bytes }), over]);
+          if (!(await sentOrOver(call, p, over))) return;
         }
         call.end();
       })().catch((e: unknown) => {
@@ -355,14 +356,12 @@ export class WorkerHandle {
 
       (async () => {
         await writeMessage(call, { header: { shard_id: r.shardId, attempt: r.attempt, model_versions: r.modelVersions, products: r.products } });
-        // A write's callback comes after grpc-js has framed the message (a copy), so the payload's buffer can be reused then.
         const payloads = readShardPayloads(r.file, { maxPayloadBytes: this.maxMessageBytes - MESSAGE_MARGIN_BYTES, targetPayloadBytes: r.targetPayloadBytes, reuseBuffer: true });
         for await (const p of payloads) {
           while (!settled && sent - replies >= r.window) await new Promise<void>((w) => (wakeWriter = w));
           wakeWriter = null;
           if (settled) return;
-          await Promise.race([writeFlushed(call, { arrow: p.bytes }), over]);
-          if (settled) return;
+          if (!(await sentOrOver(call, p, over)) || settled) return;
           sent++;
           rowsSent += p.rows;
           bytesSent += p.bytes.length;
@@ -390,6 +389,17 @@ export class WorkerHandle {
     this.gone.abort(reason);
     this.client.close();
   }
+}
+
+/**
+ * Sends one payload and waits for the write's callback, after which its buffer may be reused (HTTP/2
+ * reads a payload framed in place until then). False if the call was over first: the payload is then
+ * abandoned, so that its buffer is never reused while a write may still read it.
+ */
+async function sentOrOver(call: Writable, payload: ShardPayload, over: Promise<void>): Promise<boolean> {
+  const sent = await Promise.race([writeFlushed(call, { arrow: payload.bytes }).then(() => true), over.then(() => false)]);
+  if (!sent) payload.abandon();
+  return sent;
 }
 
 function float32(bytes: Uint8Array): Float32Array {
