@@ -299,10 +299,10 @@ function withFramedPayloads(service: grpc.ServiceDefinition): grpc.ServiceDefini
 export const workerService: grpc.ServiceDefinition = withFramedPayloads(loaded.Worker.service);
 
 /**
- * The Worker service for a server that receives each Score payload into a buffer of `buffers`: the
- * request's `arrow` is then a copy the server gives back to `buffers` once it is done with the payload.
- * grpc-js's own message buffer dies at once (a young-generation collection frees it), where a payload
- * held while it is decoded and scored would be promoted and wait for a full mark-compact.
+ * The Worker service for a server that receives each Score payload into a buffer of `buffers`, and
+ * gives it back to `buffers` once it is done with the payload: a payload held while it is decoded and
+ * scored would otherwise be promoted and wait for a full mark-compact. A payload that grpc-js assembled
+ * in `buffers` already (see pooled-receive.ts) is kept where it is; any other is copied there.
  */
 export function workerServiceReceivingInto(buffers: PayloadBuffers): grpc.ServiceDefinition {
   const score = workerService.Score!;
@@ -313,7 +313,7 @@ export function workerServiceReceivingInto(buffers: PayloadBuffers): grpc.Servic
       ...score,
       requestDeserialize: (bytes: Buffer) => {
         const request = decode(bytes);
-        if (request.arrow && request.arrow.byteLength > 0) request.arrow = buffers.copyOf(request.arrow);
+        if (request.arrow && request.arrow.byteLength > 0 && !buffers.owns(request.arrow)) request.arrow = buffers.copyOf(request.arrow);
         return request;
       },
     },

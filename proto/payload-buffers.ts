@@ -65,6 +65,11 @@ export class PayloadBuffers {
     return buffer.subarray(0, bytes.byteLength);
   }
 
+  /** Whether `view` lies in memory this pool allocated. */
+  owns(view: Uint8Array): boolean {
+    return this.own.has(view.buffer);
+  }
+
   /**
    * Gives back the buffer under `view` (a buffer from take or copyOf, or any view of it). The caller must
    * hold no other view of it afterwards: its bytes will be overwritten by the next payload. Memory the

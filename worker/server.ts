@@ -28,7 +28,7 @@ import {
   shutdownServer,
 } from '../proto/index.js';
 import { coordinatorBearer, nonceProof, serverCredentials } from '../proto/credentials.js';
-import { PayloadBuffers } from '../proto/payload-buffers.js';
+import { receiveBuffers, receiveLargeMessagesPooled } from '../proto/pooled-receive.js';
 import { buildResultBatch, encodeResults } from '../proto/result-batch.js';
 import { customerIdBytesOf, decodeBatches, toSequenceBatch, type SequenceBatch } from '../proto/shard-batch.js';
 import { StreamReader, writeMessage } from '../proto/stream.js';
@@ -119,7 +119,8 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   let lastHealth = 0;
   let drainAnnounced = false;
   /** Score payloads are received into these (see workerServiceReceivingInto) and given back once scored. */
-  const payloadBuffers = new PayloadBuffers();
+  receiveLargeMessagesPooled();
+  const payloadBuffers = receiveBuffers;
 
   /** Rejects calls from peers of another protocol version or without the token; returns the status to fail with. */
   function admit(metadata: grpc.Metadata): { code: grpc.status; details: string } | null {
