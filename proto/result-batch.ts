@@ -34,8 +34,26 @@ export function resultSchema(): Schema {
   return cachedSchema;
 }
 
+/**
+ * The last few cycled columns: a worker scores batch after batch of the same size for the same products
+ * and model versions, and Arrow data is immutable, so one column serves them all.
+ */
+const cycledColumns = new Map<string, Data<Utf8>>();
+const CYCLED_COLUMNS_KEPT = 8;
+
 /** Utf8 data of `strings` over and over, `cycles` times: row r holds strings[r % strings.length]. */
 function cycled(strings: string[], cycles: number): Data<Utf8> {
+  const key = JSON.stringify([cycles, strings]);
+  let data = cycledColumns.get(key);
+  if (!data) {
+    data = buildCycled(strings, cycles);
+    if (cycledColumns.size >= CYCLED_COLUMNS_KEPT) cycledColumns.delete(cycledColumns.keys().next().value!);
+    cycledColumns.set(key, data);
+  }
+  return data;
+}
+
+function buildCycled(strings: string[], cycles: number): Data<Utf8> {
   const one = utf8BytesOf(strings);
   const cycleBytes = one.offsets[strings.length]!;
   const rows = strings.length * cycles;

@@ -64,3 +64,20 @@ test('a result batch round-trips through Arrow IPC, one row per customer × colu
   expect(c.products).toEqual(['any', 'shoes', 'any', 'shoes', 'any', 'shoes']);
   expect([...c.scores]).toEqual([...scored.scores]);
 });
+
+test('result batches of other sizes, products and model versions never share a cached column', () => {
+  const columns = (modelVersion: string, products: string[]) => products.map((product) => ({ modelVersion, product }));
+  const cases = [
+    { ids: ['a', 'b'], columns: columns('v1', ['any']) },
+    { ids: ['a', 'b', 'c'], columns: columns('v1', ['any']) },
+    { ids: ['a', 'b'], columns: columns('v2', ['any']) },
+    { ids: ['a', 'b'], columns: columns('v1', ['any', 'shoes']) },
+    { ids: ['a', 'b'], columns: columns('v1', ['any']) },
+  ];
+  for (const k of cases) {
+    const scores = new Float32Array(k.ids.length * k.columns.length).fill(0.5);
+    const c = readResultColumns(decodeResults(encodeResults([buildResultBatch(utf8BytesOf(k.ids), { columns: k.columns, scores })]))[0]!);
+    expect(c.products).toEqual(k.ids.flatMap(() => k.columns.map((x) => x.product)));
+    expect(c.modelVersions).toEqual(k.ids.flatMap(() => k.columns.map((x) => x.modelVersion)));
+  }
+});
