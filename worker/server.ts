@@ -191,6 +191,8 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
     const reader = new StreamReader<ScoreRequest>(call);
     entry.done = (async () => {
       let header: ScoreHeader | null = null;
+      let rowsScored = 0;
+      let payloads = 0;
       try {
         for (;;) {
           const req = await reader.next();
@@ -218,9 +220,10 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           const arrow = asBuffer(encodeResults(results));
           payloadBuffers.give(req.arrow!); // nothing refers to the payload's bytes any more: results are encoded
           await writeMessage(call, { shard_id: header.shard_id, attempt: header.attempt, arrow, rows, input_rows: inputRows });
-          log('score-progress', { shard: header.shard_id, attempt: header.attempt, rows: inputRows });
+          rowsScored += inputRows;
+          payloads++;
         }
-        if (!finished && !call.cancelled) log('score-done', { shard: header?.shard_id, attempt: header?.attempt });
+        if (!finished && !call.cancelled) log('score-done', { shard: header?.shard_id, attempt: header?.attempt, rows: rowsScored, payloads });
         finish();
       } catch (e) {
         if (!finished && !call.cancelled) log('score-failed', { shard: header?.shard_id, attempt: header?.attempt, error: (e as Error).message });
