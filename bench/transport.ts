@@ -1,7 +1,7 @@
 /**
  * Transport benchmark: nextbuy's shard transport against raw grpc-js between two processes.
  *
- *   node --import tsx bench/transport.ts [--shards 24] [--customers 8192] [--batch-rows 4096] [--workers 1,2,4] [--repeat 5] [--warmup-passes 8] [--densify]
+ *   node --import tsx bench/transport.ts [--shards 48] [--customers 8192] [--batch-rows 4096] [--workers 1,2,4] [--repeat 7] [--warmup-passes 8] [--densify]
  *
  * 1. Baseline: raw grpc-js, one bidi stream of bytes messages (identity serialisation, no protobuf),
  *    client → server process on 127.0.0.1, a 16-byte ack per message; same message size as the shards'.
@@ -215,11 +215,11 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       'raw-server': { type: 'boolean', default: false },
-      shards: { type: 'string', default: '24' },
+      shards: { type: 'string', default: '48' },
       customers: { type: 'string', default: '8192' },
       'batch-rows': { type: 'string', default: '4096' },
       workers: { type: 'string', default: '1,2,4' },
-      repeat: { type: 'string', default: '5' },
+      repeat: { type: 'string', default: '7' },
       'warmup-passes': { type: 'string', default: '8' },
       densify: { type: 'boolean', default: false },
     },
