@@ -118,9 +118,8 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   let drainPromise: Promise<number> | null = null;
   let lastHealth = 0;
   let drainAnnounced = false;
-  /** Score payloads are received into these (see workerServiceReceivingInto) and given back once scored. */
+  // Score payloads are received into receiveBuffers (see workerServiceReceivingInto) and given back once scored.
   receiveLargeMessagesPooled();
-  const payloadBuffers = receiveBuffers;
 
   /** Rejects calls from peers of another protocol version or without the token; returns the status to fail with. */
   function admit(metadata: grpc.Metadata): { code: grpc.status; details: string } | null {
@@ -218,7 +217,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           if (finished || call.cancelled) break;
           const rows = results.reduce((n, b) => n + b.numRows, 0);
           const arrow = asBuffer(encodeResults(results));
-          payloadBuffers.give(req.arrow!); // nothing refers to the payload's bytes any more: results are encoded
+          receiveBuffers.give(req.arrow!); // nothing refers to the payload's bytes any more: results are encoded
           await writeMessage(call, { shard_id: header.shard_id, attempt: header.attempt, arrow, rows, input_rows: inputRows });
           rowsScored += inputRows;
           payloads++;
@@ -354,7 +353,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   }
 
   const server = createServer(maxMessageBytes);
-  server.addService(workerServiceReceivingInto(payloadBuffers), handlers);
+  server.addService(workerServiceReceivingInto(receiveBuffers), handlers);
   const host = o.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${o.port ?? 0}`, serverCredentials(), (err, p) => (err ? reject(err) : resolve(p))),
