@@ -3,24 +3,12 @@ import { RecordBatchFileWriter, type RecordBatch } from 'apache-arrow';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { readShardPayloads } from '../coordinator/cluster/index.js';
 import { InputError } from '../core/errors.js';
-import { channelCredentials, serverCredentials } from '../proto/credentials.js';
-import {
-  PAYLOAD_HEADROOM,
-  allowInPlaceFraming,
-  createServer,
-  createWorkerClient,
-  inPlaceFramingInstalled,
-  shutdownServer,
-  workerService,
-  workerServiceReceivingInto,
-  grpc,
-  type ScoreRequest,
-} from '../proto/index.js';
-import { writeFlushed } from '../proto/stream.js';
+import { PAYLOAD_HEADROOM, allowInPlaceFraming, inPlaceFramingInstalled, workerService, workerServiceReceivingInto } from '../proto/index.js';
 import { PayloadBuffers } from '../proto/payload-buffers.js';
 import { decodeBatches, toSequenceBatch } from '../proto/shard-batch.js';
 import { lazySequenceBatch } from '../worker/lazy-batch.js';
 import { customerId, sampleBatch, seeded, writeSampleShards, writeShardFile, type SampleShards } from './helpers/cluster.js';
+import { sendToScoreSink } from './helpers/score-sink.js';
 
 let sample: SampleShards;
 let batches: RecordBatch[];
@@ -153,38 +141,26 @@ test('payloads sent over gRPC from one reused buffer, framed in place (no copy),
   const random = seeded(82);
   const large = `${sample.dir}/large.arrows`;
   await writeShardFile(large, [0, 1, 2].map((b) => sampleBatch(Array.from({ length: 3000 + b }, (_, i) => customerId(b, i)), random, 50)));
+  const expected = [...(await collect(file, 1)), ...(await collect(large, 1))].map((p) => Buffer.from(p.bytes));
+  expect(expected.at(-1)!.length).toBeGreaterThan(1024 * 1024);
   const received: Buffer[] = [];
-  const server = createServer();
-  server.addService(workerService, {
-    Score: (call: grpc.ServerDuplexStream<ScoreRequest, unknown>) => {
-      call.on('data', (r: ScoreRequest) => r.arrow && received.push(Buffer.from(r.arrow)));
-      call.on('end', () => call.end());
+  const buffers = new Set<ArrayBufferLike>();
+  await sendToScoreSink(
+    workerService,
+    (arrow) => received.push(Buffer.from(arrow)),
+    async (write) => {
+      for await (const p of mergeReaders([file, large])) {
+        await write(p.bytes);
+        // grpc-js's 5-byte prefix (not compressed, message length) was written into the headroom, not into a copy.
+        const prefix = Buffer.from(p.bytes.buffer, p.bytes.byteOffset - PAYLOAD_HEADROOM, 5);
+        expect(prefix[0]).toBe(0);
+        expect(prefix.readUInt32BE(1)).toBe(PAYLOAD_HEADROOM - 5 + p.bytes.length);
+        buffers.add(p.bytes.buffer);
+      }
     },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', serverCredentials(null), (e, p) => (e ? reject(e) : resolve(p))));
-  const client = createWorkerClient(`127.0.0.1:${port}`, channelCredentials(null));
-  try {
-    const expected = [...(await collect(file, 1)), ...(await collect(large, 1))].map((p) => Buffer.from(p.bytes));
-    expect(expected.at(-1)!.length).toBeGreaterThan(1024 * 1024);
-    const buffers = new Set<ArrayBufferLike>();
-    const call = client.Score(new grpc.Metadata());
-    const ended = new Promise((resolve, reject) => call.on('end', resolve).on('error', reject).on('data', () => {}));
-    for await (const p of mergeReaders([file, large])) {
-      await writeFlushed(call, { arrow: p.bytes });
-      // grpc-js's 5-byte prefix (not compressed, message length) was written into the headroom, not into a copy.
-      const prefix = Buffer.from(p.bytes.buffer, p.bytes.byteOffset - PAYLOAD_HEADROOM, 5);
-      expect(prefix[0]).toBe(0);
-      expect(prefix.readUInt32BE(1)).toBe(PAYLOAD_HEADROOM - 5 + p.bytes.length);
-      buffers.add(p.bytes.buffer);
-    }
-    call.end();
-    await ended;
-    expect(buffers.size).toBe(2); // the small file's buffer, then a larger one for the large file's payloads
-    expect(received.map((r) => r.toString('hex'))).toEqual(expected.map((e) => e.toString('hex')));
-  } finally {
-    client.close();
-    await shutdownServer(server);
-  }
+  );
+  expect(buffers.size).toBe(2); // the small file's buffer, then a larger one for the large file's payloads
+  expect(received.map((r) => r.toString('hex'))).toEqual(expected.map((e) => e.toString('hex')));
 });
 
 /** The payloads of several shard files, one reusing reader after another (they share the pool). */

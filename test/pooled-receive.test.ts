@@ -1,11 +1,10 @@
 import { expect, test } from 'vitest';
 import { readShardPayloads } from '../coordinator/cluster/index.js';
-import { channelCredentials, serverCredentials } from '../proto/credentials.js';
-import { createServer, createWorkerClient, grpc, shutdownServer, workerServiceReceivingInto, type ScoreRequest } from '../proto/index.js';
+import { workerServiceReceivingInto } from '../proto/index.js';
 import { PayloadBuffers } from '../proto/payload-buffers.js';
 import { POOLED_MESSAGE_MIN_BYTES, PooledMessageDecoder, receiveBuffers, receiveLargeMessagesPooled } from '../proto/pooled-receive.js';
-import { writeFlushed } from '../proto/stream.js';
 import { customerId, sampleBatch, seeded, writeSampleShards, writeShardFile } from './helpers/cluster.js';
+import { sendToScoreSink } from './helpers/score-sink.js';
 
 /** gRPC's framing of one message: not compressed, 4-byte big-endian length, the bytes. */
 function framed(message: Buffer): Buffer {
@@ -45,7 +44,6 @@ test('a message over the limit is refused in the words grpc-js uses (the server 
 test('a worker-side server receives large Score payloads straight into its pool: intact, aligned, not copied again', async () => {
   expect(receiveLargeMessagesPooled()).toBe(true); // false: grpc-js's internals changed, see proto/pooled-receive.ts
   const sample = await writeSampleShards({ shards: 1, customersPerShard: 1 });
-  const server = createServer();
   try {
     const random = seeded(92);
     const file = `${sample.dir}/large.arrows`;
@@ -56,31 +54,19 @@ test('a worker-side server receives large Score payloads straight into its pool:
 
     const received: { pooled: boolean; aligned: boolean; hex: string }[] = [];
     const takenBefore = receiveBuffers.stats.taken;
-    server.addService(workerServiceReceivingInto(receiveBuffers), {
-      Score: (call: grpc.ServerDuplexStream<ScoreRequest, unknown>) => {
-        call.on('data', (r: ScoreRequest) => {
-          if (!r.arrow) return;
-          received.push({ pooled: receiveBuffers.owns(r.arrow), aligned: r.arrow.byteOffset % 8 === 0, hex: Buffer.from(r.arrow).toString('hex') });
-          receiveBuffers.give(r.arrow);
-        });
-        call.on('end', () => call.end());
+    await sendToScoreSink(
+      workerServiceReceivingInto(receiveBuffers),
+      (arrow) => {
+        received.push({ pooled: receiveBuffers.owns(arrow), aligned: arrow.byteOffset % 8 === 0, hex: Buffer.from(arrow).toString('hex') });
+        receiveBuffers.give(arrow);
       },
-    });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', serverCredentials(null), (e, p) => (e ? reject(e) : resolve(p))));
-    const client = createWorkerClient(`127.0.0.1:${port}`, channelCredentials(null));
-    try {
-      const call = client.Score(new grpc.Metadata());
-      const ended = new Promise((resolve, reject) => call.on('end', resolve).on('error', reject).on('data', () => {}));
-      for (const bytes of sent) await writeFlushed(call, { arrow: bytes });
-      call.end();
-      await ended;
-    } finally {
-      client.close();
-    }
+      async (write) => {
+        for (const bytes of sent) await write(bytes);
+      },
+    );
     expect(received).toEqual(sent.map((s) => ({ pooled: true, aligned: true, hex: s.toString('hex') })));
     expect(receiveBuffers.stats.taken - takenBefore).toBe(sent.length); // one buffer per payload: the decoder's, no copy
   } finally {
-    await shutdownServer(server);
     await sample.cleanup();
   }
 });
