@@ -8,11 +8,14 @@
  *   score          Float32   probability in [0, 1]
  *
  * Schema metadata: nextbuy.result_schema ("1").
- * Built straight from the shard batch's id bytes and a ScoredBatch's arrays: no JavaScript object or string per row.
+ * Workers write result streams straight from the shard batch's id bytes and a ScoredBatch's arrays, into
+ * one buffer: no JavaScript object or string per row, and no Arrow writer (which re-encodes the schema
+ * and visits every column for each stream). Readers use Arrow's reader.
  */
-import { Field, Float32, RecordBatch, Schema, Struct, Utf8, makeData, type Data, type Vector } from 'apache-arrow';
+import { Field, Float32, RecordBatch, Schema, Struct, Utf8, makeData, type Vector } from 'apache-arrow';
 import { ProtocolError } from '../core/errors.js';
 import type { ScoredBatch } from '../worker/engine.js';
+import { alignedToIpc, recordBatchMessage, type BufferLayout } from './record-batch-message.js';
 import { decodeBatches, encodeBatches, utf8BytesOf, type Utf8Bytes } from './shard-batch.js';
 
 export const RESULT_SCHEMA_VERSION = '1';
@@ -34,93 +37,134 @@ export function resultSchema(): Schema {
   return cachedSchema;
 }
 
-/**
- * The last few cycled columns: a worker scores batch after batch of the same size for the same products
- * and model versions, and Arrow data is immutable, so one column serves them all.
- */
-const cycledColumns = new Map<string, Data<Utf8>>();
-const CYCLED_COLUMNS_KEPT = 8;
-
-/** Utf8 data of `strings` over and over, `cycles` times: row r holds strings[r % strings.length]. */
-function cycled(strings: string[], cycles: number): Data<Utf8> {
-  const key = JSON.stringify([cycles, strings]);
-  let data = cycledColumns.get(key);
-  if (!data) {
-    data = buildCycled(strings, cycles);
-    if (cycledColumns.size >= CYCLED_COLUMNS_KEPT) cycledColumns.delete(cycledColumns.keys().next().value!);
-    cycledColumns.set(key, data);
-  }
-  return data;
+/** One scored shard batch: its customers' ids (UTF-8) and what the engine scored for them. */
+export interface ScoredRows {
+  customerIds: Utf8Bytes;
+  scored: ScoredBatch;
 }
 
-function buildCycled(strings: string[], cycles: number): Data<Utf8> {
-  const one = utf8BytesOf(strings);
-  const cycleBytes = one.offsets[strings.length]!;
-  const rows = strings.length * cycles;
-  const offsets = new Int32Array(rows + 1);
-  const values = new Uint8Array(cycleBytes * cycles);
-  if (cycles > 0) {
-    offsets.set(one.offsets);
-    values.set(one.values);
+const END_OF_STREAM = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0);
+let schemaMessage: Uint8Array | undefined;
+
+/** The result schema's IPC message, encoded by Arrow once: the same bytes start every result stream. */
+function resultSchemaMessage(): Uint8Array {
+  if (!schemaMessage) {
+    const schema = resultSchema();
+    const children = schema.fields.map((f) => makeData({ type: f.type, length: 0, nullCount: 0 }));
+    const stream = encodeBatches([new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 0, nullCount: 0, children }))]);
+    const metadataLength = new DataView(stream.buffer, stream.byteOffset).getInt32(4, true);
+    schemaMessage = stream.slice(0, 8 + metadataLength); // a schema message has no body
   }
-  // Doubled until it covers every row.
-  for (let done = 1; done < cycles; ) {
-    const n = Math.min(done, cycles - done);
-    values.copyWithin(done * cycleBytes, 0, n * cycleBytes);
-    const shift = done * cycleBytes;
-    for (let r = 1; r <= n * strings.length; r++) offsets[done * strings.length + r] = offsets[r]! + shift;
-    done += n;
-  }
-  return makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: values });
+  return schemaMessage;
 }
 
-/** Utf8 data holding each id `times` times in a row; with times 1, the id bytes themselves. */
-function eachIdRepeated(ids: Utf8Bytes, times: number): Data<Utf8> {
+/** One result batch laid out: body buffer sizes, then where each lies. */
+class ResultBatchLayout {
+  readonly rows: number;
+  readonly width: number;
+  readonly products: Utf8Bytes;
+  readonly versions: Utf8Bytes;
+  readonly buffers: BufferLayout[] = [];
+  readonly bodyLength: number;
+  readonly message: Uint8Array;
+
+  constructor(readonly part: ScoredRows) {
+    const { customerIds, scored } = part;
+    const customers = customerIds.length;
+    this.width = scored.columns.length;
+    this.rows = customers * this.width;
+    if (scored.scores.length !== this.rows) {
+      throw new ProtocolError(
+        `scored batch has ${scored.scores.length} scores for ${customers} customers × ${this.width} columns (${this.rows} expected): the engine returned a malformed ScoredBatch`,
+      );
+    }
+    this.products = utf8BytesOf(scored.columns.map((c) => c.product));
+    this.versions = utf8BytesOf(scored.columns.map((c) => c.modelVersion));
+    const offsetBytes = (this.rows + 1) * 4;
+    // Body buffers in schema order: validity (empty: no nulls), offsets and bytes of each Utf8 column; validity and scores.
+    const lengths = [
+      ...[0, offsetBytes, (customerIds.offsets[customers]! - customerIds.offsets[0]!) * this.width],
+      ...[0, offsetBytes, this.products.offsets[this.width]! * customers],
+      ...[0, offsetBytes, this.versions.offsets[this.width]! * customers],
+      ...[0, this.rows * 4],
+    ];
+    let at = 0;
+    for (const length of lengths) {
+      this.buffers.push({ offset: at, length });
+      at += alignedToIpc(length);
+    }
+    this.bodyLength = at;
+    const nodes = RESULT_FIELDS.map(() => ({ length: this.rows, nullCount: 0 }));
+    this.message = recordBatchMessage(this.rows, nodes, this.buffers, this.bodyLength);
+  }
+
+  /** Writes the message and body at `at` of `out` (zeroed); returns where it ends. */
+  writeTo(out: Uint8Array, at: number): number {
+    out.set(this.message, at);
+    const body = at + this.message.byteLength;
+    const offsetsAt = (buffer: number) => new Int32Array(out.buffer, out.byteOffset + body + this.buffers[buffer]!.offset, this.rows + 1);
+    const bytesAt = (buffer: number) => body + this.buffers[buffer]!.offset;
+    writeEachIdRepeated(this.part.customerIds, this.width, offsetsAt(1), out, bytesAt(2));
+    writeCycled(this.products, this.part.customerIds.length, offsetsAt(4), out, bytesAt(5));
+    writeCycled(this.versions, this.part.customerIds.length, offsetsAt(7), out, bytesAt(8));
+    const scores = this.part.scored.scores;
+    out.set(new Uint8Array(scores.buffer, scores.byteOffset, this.rows * 4), bytesAt(10));
+    return body + this.bodyLength;
+  }
+}
+
+/** Each id `times` times in a row (a customer's row for every column), ids' offsets rebased to 0. */
+function writeEachIdRepeated(ids: Utf8Bytes, times: number, offsets: Int32Array, out: Uint8Array, at: number): void {
   const first = ids.offsets[0]!;
-  const bytes = ids.offsets[ids.length]! - first;
-  const offsets = new Int32Array(ids.length * times + 1);
   if (times === 1) {
     for (let i = 1; i <= ids.length; i++) offsets[i] = ids.offsets[i]! - first;
-    return makeData({ type: new Utf8(), length: ids.length, nullCount: 0, valueOffsets: offsets, data: ids.values.subarray(first, first + bytes) });
+    out.set(ids.values.subarray(first, ids.offsets[ids.length]), at);
+    return;
   }
-  const values = new Uint8Array(bytes * times);
-  let at = 0;
-  let r = 0;
+  let written = 0;
+  let row = 0;
   for (let i = 0; i < ids.length; i++) {
-    const id = ids.values.subarray(ids.offsets[i]!, ids.offsets[i + 1]!);
+    const start = ids.offsets[i]!;
+    const end = ids.offsets[i + 1]!;
     for (let k = 0; k < times; k++) {
-      values.set(id, at);
-      at += id.length;
-      offsets[++r] = at;
+      for (let b = start; b < end; b++) out[at + written++] = ids.values[b]!;
+      offsets[++row] = written;
     }
   }
-  return makeData({ type: new Utf8(), length: ids.length * times, nullCount: 0, valueOffsets: offsets, data: values });
 }
 
-/** One result record batch from a scored shard batch (row i × column j → result row i·columns + j). */
-export function buildResultBatch(customerIds: Utf8Bytes, scored: ScoredBatch): RecordBatch {
-  const customers = customerIds.length;
-  const width = scored.columns.length;
-  const rows = customers * width;
-  if (scored.scores.length !== rows) {
-    throw new ProtocolError(
-      `scored batch has ${scored.scores.length} scores for ${customers} customers × ${width} columns (${rows} expected): the engine returned a malformed ScoredBatch`,
-    );
+/** `strings` over and over, `cycles` times: row r holds string r % strings.length. */
+function writeCycled(strings: Utf8Bytes, cycles: number, offsets: Int32Array, out: Uint8Array, at: number): void {
+  const cycleBytes = strings.offsets[strings.length]!;
+  let row = 0;
+  for (let c = 0; c < cycles; c++) {
+    for (let j = 1; j <= strings.length; j++) offsets[++row] = c * cycleBytes + strings.offsets[j]!;
   }
-  const products = scored.columns.map((c) => c.product);
-  const versions = scored.columns.map((c) => c.modelVersion);
-  const schema = resultSchema();
-  const children = [
-    eachIdRepeated(customerIds, width),
-    cycled(products, customers),
-    cycled(versions, customers),
-    makeData({ type: new Float32(), length: rows, nullCount: 0, data: scored.scores }),
-  ];
-  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: rows, nullCount: 0, children }));
+  if (cycles === 0 || cycleBytes === 0) return;
+  out.set(strings.values.subarray(0, cycleBytes), at);
+  // Doubled until it covers every cycle.
+  for (let done = 1; done < cycles; ) {
+    const n = Math.min(done, cycles - done);
+    out.copyWithin(at + done * cycleBytes, at, at + n * cycleBytes);
+    done += n;
+  }
 }
 
-export function encodeResults(batches: RecordBatch[]): Uint8Array {
-  return encodeBatches(batches);
+/**
+ * The results of one Score payload as an Arrow IPC stream (the result schema, a record batch per
+ * scored shard batch, end of stream), written straight from the ids' bytes and the engines' scores:
+ * one row per customer × (model version, product) column, customer-major.
+ */
+export function encodeResults(parts: readonly ScoredRows[]): Uint8Array {
+  const schema = resultSchemaMessage();
+  const layouts = parts.map((p) => new ResultBatchLayout(p));
+  const total = schema.byteLength + layouts.reduce((n, l) => n + l.message.byteLength + l.bodyLength, 0) + END_OF_STREAM.byteLength;
+  const out = new Uint8Array(total); // zeroed: the padding between buffers
+  out.set(schema, 0);
+  let at = schema.byteLength;
+  for (const l of layouts) at = l.writeTo(out, at);
+  out.set(END_OF_STREAM, at);
+  return out;
 }
 
 /** Parses result bytes and checks they carry the result schema; anything else is a ProtocolError. */

@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runShards } from '../coordinator/schedule/index.js';
-import { buildResultBatch, decodeResults, encodeResults, readResultColumns } from '../proto/result-batch.js';
-import { utf8BytesOf } from '../proto/shard-batch.js';
 import { echoScore } from '../worker/echo-engine.js';
 import { expectEveryCustomerOnce, scoreAll, withCluster, writeSampleShards, type SampleShards } from './helpers/cluster.js';
 
@@ -46,38 +44,4 @@ describe('scoring shards on worker processes', () => {
       }
     });
   });
-});
-
-test('a result batch round-trips through Arrow IPC, one row per customer × column', () => {
-  const customerIds = utf8BytesOf(['a', 'bé', 'c']);
-  const scored = {
-    columns: [
-      { modelVersion: 'v1', product: 'any' },
-      { modelVersion: 'v2', product: 'shoes' },
-    ],
-    scores: Float32Array.from([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
-  };
-  const [batch] = decodeResults(encodeResults([buildResultBatch(customerIds, scored)]));
-  const c = readResultColumns(batch!);
-  expect(c.customerIds).toEqual(['a', 'a', 'bé', 'bé', 'c', 'c']);
-  expect(c.modelVersions).toEqual(['v1', 'v2', 'v1', 'v2', 'v1', 'v2']);
-  expect(c.products).toEqual(['any', 'shoes', 'any', 'shoes', 'any', 'shoes']);
-  expect([...c.scores]).toEqual([...scored.scores]);
-});
-
-test('result batches of other sizes, products and model versions never share a cached column', () => {
-  const columns = (modelVersion: string, products: string[]) => products.map((product) => ({ modelVersion, product }));
-  const cases = [
-    { ids: ['a', 'b'], columns: columns('v1', ['any']) },
-    { ids: ['a', 'b', 'c'], columns: columns('v1', ['any']) },
-    { ids: ['a', 'b'], columns: columns('v2', ['any']) },
-    { ids: ['a', 'b'], columns: columns('v1', ['any', 'shoes']) },
-    { ids: ['a', 'b'], columns: columns('v1', ['any']) },
-  ];
-  for (const k of cases) {
-    const scores = new Float32Array(k.ids.length * k.columns.length).fill(0.5);
-    const c = readResultColumns(decodeResults(encodeResults([buildResultBatch(utf8BytesOf(k.ids), { columns: k.columns, scores })]))[0]!);
-    expect(c.products).toEqual(k.ids.flatMap(() => k.columns.map((x) => x.product)));
-    expect(c.modelVersions).toEqual(k.ids.flatMap(() => k.columns.map((x) => x.modelVersion)));
-  }
 });

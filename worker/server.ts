@@ -29,7 +29,7 @@ import {
 } from '../proto/index.js';
 import { coordinatorBearer, nonceProof, serverCredentials } from '../proto/credentials.js';
 import { receiveBuffers, receiveLargeMessagesPooled } from '../proto/pooled-receive.js';
-import { buildResultBatch, encodeResults } from '../proto/result-batch.js';
+import { encodeResults, type ScoredRows } from '../proto/result-batch.js';
 import { customerIdBytesOf, decodeBatches, toSequenceBatch, type SequenceBatch } from '../proto/shard-batch.js';
 import { StreamReader, writeMessage } from '../proto/stream.js';
 import type { WorkerEngine } from './engine.js';
@@ -207,15 +207,14 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           }
           if (!header) throw new ProtocolError('Score stream must start with a header before Arrow payloads');
           const batches = decodeShardPayload(req.arrow, true);
-          const results = [];
+          const results: ScoredRows[] = [];
           let inputRows = 0;
           for (const batch of batches) {
-            const scored = await o.engine.score(batch, header.model_versions, header.products);
-            results.push(buildResultBatch(customerIdBytesOf(batch), scored));
+            results.push({ customerIds: customerIdBytesOf(batch), scored: await o.engine.score(batch, header.model_versions, header.products) });
             inputRows += batch.size;
           }
           if (finished || call.cancelled) break;
-          const rows = results.reduce((n, b) => n + b.numRows, 0);
+          const rows = results.reduce((n, r) => n + r.scored.scores.length, 0);
           const arrow = asBuffer(encodeResults(results));
           receiveBuffers.give(req.arrow!); // nothing refers to the payload's bytes any more: results are encoded
           await writeMessage(call, { shard_id: header.shard_id, attempt: header.attempt, arrow, rows, input_rows: inputRows });

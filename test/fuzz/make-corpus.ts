@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import protobuf from 'protobufjs';
-import { buildResultBatch } from '../../proto/result-batch.js';
+import { encodeResults } from '../../proto/result-batch.js';
 import { buildShardBatch, encodeBatches, shardSchema, utf8BytesOf } from '../../proto/shard-batch.js';
 import { sampleBatch, seeded } from '../helpers/cluster.js';
 import { CORPUS } from './mutate.js';
@@ -51,12 +51,12 @@ function arrowSeeds(): Map<string, Uint8Array> {
     weight: Float32Array.from([1, 2, 1]),
     split: Int8Array.from([0, 1, 0]),
   });
-  const results = buildResultBatch(utf8BytesOf(['a']), { columns: [{ modelVersion: 'v', product: 'any' }], scores: Float32Array.from([0.5]) });
+  const results = encodeResults([{ customerIds: utf8BytesOf(['a']), scored: { columns: [{ modelVersion: 'v', product: 'any' }], scores: Float32Array.from([0.5]) } }]);
   return new Map([
     ['score-shard.arrows', encodeBatches([score])],
     ['train-shard.arrows', encodeBatches([train])],
     ['two-batches.arrows', encodeBatches([score, sampleBatch(['z'], random, 6)])],
-    ['result-batch.arrows', encodeBatches([results])], // valid Arrow, wrong schema for a shard
+    ['result-batch.arrows', results], // valid Arrow, wrong schema for a shard
   ]);
 }
 

@@ -1,0 +1,86 @@
+import { Float32, MessageHeader, MessageReader, RecordBatch, Struct, Utf8, makeData, vectorFromArray } from 'apache-arrow';
+import { expect, test } from 'vitest';
+import { ProtocolError } from '../core/errors.js';
+import { decodeResults, encodeResults, readResultColumns, resultSchema, type ScoredRows } from '../proto/result-batch.js';
+import { encodeBatches, utf8BytesOf, type Utf8Bytes } from '../proto/shard-batch.js';
+
+type Columns = ScoredRows['scored']['columns'];
+const columns = (modelVersion: string, products: string[]): Columns => products.map((product) => ({ modelVersion, product }));
+
+/** The rows a part must decode to, computed the slow, obvious way. */
+function expectedRows(ids: string[], cols: Columns, scores: Float32Array) {
+  return {
+    customerIds: ids.flatMap((id) => cols.map(() => id)),
+    products: ids.flatMap(() => cols.map((c) => c.product)),
+    modelVersions: ids.flatMap(() => cols.map((c) => c.modelVersion)),
+    scores: [...scores],
+  };
+}
+
+function part(ids: string[], cols: Columns, seed = 1): { rows: ScoredRows; expected: ReturnType<typeof expectedRows> } {
+  const scores = Float32Array.from({ length: ids.length * cols.length }, (_, i) => ((i * 7919 + seed * 104729) % 1000) / 1000);
+  return { rows: { customerIds: utf8BytesOf(ids), scored: { columns: cols, scores } }, expected: expectedRows(ids, cols, scores) };
+}
+
+const decoded = (bytes: Uint8Array) =>
+  decodeResults(bytes).map((b) => {
+    const c = readResultColumns(b);
+    return { ...c, scores: [...c.scores] };
+  });
+
+test('one row per customer × column, customer-major, through Arrow’s own reader', () => {
+  const p = part(['a', 'bé', 'c'], [
+    { modelVersion: 'v1', product: 'any' },
+    { modelVersion: 'v2', product: 'shoes' },
+  ]);
+  expect(decoded(encodeResults([p.rows]))).toEqual([p.expected]);
+});
+
+test('a stream holds one batch per part, whatever their sizes, products and model versions', () => {
+  const parts = [
+    part(['a', 'b'], columns('v1', ['any']), 1),
+    part(['a', 'b', 'c'], columns('v1', ['any', 'shoes', 'bags']), 2),
+    part(['x'], columns('v2', ['']), 3), // a single-product model scores one column named ''
+    part([], columns('v1', ['any']), 4),
+    part(['日本', 'ü', ''], columns('lstm-2026-11-23', ['any', 'cat 7']), 5),
+  ];
+  expect(decoded(encodeResults(parts.map((p) => p.rows)))).toEqual(parts.map((p) => p.expected));
+});
+
+test('ids may be a view into a larger column (offsets not starting at 0)', () => {
+  const all = utf8BytesOf(['skip-me', 'a', 'bb', 'ccc']);
+  const ids: Utf8Bytes = { length: 3, offsets: all.offsets.subarray(1), values: all.values };
+  for (const cols of [columns('v', ['any']), columns('v', ['any', 'shoes'])]) {
+    const scores = new Float32Array(3 * cols.length).fill(0.25);
+    expect(decoded(encodeResults([{ customerIds: ids, scored: { columns: cols, scores } }]))).toEqual([expectedRows(['a', 'bb', 'ccc'], cols, scores)]);
+  }
+});
+
+test('decodes exactly as the same columns written by Arrow’s stream writer, with every body buffer 8-byte aligned', () => {
+  const p = part(['c1', 'c2', 'c3', 'c4', 'c5'], columns('v9', ['p1', 'p2', 'p3']));
+  const schema = resultSchema();
+  const children = [
+    vectorFromArray(p.expected.customerIds, new Utf8()),
+    vectorFromArray(p.expected.products, new Utf8()),
+    vectorFromArray(p.expected.modelVersions, new Utf8()),
+    vectorFromArray(p.expected.scores, new Float32()),
+  ].map((v) => v.data[0]!);
+  const reference = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: p.expected.scores.length, nullCount: 0, children }));
+  const ours = encodeResults([p.rows]);
+  expect(decoded(ours)).toEqual(decoded(encodeBatches([reference])));
+
+  const messages = [...new MessageReader(ours)];
+  expect(messages.map((m) => m.headerType)).toEqual([MessageHeader.Schema, MessageHeader.RecordBatch]);
+  const batch = messages[1]!;
+  if (!batch.isRecordBatch()) throw new Error('second message is not a record batch');
+  expect(batch.bodyLength % 8).toBe(0);
+  const offsets = batch.header().buffers.map((b) => b.offset);
+  expect(offsets).toHaveLength(11);
+  expect(offsets.filter((o) => o % 8 !== 0)).toEqual([]);
+});
+
+test('an engine that returns the wrong number of scores is a ProtocolError naming the counts', () => {
+  const rows: ScoredRows = { customerIds: utf8BytesOf(['a', 'b']), scored: { columns: columns('v', ['any', 'shoes']), scores: new Float32Array(3) } };
+  expect(() => encodeResults([rows])).toThrow(ProtocolError);
+  expect(() => encodeResults([rows])).toThrow(/3 scores for 2 customers × 2 columns \(4 expected\)/);
+});
