@@ -8,10 +8,10 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ProtocolError } from '../core/errors.js';
-import { inPlaceRequestSerializer } from './in-place-framing.js';
+import { inPlaceReplySerializer, inPlaceRequestSerializer } from './in-place-framing.js';
 import type { PayloadBuffers } from './payload-buffers.js';
 
-export { PAYLOAD_HEADROOM, allowInPlaceFraming, inPlaceFramingInstalled } from './in-place-framing.js';
+export { PAYLOAD_HEADROOM, REPLY_HEADROOM, allowInPlaceFraming, inPlaceFraming } from './in-place-framing.js';
 
 /** Bump on any change a peer of the previous version would misread. Checked at Register, Hello and every call. */
 export const PROTOCOL_VERSION = 1;
@@ -162,6 +162,7 @@ export interface ScoreReply {
   arrow: Buffer;
   rows: number;
   input_rows: number;
+  alignment?: Uint8Array;
 }
 export interface TrainingDataHeader {
   dataset_id: string;
@@ -286,14 +287,18 @@ const loaded = (() => {
   return root.nextbuy.v1;
 })();
 
+/** Score and LoadTrainingData requests, and Score replies, frame their Arrow bytes in place when they can (see in-place-framing.ts). */
 function withFramedPayloads(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  return Object.fromEntries(
-    Object.entries(service).map(([name, method]) =>
-      name === 'Score' || name === 'LoadTrainingData'
-        ? [name, { ...method, requestSerialize: inPlaceRequestSerializer(method.requestSerialize as (value: object) => Buffer) }]
-        : [name, method],
-    ),
-  ) as grpc.ServiceDefinition;
+  const framed = (method: grpc.MethodDefinition<object, object>, replies: boolean) => ({
+    ...method,
+    requestSerialize: inPlaceRequestSerializer(method.requestSerialize as (value: object) => Buffer),
+    ...(replies ? { responseSerialize: inPlaceReplySerializer(method.responseSerialize as (value: object) => Buffer) } : {}),
+  });
+  return {
+    ...service,
+    Score: framed(service.Score!, true),
+    LoadTrainingData: framed(service.LoadTrainingData!, false),
+  } as grpc.ServiceDefinition;
 }
 
 export const workerService: grpc.ServiceDefinition = withFramedPayloads(loaded.Worker.service);

@@ -153,13 +153,15 @@ function writeCycled(strings: Utf8Bytes, cycles: number, offsets: Int32Array, ou
 /**
  * The results of one Score payload as an Arrow IPC stream (the result schema, a record batch per
  * scored shard batch, end of stream), written straight from the ids' bytes and the engines' scores:
- * one row per customer × (model version, product) column, customer-major.
+ * one row per customer × (model version, product) column, customer-major. The stream's buffer keeps
+ * `headroom` free bytes before it, for a sender that frames it in place (proto/in-place-framing.ts).
  */
-export function encodeResults(parts: readonly ScoredRows[]): Uint8Array {
+export function encodeResults(parts: readonly ScoredRows[], headroom = 0): Buffer {
   const schema = resultSchemaMessage();
   const layouts = parts.map((p) => new ResultBatchLayout(p));
   const total = schema.byteLength + layouts.reduce((n, l) => n + l.message.byteLength + l.bodyLength, 0) + END_OF_STREAM.byteLength;
-  const out = new Uint8Array(total); // zeroed: the padding between buffers
+  const start = alignedToIpc(headroom); // the stream starts 8-byte aligned in its buffer, as Arrow's offsets assume
+  const out = Buffer.alloc(start + total).subarray(start); // zeroed: the padding between buffers
   out.set(schema, 0);
   let at = schema.byteLength;
   for (const l of layouts) at = l.writeTo(out, at);

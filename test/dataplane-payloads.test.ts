@@ -3,7 +3,7 @@ import { RecordBatchFileWriter, type RecordBatch } from 'apache-arrow';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { readShardPayloads } from '../coordinator/cluster/index.js';
 import { InputError } from '../core/errors.js';
-import { PAYLOAD_HEADROOM, allowInPlaceFraming, inPlaceFramingInstalled, workerService, workerServiceReceivingInto } from '../proto/index.js';
+import { PAYLOAD_HEADROOM, allowInPlaceFraming, inPlaceFraming, workerService, workerServiceReceivingInto } from '../proto/index.js';
 import { PayloadBuffers } from '../proto/payload-buffers.js';
 import { decodeBatches, toSequenceBatch } from '../proto/shard-batch.js';
 import { lazySequenceBatch } from '../worker/lazy-batch.js';
@@ -137,7 +137,7 @@ test('a worker receives each Score payload into its payload buffers: same bytes,
 });
 
 test('payloads sent over gRPC from one reused buffer, framed in place (no copy), arrive intact: small ones and ones over 1 MiB', async () => {
-  expect(inPlaceFramingInstalled).toBe(true); // false: grpc-js's internals changed, see proto/in-place-framing.ts
+  expect(inPlaceFraming.requests).toBe(true); // false: grpc-js's internals changed, see proto/in-place-framing.ts
   const random = seeded(82);
   const large = `${sample.dir}/large.arrows`;
   await writeShardFile(large, [0, 1, 2].map((b) => sampleBatch(Array.from({ length: 3000 + b }, (_, i) => customerId(b, i)), random, 50)));

@@ -13,6 +13,8 @@ import {
   PROTOCOL_METADATA_KEY,
   PROTOCOL_VERSION,
   PROTOCOL_MISMATCH_STATUS,
+  REPLY_HEADROOM,
+  allowInPlaceFraming,
   createServer,
   grpc,
   protocolMismatchMessage,
@@ -215,7 +217,8 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           }
           if (finished || call.cancelled) break;
           const rows = results.reduce((n, r) => n + r.scored.scores.length, 0);
-          const arrow = asBuffer(encodeResults(results));
+          const arrow = encodeResults(results, REPLY_HEADROOM);
+          allowInPlaceFraming(arrow);
           receiveBuffers.give(req.arrow!); // nothing refers to the payload's bytes any more: results are encoded
           await writeMessage(call, { shard_id: header.shard_id, attempt: header.attempt, arrow, rows, input_rows: inputRows });
           rowsScored += inputRows;
