@@ -12,8 +12,10 @@
  * one buffer: no JavaScript object or string per row, and no Arrow writer (which re-encodes the schema
  * and visits every column for each stream). Readers use Arrow's reader.
  */
-import { Field, Float32, RecordBatch, Schema, Struct, Utf8, makeData, type Vector } from 'apache-arrow';
+import { Field, Float32, Message, RecordBatch, Schema, Struct, Utf8, makeData, type Vector } from 'apache-arrow';
+import { MessageHeader } from 'apache-arrow/fb/message-header';
 import { ProtocolError } from '../core/errors.js';
+import { checkIpcStream } from './ipc-guard.js';
 import type { ScoredBatch } from '../worker/engine.js';
 import { alignedToIpc, recordBatchMessage, type BufferLayout } from './record-batch-message.js';
 import { decodeBatches, encodeBatches, utf8BytesOf, type Utf8Bytes } from './shard-batch.js';
@@ -183,9 +185,69 @@ export function checkResultSchema(schema: Schema): void {
       `result batch has schema version "${version ?? 'none'}", this nextbuy reads "${RESULT_SCHEMA_VERSION}": run the same nextbuy version on the coordinator and the workers`,
     );
   }
-  const names = schema.fields.map((f) => f.name);
-  if (names.length !== RESULT_FIELDS.length || RESULT_FIELDS.some((n, i) => names[i] !== n)) {
-    throw new ProtocolError(`result batch has columns [${names.join(', ')}], expected [${RESULT_FIELDS.join(', ')}]`);
+  const columns = (s: Schema) => s.fields.map((f) => `${f.name}: ${f.type}`);
+  const [got, expected] = [columns(schema), columns(resultSchema())];
+  if (got.join(', ') !== expected.join(', ')) throw new ProtocolError(`result batch has columns [${got.join(', ')}], expected [${expected.join(', ')}]`);
+}
+
+/** Body buffers of a result batch: validity, offsets and bytes of three Utf8 columns; validity and values of the scores. */
+const RESULT_BUFFERS = 3 * 3 + 2;
+
+/** Checks a result stream's schema message: the bytes this nextbuy writes, or a schema that reads the same. */
+function checkResultSchemaMessage(message: Uint8Array): void {
+  const ours = resultSchemaMessage();
+  if (message.byteLength === ours.byteLength && Buffer.compare(message, ours) === 0) return;
+  const metadataLength = new DataView(message.buffer, message.byteOffset).getInt32(4, true);
+  const decoded = Message.decode(message.subarray(8, 8 + metadataLength));
+  if (!decoded.isSchema()) throw new ProtocolError('result stream does not start with a schema');
+  checkResultSchema(decoded.header());
+}
+
+/**
+ * A shard's results: the result streams of its Score replies joined into one Arrow IPC stream, without
+ * decoding them. Each reply is checked (structure, schema, record batches of the result layout only);
+ * its record batch messages are kept as they arrived, and the result schema is written once in front.
+ */
+export class ShardResults {
+  private readonly messages: Uint8Array[] = [];
+  private messageBytes = 0;
+  /** Result rows added so far. */
+  rows = 0;
+
+  /** Adds one reply's result stream; returns its rows. A stream that is not a result stream is a ProtocolError. */
+  add(stream: Uint8Array): number {
+    const spans = checkIpcStream(stream);
+    const [schema, ...batches] = spans;
+    if (schema?.headerType !== MessageHeader.Schema) throw new ProtocolError('result stream does not start with a schema');
+    checkResultSchemaMessage(stream.subarray(schema.start, schema.end));
+    let rows = 0;
+    for (const b of batches) {
+      if (b.headerType !== MessageHeader.RecordBatch) throw new ProtocolError(`result stream holds a message of type ${b.headerType}: results are record batches only`);
+      if (b.nodes !== RESULT_FIELDS.length || b.buffers !== RESULT_BUFFERS) {
+        throw new ProtocolError(`result batch has ${b.nodes} columns in ${b.buffers} buffers, expected ${RESULT_FIELDS.length} in ${RESULT_BUFFERS}`);
+      }
+      rows += b.rows;
+    }
+    for (const b of batches) {
+      this.messages.push(stream.subarray(b.start, b.end));
+      this.messageBytes += b.end - b.start;
+    }
+    this.rows += rows;
+    return rows;
+  }
+
+  /** One Arrow IPC stream: the result schema, every batch in the order added, end of stream. */
+  toStream(): Buffer {
+    const schema = resultSchemaMessage();
+    const out = Buffer.allocUnsafe(schema.byteLength + this.messageBytes + END_OF_STREAM.byteLength);
+    out.set(schema, 0);
+    let at = schema.byteLength;
+    for (const m of this.messages) {
+      out.set(m, at);
+      at += m.byteLength;
+    }
+    out.set(END_OF_STREAM, at);
+    return out;
   }
 }
 

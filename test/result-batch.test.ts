@@ -1,8 +1,11 @@
-import { Float32, MessageHeader, MessageReader, RecordBatch, Struct, Utf8, makeData, vectorFromArray } from 'apache-arrow';
-import { expect, test } from 'vitest';
+import { Field, Float32, Float64, MessageHeader, MessageReader, RecordBatch, Schema, Struct, Utf8, makeData, vectorFromArray } from 'apache-arrow';
+import { describe, expect, test } from 'vitest';
 import { ProtocolError } from '../core/errors.js';
-import { decodeResults, encodeResults, readResultColumns, resultSchema, type ScoredRows } from '../proto/result-batch.js';
+import { REPLY_HEADROOM } from '../proto/index.js';
+import { checkIpcStream } from '../proto/ipc-guard.js';
+import { ShardResults, decodeResults, encodeResults, readResultColumns, resultSchema, type ScoredRows } from '../proto/result-batch.js';
 import { encodeBatches, utf8BytesOf, type Utf8Bytes } from '../proto/shard-batch.js';
+import { sampleBatch, seeded } from './helpers/cluster.js';
 
 type Columns = ScoredRows['scored']['columns'];
 const columns = (modelVersion: string, products: string[]): Columns => products.map((product) => ({ modelVersion, product }));
@@ -83,4 +86,55 @@ test('an engine that returns the wrong number of scores is a ProtocolError namin
   const rows: ScoredRows = { customerIds: utf8BytesOf(['a', 'b']), scored: { columns: columns('v', ['any', 'shoes']), scores: new Float32Array(3) } };
   expect(() => encodeResults([rows])).toThrow(ProtocolError);
   expect(() => encodeResults([rows])).toThrow(/3 scores for 2 customers × 2 columns \(4 expected\)/);
+});
+
+describe('a shard’s results joined from its replies', () => {
+  test('every reply’s batches, in order, in one stream that Arrow reads', () => {
+    const parts = [part(['a', 'b'], columns('v1', ['any', 'shoes']), 1), part(['c'], columns('v1', ['any', 'shoes']), 2), part(['d', 'e', 'f'], columns('v1', ['any', 'shoes']), 3)];
+    const results = new ShardResults();
+    expect(results.add(encodeResults([parts[0]!.rows, parts[1]!.rows], REPLY_HEADROOM))).toBe(6);
+    expect(results.add(encodeResults([parts[2]!.rows]))).toBe(6);
+    expect(results.rows).toBe(12);
+    expect(decoded(results.toStream())).toEqual(parts.map((p) => p.expected));
+  });
+
+  test('no replies: an empty stream of the result schema', () => {
+    const stream = new ShardResults().toStream();
+    expect(decodeResults(stream).reduce((n, b) => n + b.numRows, 0)).toBe(0);
+    expect(checkIpcStream(stream)).toHaveLength(1);
+  });
+
+  test('a result stream written by another Arrow writer is accepted when its schema reads the same', () => {
+    const p = part(['x', 'y'], columns('v', ['any']));
+    const schema = resultSchema();
+    const children = [
+      vectorFromArray(p.expected.customerIds, new Utf8()),
+      vectorFromArray(p.expected.products, new Utf8()),
+      vectorFromArray(p.expected.modelVersions, new Utf8()),
+      vectorFromArray(p.expected.scores, new Float32()),
+    ].map((v) => v.data[0]!);
+    const results = new ShardResults();
+    results.add(encodeBatches([new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 2, nullCount: 0, children }))]));
+    expect(decoded(results.toStream())).toEqual([p.expected]);
+  });
+
+  test('anything else is a ProtocolError saying what is wrong, and adds nothing', () => {
+    const results = new ShardResults();
+    const good = encodeResults([part(['a'], columns('v', ['any'])).rows]);
+    const wrongType = new Schema(resultSchema().fields.map((f) => (f.name === 'score' ? new Field('score', new Float64(), false) : f)), resultSchema().metadata);
+    const float64Scores = new RecordBatch(
+      wrongType,
+      makeData({
+        type: new Struct(wrongType.fields),
+        length: 1,
+        nullCount: 0,
+        children: [...['a', 'any', 'v'].map((s) => vectorFromArray([s], new Utf8()).data[0]!), vectorFromArray([0.5], new Float64()).data[0]!],
+      }),
+    );
+    expect(() => results.add(good.subarray(0, good.length - 20))).toThrow(/malformed Arrow IPC payload/);
+    expect(() => results.add(encodeBatches([float64Scores]))).toThrow(/score: Float64.*expected.*score: Float32/);
+    expect(() => results.add(encodeBatches([sampleBatch(['a'], seeded(3))]))).toThrow(/result batch has schema version "none"/);
+    expect(results.rows).toBe(0);
+    expect(decodeResults(results.toStream()).reduce((n, b) => n + b.numRows, 0)).toBe(0);
+  });
 });

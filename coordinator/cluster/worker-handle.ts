@@ -3,7 +3,6 @@
  * calls with deadlines. Every call made through a handle is cancelled when the worker leaves the pool.
  */
 import type { Writable } from 'node:stream';
-import type { RecordBatch } from 'apache-arrow';
 import { ClusterError, NextbuyError, ProtocolError } from '../../core/errors.js';
 import {
   AUTH_METADATA_KEY,
@@ -16,7 +15,7 @@ import {
   type TrainingDataReply,
   type WorkerClient,
 } from '../../proto/index.js';
-import { decodeResults } from '../../proto/result-batch.js';
+import { ShardResults } from '../../proto/result-batch.js';
 import { writeFlushed, writeMessage } from '../../proto/stream.js';
 import type { TrainRoundInput, TrainRoundOutput, ValidateInput, ValidateOutput } from '../../worker/engine.js';
 import { readShardPayloads, type ShardPayload } from './shard-payloads.js';
@@ -67,7 +66,8 @@ export interface ScoreShardRequest {
 }
 
 export interface ScoreShardResult {
-  batches: RecordBatch[];
+  /** The shard's results as one Arrow IPC stream of result batches (proto/result-batch.ts). */
+  results: Uint8Array;
   inputRows: number;
   resultRows: number;
   bytesSent: number;
@@ -278,7 +278,7 @@ export class WorkerHandle {
   }
 
   /**
-   * Streams one shard to the worker for scoring and collects the result batches. At most `window`
+   * Streams one shard to the worker for scoring and collects its results. At most `window`
    * payloads are sent ahead of the worker's replies, so neither side buffers more than that.
    */
   scoreShard(r: ScoreShardRequest): Promise<ScoreShardResult> {
@@ -286,12 +286,11 @@ export class WorkerHandle {
       if (this.gone.signal.aborted) return reject(this.gone.signal.reason);
       if (r.signal?.aborted) return reject(r.signal.reason);
       const call = this.client.Score(this.metadata());
-      const batches: RecordBatch[] = [];
+      const results = new ShardResults();
       let sent = 0;
       let replies = 0;
       let rowsSent = 0;
       let rowsScored = 0;
-      let resultRows = 0;
       let bytesSent = 0;
       let allSent = false;
       let ended = false;
@@ -311,7 +310,7 @@ export class WorkerHandle {
           call.cancel();
           reject(err);
         } else {
-          resolve({ batches, inputRows: rowsScored, resultRows, bytesSent });
+          resolve({ results: results.toStream(), inputRows: rowsScored, resultRows: results.rows, bytesSent });
         }
       };
       const maybeDone = () => {
@@ -328,11 +327,7 @@ export class WorkerHandle {
           if (reply.shard_id !== r.shardId || reply.attempt !== r.attempt) {
             throw new ProtocolError(`worker ${this.label} answered for shard ${reply.shard_id} attempt ${reply.attempt} on the stream of shard ${r.shardId} attempt ${r.attempt}`);
           }
-          const decoded = decodeResults(reply.arrow);
-          for (const b of decoded) {
-            batches.push(b);
-            resultRows += b.numRows;
-          }
+          results.add(reply.arrow);
           replies++;
           rowsScored += reply.input_rows;
           r.onProgress?.(rowsScored);

@@ -4,7 +4,6 @@
  */
 import type { Job } from '../../jobs/job.js';
 import { metrics } from '../../core/metrics.js';
-import { encodeBatches } from '../../proto/shard-batch.js';
 import {
   clusterOptionsFromJob,
   compileK8sBackendOptions,
@@ -81,7 +80,7 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
           kind: 'score',
           modelVersions: s.modelVersions,
           products: s.products,
-          onResult: (shardId, _attempt, batches) => s.onResult(shardId, encodeBatches(batches)),
+          onResult: (shardId, _attempt, results) => s.onResult(shardId, results),
           prepare: async (worker, signal) => {
             for (const v of s.modelVersions) {
               const files = models.get(v);

@@ -1,4 +1,3 @@
-import type { RecordBatch } from 'apache-arrow';
 import type { BackoffOptions } from '../../core/backoff.js';
 import { UsageError } from '../../core/errors.js';
 import type { Job } from '../../jobs/job.js';
@@ -17,11 +16,12 @@ export interface ScoreWork {
   /** For product-keyed models; [] for single-product models. */
   products: string[];
   /**
-   * Called exactly once per shard, with the accepted attempt's complete result batches. Shards of
+   * Called exactly once per shard, with the accepted attempt's complete results: one Arrow IPC stream of
+   * result batches (proto/result-batch.ts; `decodeResults` reads it). Shards of
    * different workers may complete concurrently; the worker's slot stays taken until this settles
    * (a slow consumer slows the run rather than piling up results). Throwing fails the run.
    */
-  onResult(shardId: string, attempt: number, batches: RecordBatch[]): void | Promise<void>;
+  onResult(shardId: string, attempt: number, results: Uint8Array): void | Promise<void>;
   /** Runs once per worker before its first shard (load the models here); a worker it fails on is not used. */
   prepare?(worker: WorkerHandle, signal: AbortSignal): Promise<void>;
 }

@@ -237,7 +237,7 @@ class ShardRun {
           this.summary.rowsSent += r.inputRows;
           this.summary.bytesSent += r.bytesSent;
           this.summary.resultRows += r.resultRows;
-          await this.deliver(() => (this.work as Extract<ShardWork, { kind: 'score' }>).onResult(shard.task.id, lease.attempt, r.batches));
+          await this.deliver(() => (this.work as Extract<ShardWork, { kind: 'score' }>).onResult(shard.task.id, lease.attempt, r.results));
         }
       } else {
         const rows = await worker.loadTrainingData(this.work.datasetId, shard.task, { signal, attempt: lease.attempt });

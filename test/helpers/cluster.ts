@@ -20,7 +20,7 @@ import {
   type ScoreReply,
   type ScoreRequest,
 } from '../../proto/index.js';
-import { readResultColumns } from '../../proto/result-batch.js';
+import { decodeResults, readResultColumns } from '../../proto/result-batch.js';
 import { sampleBatch, writeShardFile } from './sample-shards.js';
 import { echoScore } from '../../worker/echo-engine.js';
 import { mulberry32 as seeded } from '../../core/random.js';
@@ -196,10 +196,10 @@ export async function scoreAll(
       kind: 'score',
       modelVersions: MODEL_VERSIONS,
       products: PRODUCTS,
-      onResult: async (shardId, _attempt, batches) => {
+      onResult: async (shardId, _attempt, results) => {
         await o.beforeResult?.(shardId);
         deliveries.set(shardId, (deliveries.get(shardId) ?? 0) + 1);
-        for (const b of batches) {
+        for (const b of decodeResults(results)) {
           const c = readResultColumns(b);
           for (let i = 0; i < c.customerIds.length; i++) {
             const key = `${c.customerIds[i]}|${c.modelVersions[i]}|${c.products[i]}`;
