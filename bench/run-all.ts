@@ -11,7 +11,7 @@ const quick = process.argv.includes('--quick');
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BENCHES: { file: string; args: string[]; quickArgs: string[] }[] = [
   { file: 'preprocess.ts', args: ['10M', '100M'], quickArgs: ['1M'] },
-  { file: 'transport.ts', args: [], quickArgs: ['--shards', '24', '--repeat', '3', '--warmup-passes', '3'] },
+  { file: 'transport.ts', args: [], quickArgs: ['--shards', '8', '--repeat', '3', '--warmup-passes', '3'] },
   { file: 'models.ts', args: [], quickArgs: ['--seconds', '1'] },
   { file: 'training.ts', args: ['--customers', '24000', '--workers', '1,2,4'], quickArgs: ['--customers', '4000', '--workers', '1,2'] },
   { file: 'nightly-scoring.ts', args: ['--customers', '1000000'], quickArgs: ['--customers', '50000'] },
