@@ -3,7 +3,7 @@
  * function of (customer id, model version, product), so a test can check the right score for every
  * customer, and training rounds return their input weights unchanged.
  */
-import { customerIdBytesOf, type SequenceBatch } from '../proto/shard-batch.js';
+import { customerIdBytesOf, type SequenceBatch, type Utf8Bytes } from '../proto/shard-batch.js';
 import { ModelError } from '../core/errors.js';
 import type {
   ScoredBatch,
@@ -52,18 +52,25 @@ function fnvMix(h: number, bytes: Uint8Array, start: number, end: number): numbe
 
 const utf8 = (s: string) => Buffer.from(s, 'utf8');
 
-/** The echo score function of one (model version, product) over a customer id's UTF-8 bytes: the prefix is hashed once. */
-export function echoScorer(modelVersion: string, product: string): (id: Uint8Array, start: number, end: number) => number {
+/** The FNV state after a (model version, product) pair: every score of that column starts from it. */
+function columnPrefix(modelVersion: string, product: string): number {
   const version = utf8(modelVersion);
   const name = utf8(product);
-  const prefix = fnvMix(fnvMix(FNV_OFFSET, version, 0, version.length), name, 0, name.length);
-  return (id, start, end) => Math.fround((fnvMix(prefix, id, start, end) >>> 0) / 4294967296);
+  return fnvMix(fnvMix(FNV_OFFSET, version, 0, version.length), name, 0, name.length);
 }
+
+const toUnit = (h: number) => Math.fround((h >>> 0) / 4294967296);
 
 /** FNV-1a over the UTF-8 bytes of `modelVersion`, `product` and `customerId`, mapped to [0, 1) as a float32. */
 export function echoScore(customerId: string, modelVersion: string, product: string): number {
   const id = utf8(customerId);
-  return echoScorer(modelVersion, product)(id, 0, id.length);
+  return toUnit(fnvMix(columnPrefix(modelVersion, product), id, 0, id.length));
+}
+
+/** echoScore of every id for one column, into scores[i × stride + column]. */
+function scoreColumn(ids: Utf8Bytes, prefix: number, scores: Float32Array, stride: number, column: number): void {
+  const { values, offsets } = ids;
+  for (let i = 0; i < ids.length; i++) scores[i * stride + column] = toUnit(fnvMix(prefix, values, offsets[i]!, offsets[i + 1]!));
 }
 
 /** The product list a score call covers: single-product models score one column named by ''. */
@@ -107,10 +114,7 @@ export class EchoEngine implements WorkerEngine {
     const width = columns.length;
     const scores = new Float32Array(batch.size * width);
     const ids = customerIdBytesOf(batch);
-    columns.forEach((c, j) => {
-      const score = echoScorer(c.modelVersion, c.product);
-      for (let i = 0; i < batch.size; i++) scores[i * width + j] = score(ids.values, ids.offsets[i]!, ids.offsets[i + 1]!);
-    });
+    columns.forEach((c, j) => scoreColumn(ids, columnPrefix(c.modelVersion, c.product), scores, width, j));
     if (this.touchAll) touchDense(batch);
     return { columns, scores };
   }
