@@ -16,6 +16,7 @@ import { Field, Float32, Message, RecordBatch, Schema, Struct, Utf8, makeData, t
 import { MessageHeader } from 'apache-arrow/fb/message-header';
 import { ProtocolError } from '../core/errors.js';
 import { checkIpcStream } from './ipc-guard.js';
+import type { PayloadBuffers } from './payload-buffers.js';
 import type { ScoredBatch } from '../worker/engine.js';
 import { alignedToIpc, recordBatchMessage, type BufferLayout } from './record-batch-message.js';
 import { decodeBatches, encodeBatches, utf8BytesOf, type Utf8Bytes } from './shard-batch.js';
@@ -152,18 +153,24 @@ function writeCycled(strings: Utf8Bytes, cycles: number, offsets: Int32Array, ou
   }
 }
 
+export interface EncodeResultsOptions {
+  /** Free bytes kept before the stream in its buffer, for a sender that frames it in place (proto/in-place-framing.ts). @default 0 */
+  headroom?: number;
+  /** Take the buffer from this pool (the caller gives it back once the stream is sent). @default a new buffer */
+  buffers?: PayloadBuffers;
+}
+
 /**
  * The results of one Score payload as an Arrow IPC stream (the result schema, a record batch per
  * scored shard batch, end of stream), written straight from the ids' bytes and the engines' scores:
- * one row per customer × (model version, product) column, customer-major. The stream's buffer keeps
- * `headroom` free bytes before it, for a sender that frames it in place (proto/in-place-framing.ts).
+ * one row per customer × (model version, product) column, customer-major.
  */
-export function encodeResults(parts: readonly ScoredRows[], headroom = 0): Buffer {
+export function encodeResults(parts: readonly ScoredRows[], o: EncodeResultsOptions = {}): Buffer {
   const schema = resultSchemaMessage();
   const layouts = parts.map((p) => new ResultBatchLayout(p));
   const total = schema.byteLength + layouts.reduce((n, l) => n + l.message.byteLength + l.bodyLength, 0) + END_OF_STREAM.byteLength;
-  const start = alignedToIpc(headroom); // the stream starts 8-byte aligned in its buffer, as Arrow's offsets assume
-  const out = Buffer.alloc(start + total).subarray(start); // zeroed: the padding between buffers
+  const start = alignedToIpc(o.headroom ?? 0); // the stream starts 8-byte aligned in its buffer, as Arrow's offsets assume
+  const out = o.buffers ? o.buffers.take(start + total).subarray(start, start + total).fill(0) : Buffer.alloc(start + total).subarray(start); // zeroed: the padding between buffers
   out.set(schema, 0);
   let at = schema.byteLength;
   for (const l of layouts) at = l.writeTo(out, at);

@@ -64,25 +64,27 @@ export function writeFlushed<T>(stream: Writable, message: T): Promise<void> {
   });
 }
 
-/** Writes one message and waits while the stream's buffer is full (the peer reads slower than we send). */
-export function writeMessage<T>(stream: Writable, message: T, signal?: AbortSignal): Promise<void> {
-  if (stream.write(message)) return Promise.resolve();
+/**
+ * Writes one message and waits while the stream's buffer is full (the peer reads slower than we send).
+ * `onFlushed` runs once the message has left this process's buffers, never if the write fails: the
+ * moment a buffer the message was sent from may be reused.
+ */
+export function writeMessage<T>(stream: Writable, message: T, onFlushed?: () => void): Promise<void> {
+  const flushed = onFlushed && ((err?: Error | null) => err || onFlushed());
+  if (stream.write(message, flushed)) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const done = (err?: unknown) => {
       stream.off('drain', onDrain);
       stream.off('error', onError);
       stream.off('close', onClose);
-      signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve();
     };
     const onDrain = () => done();
     const onError = (e: unknown) => done(e);
     const onClose = () => done(new Error('stream closed while waiting to write'));
-    const onAbort = () => done(signal!.reason);
     stream.on('drain', onDrain);
     stream.on('error', onError);
     stream.on('close', onClose);
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

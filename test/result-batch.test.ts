@@ -92,7 +92,7 @@ describe('a shard’s results joined from its replies', () => {
   test('every reply’s batches, in order, in one stream that Arrow reads', () => {
     const parts = [part(['a', 'b'], columns('v1', ['any', 'shoes']), 1), part(['c'], columns('v1', ['any', 'shoes']), 2), part(['d', 'e', 'f'], columns('v1', ['any', 'shoes']), 3)];
     const results = new ShardResults();
-    expect(results.add(encodeResults([parts[0]!.rows, parts[1]!.rows], REPLY_HEADROOM))).toBe(6);
+    expect(results.add(encodeResults([parts[0]!.rows, parts[1]!.rows], { headroom: REPLY_HEADROOM }))).toBe(6);
     expect(results.add(encodeResults([parts[2]!.rows]))).toBe(6);
     expect(results.rows).toBe(12);
     expect(decoded(results.toStream())).toEqual(parts.map((p) => p.expected));

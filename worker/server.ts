@@ -30,6 +30,7 @@ import {
   shutdownServer,
 } from '../proto/index.js';
 import { coordinatorBearer, nonceProof, serverCredentials } from '../proto/credentials.js';
+import { PayloadBuffers } from '../proto/payload-buffers.js';
 import { receiveBuffers, receiveLargeMessagesPooled } from '../proto/pooled-receive.js';
 import { encodeResults, type ScoredRows } from '../proto/result-batch.js';
 import { customerIdBytesOf, decodeBatches, toSequenceBatch, type SequenceBatch } from '../proto/shard-batch.js';
@@ -120,8 +121,10 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   let drainPromise: Promise<number> | null = null;
   let lastHealth = 0;
   let drainAnnounced = false;
-  // Score payloads are received into receiveBuffers (see workerServiceReceivingInto) and given back once scored.
+  // Score payloads are received into receiveBuffers (see workerServiceReceivingInto) and given back once scored;
+  // results are written into replyBuffers and given back once sent.
   receiveLargeMessagesPooled();
+  const replyBuffers = new PayloadBuffers();
 
   /** Rejects calls from peers of another protocol version or without the token; returns the status to fail with. */
   function admit(metadata: grpc.Metadata): { code: grpc.status; details: string } | null {
@@ -217,10 +220,11 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           }
           if (finished || call.cancelled) break;
           const rows = results.reduce((n, r) => n + r.scored.scores.length, 0);
-          const arrow = encodeResults(results, REPLY_HEADROOM);
+          const arrow = encodeResults(results, { headroom: REPLY_HEADROOM, buffers: replyBuffers });
           allowInPlaceFraming(arrow);
           receiveBuffers.give(req.arrow!); // nothing refers to the payload's bytes any more: results are encoded
-          await writeMessage(call, { shard_id: header.shard_id, attempt: header.attempt, arrow, rows, input_rows: inputRows });
+          const reply = { shard_id: header.shard_id, attempt: header.attempt, arrow, rows, input_rows: inputRows };
+          await writeMessage(call, reply, () => replyBuffers.give(arrow)); // HTTP/2 sends from the buffer until then
           rowsScored += inputRows;
           payloads++;
         }
