@@ -25,6 +25,18 @@ function part(ids: string[], cols: Columns, seed = 1): { rows: ScoredRows; expec
   return { rows: { customerIds: utf8BytesOf(ids), scored: { columns: cols, scores } }, expected: expectedRows(ids, cols, scores) };
 }
 
+/** The same rows as a result stream written by Arrow's own stream writer. */
+function writtenByArrow(expected: ReturnType<typeof expectedRows>): Uint8Array {
+  const schema = resultSchema();
+  const children = [
+    vectorFromArray(expected.customerIds, new Utf8()),
+    vectorFromArray(expected.products, new Utf8()),
+    vectorFromArray(expected.modelVersions, new Utf8()),
+    vectorFromArray(expected.scores, new Float32()),
+  ].map((v) => v.data[0]!);
+  return encodeBatches([new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: expected.scores.length, nullCount: 0, children }))]);
+}
+
 const decoded = (bytes: Uint8Array) =>
   decodeResults(bytes).map((b) => {
     const c = readResultColumns(b);
@@ -61,16 +73,8 @@ test('ids may be a view into a larger column (offsets not starting at 0)', () =>
 
 test('decodes exactly as the same columns written by Arrow’s stream writer, with every body buffer 8-byte aligned', () => {
   const p = part(['c1', 'c2', 'c3', 'c4', 'c5'], columns('v9', ['p1', 'p2', 'p3']));
-  const schema = resultSchema();
-  const children = [
-    vectorFromArray(p.expected.customerIds, new Utf8()),
-    vectorFromArray(p.expected.products, new Utf8()),
-    vectorFromArray(p.expected.modelVersions, new Utf8()),
-    vectorFromArray(p.expected.scores, new Float32()),
-  ].map((v) => v.data[0]!);
-  const reference = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: p.expected.scores.length, nullCount: 0, children }));
   const ours = encodeResults([p.rows]);
-  expect(decoded(ours)).toEqual(decoded(encodeBatches([reference])));
+  expect(decoded(ours)).toEqual(decoded(writtenByArrow(p.expected)));
 
   const messages = [...new MessageReader(ours)];
   expect(messages.map((m) => m.headerType)).toEqual([MessageHeader.Schema, MessageHeader.RecordBatch]);
@@ -106,15 +110,8 @@ describe('a shard’s results joined from its replies', () => {
 
   test('a result stream written by another Arrow writer is accepted when its schema reads the same', () => {
     const p = part(['x', 'y'], columns('v', ['any']));
-    const schema = resultSchema();
-    const children = [
-      vectorFromArray(p.expected.customerIds, new Utf8()),
-      vectorFromArray(p.expected.products, new Utf8()),
-      vectorFromArray(p.expected.modelVersions, new Utf8()),
-      vectorFromArray(p.expected.scores, new Float32()),
-    ].map((v) => v.data[0]!);
     const results = new ShardResults();
-    results.add(encodeBatches([new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 2, nullCount: 0, children }))]));
+    results.add(writtenByArrow(p.expected));
     expect(decoded(results.toStream())).toEqual([p.expected]);
   });
 
