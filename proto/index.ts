@@ -85,9 +85,9 @@ export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Channe
 
 /**
  * A gRPC server with the shared options and RECEIVE_WINDOW_BYTES windows. grpc-js has no option for
- * a server's HTTP/2 windows, so this sets them on its http2 settings and on each session: the one
- * place that reaches into grpc-js internals, feature-checked (without them the server still works,
- * with 64 KiB windows).
+ * a server's HTTP/2 windows, so this sets them on its http2 settings and on each session, through
+ * grpc-js internals (in-place-framing.ts and pooled-receive.ts reach into others), feature-checked:
+ * without them the server still works, with 64 KiB windows.
  */
 export function createServer(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Server {
   const server = new grpc.Server(channelOptions(maxMessageBytes));
