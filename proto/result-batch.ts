@@ -18,7 +18,7 @@ import { ProtocolError } from '../core/errors.js';
 import { checkIpcStream } from './ipc-guard.js';
 import type { PayloadBuffers } from './payload-buffers.js';
 import type { ScoredBatch } from '../worker/engine.js';
-import { alignedToIpc, recordBatchMessage, type BufferLayout } from './record-batch-message.js';
+import { IPC_END_OF_STREAM, alignedToIpc, recordBatchMessage, type BufferLayout } from './ipc-message.js';
 import { decodeBatches, encodeBatches, utf8BytesOf, type Utf8Bytes } from './shard-batch.js';
 
 export const RESULT_SCHEMA_VERSION = '1';
@@ -46,7 +46,6 @@ export interface ScoredRows {
   scored: ScoredBatch;
 }
 
-const END_OF_STREAM = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0);
 let schemaMessage: Uint8Array | undefined;
 
 /** The result schema's IPC message, encoded by Arrow once: the same bytes start every result stream. */
@@ -168,13 +167,13 @@ export interface EncodeResultsOptions {
 export function encodeResults(parts: readonly ScoredRows[], o: EncodeResultsOptions = {}): Buffer {
   const schema = resultSchemaMessage();
   const layouts = parts.map((p) => new ResultBatchLayout(p));
-  const total = schema.byteLength + layouts.reduce((n, l) => n + l.message.byteLength + l.bodyLength, 0) + END_OF_STREAM.byteLength;
+  const total = schema.byteLength + layouts.reduce((n, l) => n + l.message.byteLength + l.bodyLength, 0) + IPC_END_OF_STREAM.byteLength;
   const start = alignedToIpc(o.headroom ?? 0); // the stream starts 8-byte aligned in its buffer, as Arrow's offsets assume
   const out = o.buffers ? o.buffers.take(start + total).subarray(start, start + total).fill(0) : Buffer.alloc(start + total).subarray(start); // zeroed: the padding between buffers
   out.set(schema, 0);
   let at = schema.byteLength;
   for (const l of layouts) at = l.writeTo(out, at);
-  out.set(END_OF_STREAM, at);
+  out.set(IPC_END_OF_STREAM, at);
   return out;
 }
 
@@ -246,14 +245,14 @@ export class ShardResults {
   /** One Arrow IPC stream: the result schema, every batch in the order added, end of stream. */
   toStream(): Buffer {
     const schema = resultSchemaMessage();
-    const out = Buffer.allocUnsafe(schema.byteLength + this.messageBytes + END_OF_STREAM.byteLength);
+    const out = Buffer.allocUnsafe(schema.byteLength + this.messageBytes + IPC_END_OF_STREAM.byteLength);
     out.set(schema, 0);
     let at = schema.byteLength;
     for (const m of this.messages) {
       out.set(m, at);
       at += m.byteLength;
     }
-    out.set(END_OF_STREAM, at);
+    out.set(IPC_END_OF_STREAM, at);
     return out;
   }
 }

@@ -9,6 +9,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Message, MessageHeader } from 'apache-arrow';
 import { InputError, ProtocolError } from '../../core/errors.js';
 import { PAYLOAD_HEADROOM, allowInPlaceFraming } from '../../proto/index.js';
+import { IPC_CONTINUATION, IPC_END_OF_STREAM } from '../../proto/ipc-message.js';
 import { PayloadBuffers } from '../../proto/payload-buffers.js';
 
 /** Payloads are filled with whole record batches up to this size. */
@@ -42,8 +43,6 @@ export interface ShardPayloadOptions {
   reuseBuffer?: boolean;
 }
 
-const CONTINUATION = 0xffffffff;
-const END_OF_STREAM = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
 const FILE_MAGIC = Buffer.from('ARROW1');
 
 /**
@@ -103,7 +102,7 @@ function* messageHeads(file: string, fd: number): Generator<MessageHead> {
     if (!prefix) return; // stream written without an end marker
     // Current framing is continuation marker + length; pre-1.0 writers wrote the length alone.
     let metaLength = prefix.readInt32LE(0);
-    if (prefix.readUInt32LE(0) === CONTINUATION) {
+    if (prefix.readUInt32LE(0) === IPC_CONTINUATION) {
       const length = cursor.read(4, 'a message length');
       if (!length) return;
       metaLength = length.readInt32LE(0);
@@ -132,7 +131,7 @@ function* messageHeads(file: string, fd: number): Generator<MessageHead> {
       rows: message.isRecordBatch() ? Number(message.header().length) : 0,
       length: 8 + metaLength + bodyLength,
       writeTo(buf, offset) {
-        buf.writeUInt32LE(CONTINUATION, offset);
+        buf.writeUInt32LE(IPC_CONTINUATION, offset);
         buf.writeInt32LE(metaLength, offset + 4);
         meta.copy(buf, offset + 8);
         if (bodyLength > 0 && !(cursor.readInto(buf, offset + 8 + metaLength, bodyLength, 'a message body'))) {
@@ -177,9 +176,10 @@ class PayloadBuilder {
     for (const p of preamble) this.append(p);
   }
 
-  append(bytes: Buffer): void {
+  append(bytes: Readonly<Uint8Array>): void {
     this.reserve(bytes.length);
-    this.end += bytes.copy(this.buffer!, this.end);
+    this.buffer!.set(bytes, this.end);
+    this.end += bytes.length;
   }
 
   appendMessage(m: MessageHead): void {
@@ -191,7 +191,7 @@ class PayloadBuilder {
   }
 
   finish(): ShardPayload {
-    this.append(END_OF_STREAM);
+    this.append(IPC_END_OF_STREAM);
     const bytes = this.buffer!.subarray(PAYLOAD_HEADROOM, this.end);
     allowInPlaceFraming(bytes);
     const buffer = this.buffer;
@@ -214,7 +214,7 @@ class PayloadBuilder {
 
   /** Room for n more bytes and the end marker. */
   private reserve(n: number): void {
-    const needed = this.end + n + END_OF_STREAM.length;
+    const needed = this.end + n + IPC_END_OF_STREAM.length;
     if (needed <= this.buffer!.length) return;
     const size = Math.max(needed, 2 * this.buffer!.length);
     const grown = this.allocate(size);
@@ -240,7 +240,7 @@ export async function* readShardPayloads(file: string, o: ShardPayloadOptions): 
     let preambleBytes = 0;
     let sawSchema = false;
     const fileBytes = fstatSync(fd).size;
-    payload = new PayloadBuilder(PAYLOAD_HEADROOM + Math.min(target, fileBytes) + END_OF_STREAM.length, o.reuseBuffer ?? false);
+    payload = new PayloadBuilder(PAYLOAD_HEADROOM + Math.min(target, fileBytes) + IPC_END_OF_STREAM.length, o.reuseBuffer ?? false);
     let index = 0;
     for (const m of messageHeads(file, fd)) {
       if (m.type === MessageHeader.Schema || m.type === MessageHeader.DictionaryBatch) {
@@ -259,13 +259,13 @@ export async function* readShardPayloads(file: string, o: ShardPayloadOptions): 
       }
       if (!sawSchema) throw new InputError(`shard file ${file} does not start with an Arrow schema message`);
       if (m.type !== MessageHeader.RecordBatch) throw new InputError(`shard file ${file} holds an Arrow message of unexpected type ${m.type}`);
-      const alone = preambleBytes + m.length + END_OF_STREAM.length;
+      const alone = preambleBytes + m.length + IPC_END_OF_STREAM.length;
       if (alone > o.maxPayloadBytes) {
         throw new ProtocolError(
           `shard file ${file}: record batch ${index} takes ${alone} bytes, more than the ${o.maxPayloadBytes} a worker accepts in one message: lower shards.batchRows in the job file`,
         );
       }
-      if (payload.batches > 0 && payload.bytes + m.length + END_OF_STREAM.length > target) yield payload.finish();
+      if (payload.batches > 0 && payload.bytes + m.length + IPC_END_OF_STREAM.length > target) yield payload.finish();
       if (payload.batches === 0) payload.start(preamble);
       payload.appendMessage(m);
       index++;

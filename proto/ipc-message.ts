@@ -1,7 +1,9 @@
 /**
- * The metadata of an Arrow IPC record batch message, built with Arrow's generated flatbuffer classes
- * for callers that lay out the batch body themselves (proto/result-batch.ts): Arrow's own writer
- * re-encodes the schema and walks every column through its visitors for each stream it writes.
+ * Arrow IPC stream framing for code that writes or splits streams itself: the continuation marker,
+ * the end-of-stream marker, alignment, and the metadata of a record batch message, built with Arrow's
+ * generated flatbuffer classes for callers that lay out the batch body themselves
+ * (proto/result-batch.ts): Arrow's own writer re-encodes the schema and walks every column through
+ * its visitors for each stream it writes.
  */
 import * as flatbuffers from 'flatbuffers';
 import { Buffer as BufferRegion } from 'apache-arrow/fb/buffer';
@@ -13,7 +15,10 @@ import { RecordBatch } from 'apache-arrow/fb/record-batch';
 
 /** Arrow IPC aligns every message and body buffer to this many bytes. */
 export const IPC_ALIGNMENT = 8;
-const CONTINUATION = 0xffffffff;
+/** The 4 bytes (little-endian) that start every message of the current IPC format, before its metadata length. */
+export const IPC_CONTINUATION = 0xffffffff;
+/** The end-of-stream marker: a continuation and a metadata length of 0. */
+export const IPC_END_OF_STREAM: Readonly<Uint8Array> = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0);
 
 export interface FieldNodeLayout {
   length: number;
@@ -54,7 +59,7 @@ export function recordBatchMessage(rows: number, nodes: readonly FieldNodeLayout
   const metadataLength = alignedToIpc(8 + flatbuffer.byteLength) - 8;
   const message = new Uint8Array(8 + metadataLength); // zeroed: the padding
   const view = new DataView(message.buffer);
-  view.setUint32(0, CONTINUATION, true);
+  view.setUint32(0, IPC_CONTINUATION, true);
   view.setInt32(4, metadataLength, true);
   message.set(flatbuffer, 8);
   return message;
