@@ -10,7 +10,8 @@
  * Schema metadata: nextbuy.result_schema ("1").
  * Workers write result streams straight from the shard batch's id bytes and a ScoredBatch's arrays, into
  * one buffer: no JavaScript object or string per row, and no Arrow writer (which re-encodes the schema
- * and visits every column for each stream). Readers use Arrow's reader.
+ * and visits every column for each stream). The coordinator checks each reply's stream and joins a
+ * shard's replies without decoding them (ShardResults); result files are read with Arrow's reader.
  */
 import { Field, Float32, Message, RecordBatch, Schema, Struct, Utf8, makeData, type Vector } from 'apache-arrow';
 import { MessageHeader } from 'apache-arrow/fb/message-header';
