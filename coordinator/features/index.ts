@@ -1,0 +1,172 @@
+/**
+ * Point-in-time aggregate features per customer and product: the "wide" input that models read beside the
+ * event sequence, and the numbers the evaluation's count baselines are fitted on. One definition, so that the
+ * baseline and the models always read the same values.
+ *
+ * They summarise the whole lookback window (not only the last maxLength events), for each product in the
+ * product's category (`cat_`) and over all events (`all_`); for the product `any` both scopes coincide:
+ *
+ *   <scope>_n_<type>_<w>d        events of each type in the last w days (w from features.windowsDays)
+ *   <scope>_days_since_event     days from the scope's last event to the as-of instant
+ *   <scope>_days_since_<buy>     days from the scope's last purchase to the as-of instant
+ *   <scope>_sum_<num>_<w>d       sum of each numeric column over the last w days
+ *   tenure_days                  days from the customer's first known event (any age) to the as-of instant
+ *
+ * Raw values: counts, sums and days; a recency with no such event in the lookback is NaN (written as NULL).
+ * Model input: transformAggregate() of each raw value (log scales, "never" as lookback + 1 days), so every
+ * feature lies roughly in [0, 10] without fitted standardisation.
+ */
+import { DAY_MS } from '../../jobs/job.js';
+
+export type AggregateKind = 'count' | 'days' | 'sum' | 'tenure';
+export type AggregateScope = 'cat' | 'all';
+
+export interface AggregateFeature {
+  name: string;
+  kind: AggregateKind;
+  scope: AggregateScope | null;
+  /** Index into the event types (count) or numeric columns (sum); -1 for a recency of any event. */
+  index: number;
+  /** Window in days (count, sum). */
+  windowDays: number;
+}
+
+export interface AggregateLayoutOptions {
+  eventTypes: readonly string[];
+  purchase: string;
+  numericColumns: readonly string[];
+  /** Windows in days, ascending; each ≤ lookbackDays. */
+  windowsDays: readonly number[];
+  lookbackDays: number;
+}
+
+/** What the kernel accumulates and in which order the features come. */
+export interface AggregateLayout extends AggregateLayoutOptions {
+  features: AggregateFeature[];
+  names: string[];
+  purchaseIndex: number;
+}
+
+export const SCOPES: readonly AggregateScope[] = ['cat', 'all'];
+
+/** The default windows for a lookback: 1, 7 and 28 days where they fit, and always the whole lookback. */
+export function defaultWindowsDays(lookbackDays: number): number[] {
+  return [...new Set([1, 7, 28].filter((w) => w < lookbackDays).concat(lookbackDays))].sort((a, b) => a - b);
+}
+
+export function aggregateLayout(o: AggregateLayoutOptions): AggregateLayout {
+  const features: AggregateFeature[] = [];
+  const purchaseIndex = o.eventTypes.indexOf(o.purchase);
+  for (const scope of SCOPES) {
+    o.eventTypes.forEach((t, index) => {
+      for (const w of o.windowsDays) features.push({ name: `${scope}_n_${t}_${w}d`, kind: 'count', scope, index, windowDays: w });
+    });
+  }
+  for (const scope of SCOPES) {
+    features.push({ name: `${scope}_days_since_event`, kind: 'days', scope, index: -1, windowDays: o.lookbackDays });
+    features.push({ name: `${scope}_days_since_${o.purchase}`, kind: 'days', scope, index: purchaseIndex, windowDays: o.lookbackDays });
+  }
+  for (const scope of SCOPES) {
+    o.numericColumns.forEach((c, index) => {
+      for (const w of o.windowsDays) features.push({ name: `${scope}_sum_${c}_${w}d`, kind: 'sum', scope, index, windowDays: w });
+    });
+  }
+  features.push({ name: 'tenure_days', kind: 'tenure', scope: null, index: -1, windowDays: 0 });
+  return { ...o, windowsDays: [...o.windowsDays], features, names: features.map((f) => f.name), purchaseIndex };
+}
+
+/** The model's (and the count baseline's) value of one raw aggregate. */
+export function transformAggregate(kind: AggregateKind, raw: number, lookbackDays: number): number {
+  switch (kind) {
+    case 'count':
+      return Math.log1p(Math.max(raw, 0));
+    case 'sum':
+      return raw === 0 ? 0 : Math.sign(raw) * Math.log1p(Math.abs(raw));
+    case 'days':
+      return Math.log1p(Number.isNaN(raw) ? lookbackDays + 1 : Math.max(raw, 0));
+    case 'tenure':
+      return Math.log1p(Number.isNaN(raw) ? 0 : Math.max(raw, 0));
+  }
+}
+
+/**
+ * Per customer accumulator of one set's aggregates for every product (no allocation per event).
+ * `add` takes the feature events in time order; `write` fills raw values for one product.
+ */
+export class AggregateAccumulator {
+  /** [scope(all=0) + products] × types × windows. */
+  private readonly counts: Int32Array;
+  private readonly sums: Float64Array;
+  /** Per scope slot: last event and last purchase time (NaN = none). */
+  private readonly lastEvent: Float64Array;
+  private readonly lastPurchase: Float64Array;
+  private readonly windowMs: Float64Array;
+  private readonly types: number;
+  private readonly numerics: number;
+  private readonly windows: number;
+
+  constructor(readonly layout: AggregateLayout, readonly products: number) {
+    this.types = layout.eventTypes.length;
+    this.numerics = layout.numericColumns.length;
+    this.windows = layout.windowsDays.length;
+    const slots = products + 1;
+    this.counts = new Int32Array(slots * this.types * this.windows);
+    this.sums = new Float64Array(slots * Math.max(1, this.numerics) * this.windows);
+    this.lastEvent = new Float64Array(slots).fill(Number.NaN);
+    this.lastPurchase = new Float64Array(slots).fill(Number.NaN);
+    this.windowMs = Float64Array.from(layout.windowsDays, (w) => w * DAY_MS);
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sums.fill(0);
+    this.lastEvent.fill(Number.NaN);
+    this.lastPurchase.fill(Number.NaN);
+  }
+
+  /**
+   * One feature event. `inProduct[p]` says whether the event is in product p's category (always for `any`).
+   * `numeric` holds the event's raw numeric values at `numericAt`.
+   */
+  add(ts: number, asOfMs: number, type: number, inProduct: Uint8Array, numeric: Float64Array, numericAt: number): void {
+    const age = asOfMs - ts;
+    const purchase = type === this.layout.purchaseIndex;
+    for (let slot = 0; slot <= this.products; slot++) {
+      if (slot > 0 && inProduct[slot - 1] === 0) continue;
+      this.lastEvent[slot] = ts;
+      if (purchase) this.lastPurchase[slot] = ts;
+      const countBase = (slot * this.types + type) * this.windows;
+      const sumBase = slot * this.numerics * this.windows;
+      for (let w = 0; w < this.windows; w++) {
+        if (age > this.windowMs[w]!) continue;
+        this.counts[countBase + w]!++;
+        for (let k = 0; k < this.numerics; k++) this.sums[sumBase + k * this.windows + w]! += numeric[numericAt + k]!;
+      }
+    }
+  }
+
+  /** Raw values of product p's features, in layout order, into out[at …]. */
+  write(p: number, asOfMs: number, firstTs: number, out: Float64Array, at: number): void {
+    let j = at;
+    for (const f of this.layout.features) {
+      const slot = f.scope === 'all' ? 0 : p + 1;
+      switch (f.kind) {
+        case 'count':
+          out[j] = this.counts[(slot * this.types + f.index) * this.windows + this.layout.windowsDays.indexOf(f.windowDays)]!;
+          break;
+        case 'sum':
+          out[j] = this.sums[(slot * this.numerics + f.index) * this.windows + this.layout.windowsDays.indexOf(f.windowDays)]!;
+          break;
+        case 'days': {
+          const t = f.index < 0 ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
+          out[j] = Number.isNaN(t) ? Number.NaN : (asOfMs - t) / DAY_MS;
+          break;
+        }
+        case 'tenure':
+          out[j] = Number.isNaN(firstTs) ? Number.NaN : (asOfMs - firstTs) / DAY_MS;
+          break;
+      }
+      j++;
+    }
+  }
+}
