@@ -64,10 +64,11 @@ const ARCHITECTURES = args.architectures!.split(',') as Architecture[];
 function spec(architecture: Architecture): ModelSpec {
   return {
     architecture,
-    product: architecture === 'lstm' ? PRODUCTS[0]! : null,
+    product: architecture === 'attention' ? null : PRODUCTS[0]!,
     products: PRODUCTS,
     vocabSizes: { item: SHAPE.vocab, event: SHAPE.events },
     featureNames: ['dt', 'age'],
+    wideFeatures: [],
     maxLength: SHAPE.length,
     embeddingDim: SHAPE.embedding,
     hiddenUnits: SHAPE.hidden,
@@ -100,9 +101,12 @@ function referenceBatch(size: number, seed: number): SequenceBatch {
     features: Float32Array.from({ length: size * L * SHAPE.features }, rand),
     featureNames: ['dt', 'age'],
     products: PRODUCTS,
+    wide: new Float32Array(0),
+    wideFeatures: [],
     labels: Int8Array.from({ length: size * PRODUCTS.length }, () => (rand() < 0.1 ? 1 : 0)),
     weight: new Float32Array(size).fill(1),
     split: new Int8Array(size),
+    snapshot: new Int8Array(size),
   };
 }
 

@@ -51,7 +51,7 @@ console.log(`${customers.toLocaleString('en-US')} customers × ${PRODUCTS.length
 
 // The job file's default model shape: embedding 16, LSTM 32, dense 16; untrained weights score at the same speed.
 const base: Omit<ModelSpec, 'architecture' | 'product'> = {
-  products: PRODUCTS, vocabSizes: data.vocabSizes, featureNames: ['dt', 'age'], maxLength: 50,
+  products: PRODUCTS, vocabSizes: data.vocabSizes, featureNames: ['dt', 'age'], wideFeatures: [], maxLength: 50,
   embeddingDim: 16, hiddenUnits: 32, denseUnits: 16, learningRate: 0.005, batchSize: 128, positiveWeight: 1, seed: 1,
 };
 const specs: { name: string; spec: ModelSpec }[] = [

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { JobFileError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
-import type { Architecture, Job } from './job.js';
+import { defaultWindowsDays } from '../coordinator/features/index.js';
+import { ARCHITECTURES, type Architecture, type Job } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -66,8 +67,8 @@ export function compileJob(raw: unknown, file: string): Job {
   const f = new Fields(file);
   const root = f.object(raw, '(root)', true)!;
   f.noUnknown(root, '', [
-    'account', 'input', 'columns', 'events', 'validation', 'label', 'sequence', 'vocabulary', 'products',
-    'sampling', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'output', 'resources', 'security',
+    'account', 'input', 'columns', 'events', 'validation', 'label', 'sequence', 'features', 'vocabulary', 'products',
+    'sampling', 'training', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'output', 'resources', 'security',
   ]);
   const dir = path.dirname(file);
 
@@ -110,6 +111,11 @@ export function compileJob(raw: unknown, file: string): Job {
   f.noUnknown(label, 'label', ['horizonDays']);
   const sequence = f.object(root.sequence, 'sequence') ?? {};
   f.noUnknown(sequence, 'sequence', ['lookbackDays', 'maxLength']);
+  const features = f.object(root.features, 'features') ?? {};
+  f.noUnknown(features, 'features', ['windowsDays']);
+  const training = f.object(root.training, 'training') ?? {};
+  f.noUnknown(training, 'training', ['snapshots']);
+  const lookbackDays = f.integer(sequence.lookbackDays, 'sequence.lookbackDays', { min: 1, max: 3660 }) ?? 30;
   const vocabulary = f.object(root.vocabulary, 'vocabulary') ?? {};
   f.noUnknown(vocabulary, 'vocabulary', ['minCount', 'maxSize']);
 
@@ -147,10 +153,10 @@ export function compileJob(raw: unknown, file: string): Job {
     'architectures', 'embeddingDim', 'hiddenUnits', 'denseUnits', 'learningRate', 'batchSize', 'epochs', 'patience',
     'validationShare', 'classWeight', 'seed',
   ]);
-  const architectures = (f.array(model.architectures, 'model.architectures') ?? ['lstm', 'attention']).map(
-    (a, i) => f.oneOf(a, `model.architectures[${i}]`, ['lstm', 'attention']) as Architecture,
+  const architectures = (f.array(model.architectures, 'model.architectures') ?? [...ARCHITECTURES]).map(
+    (a, i) => f.oneOf(a, `model.architectures[${i}]`, [...ARCHITECTURES]) as Architecture,
   );
-  if (architectures.length === 0) f.fail('model.architectures', "must name at least one of 'lstm', 'attention'");
+  if (architectures.length === 0) f.fail('model.architectures', `must name at least one of ${ARCHITECTURES.map((a) => `'${a}'`).join(', ')}`);
   let classWeight: number | 'balanced' = 'balanced';
   if (model.classWeight !== undefined && model.classWeight !== 'balanced') {
     classWeight = f.number(model.classWeight, 'model.classWeight', { min: 0.001, max: 10_000, hint: "a positive number or 'balanced'" })!;
@@ -204,9 +210,11 @@ export function compileJob(raw: unknown, file: string): Job {
     },
     label: { horizonDays: f.integer(label.horizonDays, 'label.horizonDays', { required: true, min: 1, max: 366, hint: 'a whole number of days ≥ 1' })! },
     sequence: {
-      lookbackDays: f.integer(sequence.lookbackDays, 'sequence.lookbackDays', { min: 1, max: 3660 }) ?? 30,
+      lookbackDays,
       maxLength: f.integer(sequence.maxLength, 'sequence.maxLength', { min: 1, max: 10_000 }) ?? 50,
     },
+    features: { windowsDays: compileWindows(f, features.windowsDays, lookbackDays) },
+    training: { snapshots: f.integer(training.snapshots, 'training.snapshots', { min: 1, max: 52 }) ?? 1 },
     vocabulary: {
       minCount: f.integer(vocabulary.minCount, 'vocabulary.minCount', { min: 1 }) ?? 2,
       maxSize: f.integer(vocabulary.maxSize, 'vocabulary.maxSize', { min: 1, max: 10_000_000 }) ?? 50_000,
@@ -251,6 +259,15 @@ export function compileJob(raw: unknown, file: string): Job {
 
 /** No control characters (NUL, newlines, escapes): they have no place in a file name and confuse logs and SQL. */
 const SAFE_PATH = /^[^\x00-\x1f\x7f]{1,4096}$/;
+
+/** features.windowsDays: whole days in [1, lookbackDays], ascending, without repeats; default from the lookback. */
+function compileWindows(f: Fields, raw: unknown, lookbackDays: number): number[] {
+  const list = f.array(raw, 'features.windowsDays');
+  if (list === undefined) return defaultWindowsDays(lookbackDays);
+  if (list.length === 0) f.fail('features.windowsDays', 'must list at least one window in days, e.g. [1, 7, 28]');
+  const days = list.map((w, i) => f.integer(w, `features.windowsDays[${i}]`, { required: true, min: 1, max: lookbackDays, hint: `a whole number of days from 1 to sequence.lookbackDays (${lookbackDays})` })!);
+  return [...new Set(days)].sort((a, b) => a - b);
+}
 
 function compileSecurity(f: Fields, raw: unknown, dir: string, inputPath: string): NonNullable<Job['security']> {
   const security = f.object(raw, 'security') ?? {};

@@ -51,6 +51,21 @@ export interface JobFile {
     /** The last maxLength events of each customer. @default 50 */
     maxLength?: number;
   };
+  features?: {
+    /**
+     * Windows, in days before the as-of instant, over which the aggregate features count events and sum the
+     * numeric columns (per product category and overall; see coordinator/features). Each ≤ lookbackDays.
+     * @default [1, 7, 28] where shorter than the lookback, and the whole lookback
+     */
+    windowsDays?: number[];
+  };
+  training?: {
+    /**
+     * Point-in-time training snapshots stacked into one training set: as of D − H, D − 2H, … (N dates), each
+     * with its own features and labels. Validation customers are split by customer, so no customer is in both. @default 1
+     */
+    snapshots?: number;
+  };
   vocabulary?: {
     /** Items and categories seen fewer times in the training window map to 1 (unknown). @default 2 */
     minCount?: number;
@@ -88,8 +103,12 @@ export interface JobFile {
     maxAttemptsPerShard?: number;
   };
   model?: {
-    /** Which models to train: one binary LSTM per product, and/or one attention LSTM keyed by product. @default ['lstm', 'attention'] */
-    architectures?: ('lstm' | 'attention')[];
+    /**
+     * Which models to train: `logistic` (one logistic regression per product on the aggregate features), `lstm` (one
+     * binary LSTM per product, with the aggregate features beside the sequence) and/or `attention` (one LSTM with
+     * attention keyed by product, likewise). @default ['logistic', 'lstm', 'attention']
+     */
+    architectures?: Architecture[];
     /** @default 16 */
     embeddingDim?: number;
     /** @default 32 */
@@ -145,7 +164,8 @@ export interface JobFile {
   };
 }
 
-export type Architecture = 'lstm' | 'attention';
+export const ARCHITECTURES = ['logistic', 'lstm', 'attention'] as const;
+export type Architecture = (typeof ARCHITECTURES)[number];
 
 /** The compiled job: every default filled in, every path absolute, every date in epoch milliseconds (UTC). */
 export interface Job {
@@ -165,6 +185,8 @@ export interface Job {
   validation: { validFromMs: number | null; validToMs: number | null; maxRejectedShare: number };
   label: { horizonDays: number };
   sequence: { lookbackDays: number; maxLength: number };
+  features: { windowsDays: number[] };
+  training: { snapshots: number };
   vocabulary: { minCount: number; maxSize: number };
   products: { overall: boolean; topCategories: number; categories: string[] };
   sampling: { negativeRate: number };

@@ -5,14 +5,20 @@
 import type { TokenColumn } from './shard-batch.js';
 
 export interface ModelSpec {
-  architecture: 'lstm' | 'attention';
-  /** lstm: the one product this binary model predicts; attention: null (it scores every product in `products`). */
+  /** logistic: the aggregate features only; lstm: the sequence and the aggregate features; attention: both, keyed by product. */
+  architecture: 'logistic' | 'lstm' | 'attention';
+  /** logistic, lstm: the one product this binary model predicts; attention: null (it scores every product in `products`). */
   product: string | null;
   /** All products, in the shard's label order; the attention model's query table is indexed by this. */
   products: string[];
   /** Vocabulary sizes per token column present, including the 2 reserved ids. */
   vocabSizes: Partial<Record<TokenColumn, number>>;
   featureNames: string[];
+  /**
+   * The aggregate ("wide") features the model reads beside the sequence, per product, in the shard's
+   * nextbuy.wide_features order; [] for a model without them (artifacts from before they existed).
+   */
+  wideFeatures: string[];
   maxLength: number;
   embeddingDim: number;
   hiddenUnits: number;

@@ -11,12 +11,15 @@
  *   dt              List<Float32>  log1p(seconds since the customer's previous event), 0 for the first
  *   age             List<Float32>  log1p(seconds from the event to the as-of time)
  *   num_<column>    List<Float32>  one per numeric feature: sign(x)·log1p(|x|)
+ *   wide            List<Float32>  the aggregate features (coordinator/features), exactly products × W values,
+ *                                  product-major, already transformed for the models
  *   labels          List<Int8>     training/evaluation shards only: one label per product, in metadata order
  *   weight          Float32        sampling weight (1, or 1/negativeRate for kept negatives)
  *   split           Int8           0 = train, 1 = validation (by customer hash)
+ *   snapshot        Int8           0 = the set's as-of date; k = the k-th earlier training snapshot (as of D − (k+1)·H)
  *
- * Schema metadata: nextbuy.shard_schema ("1"), nextbuy.products (JSON array of product names),
- * nextbuy.as_of (ISO date), nextbuy.max_length.
+ * Schema metadata: nextbuy.shard_schema ("2"), nextbuy.products (JSON array of product names),
+ * nextbuy.as_of (ISO date), nextbuy.max_length, nextbuy.wide_features (JSON array of the W feature names).
  */
 import {
   Field,
@@ -37,7 +40,7 @@ import {
 import { NextbuyError, ProtocolError } from '../core/errors.js';
 import { checkIpcStream } from './ipc-guard.js';
 
-export const SHARD_SCHEMA_VERSION = '1';
+export const SHARD_SCHEMA_VERSION = '2';
 export const TOKEN_COLUMNS = ['item', 'category', 'event'] as const;
 export type TokenColumn = (typeof TOKEN_COLUMNS)[number];
 
@@ -50,6 +53,8 @@ export interface ShardSchemaOptions {
   labelled: boolean;
   asOf: string;
   maxLength: number;
+  /** Aggregate feature names (W); every row's `wide` list holds products × W values. @default [] */
+  wideFeatures?: string[];
 }
 
 const listOf = (t: Int32 | Float32 | Int8) => new List(new Field('item', t, true));
@@ -59,13 +64,15 @@ export function shardSchema(o: ShardSchemaOptions): Schema {
   for (const c of o.tokenColumns) fields.push(new Field(c, listOf(new Int32()), false));
   fields.push(new Field('dt', listOf(new Float32()), false), new Field('age', listOf(new Float32()), false));
   for (const n of o.numericColumns) fields.push(new Field(`num_${n}`, listOf(new Float32()), false));
+  fields.push(new Field('wide', listOf(new Float32()), false));
   if (o.labelled) fields.push(new Field('labels', listOf(new Int8()), false));
-  fields.push(new Field('weight', new Float32(), false), new Field('split', new Int8(), false));
+  fields.push(new Field('weight', new Float32(), false), new Field('split', new Int8(), false), new Field('snapshot', new Int8(), false));
   const metadata = new Map([
     ['nextbuy.shard_schema', SHARD_SCHEMA_VERSION],
     ['nextbuy.products', JSON.stringify(o.products)],
     ['nextbuy.as_of', o.asOf],
     ['nextbuy.max_length', String(o.maxLength)],
+    ['nextbuy.wide_features', JSON.stringify(o.wideFeatures ?? [])],
   ]);
   return new Schema(fields, metadata);
 }
@@ -84,10 +91,15 @@ export interface SequenceBatch {
   features: Float32Array;
   featureNames: string[];
   products: string[];
+  /** [size × products.length × wideFeatures.length]: the aggregate features per customer and product. */
+  wide: Float32Array;
+  wideFeatures: string[];
   /** [size × products.length] when the shard is labelled. */
   labels: Int8Array | null;
   weight: Float32Array;
   split: Int8Array;
+  /** 0 = as of the set's date; k > 0 = an earlier training snapshot. */
+  snapshot: Int8Array;
 }
 
 /** Converts one shard record batch into its dense form without a JavaScript object per event. */
@@ -128,6 +140,9 @@ function readSequenceBatch(batch: RecordBatch): SequenceBatch {
   const featureNames = schema.fields.map((f) => f.name).filter((n) => n === 'dt' || n === 'age' || n.startsWith('num_'));
   const features = new Float32Array(size * maxLength * featureNames.length);
   featureNames.forEach((name, k) => padList(col(name), maxLength, features, false, featureNames.length, k));
+  const wideFeatures = JSON.parse(schema.metadata.get('nextbuy.wide_features') ?? '[]') as string[];
+  const wideWidth = products.length * wideFeatures.length;
+  const wide = padList(col('wide'), wideWidth, new Float32Array(size * wideWidth), true) as Float32Array;
   const hasLabels = schema.fields.some((f) => f.name === 'labels');
   const labels = hasLabels ? (padList(col('labels'), products.length, new Int8Array(size * products.length), true) as Int8Array) : null;
   return {
@@ -140,9 +155,12 @@ function readSequenceBatch(batch: RecordBatch): SequenceBatch {
     features,
     featureNames,
     products,
+    wide,
+    wideFeatures,
     labels,
     weight: flat(col('weight'), Float32Array) as Float32Array,
     split: flat(col('split'), Int8Array) as Int8Array,
+    snapshot: flat(col('snapshot'), Int8Array) as Int8Array,
   };
 }
 
@@ -277,10 +295,14 @@ export interface ShardColumns {
   age: Float32Array;
   /** By input column name (the schema's `num_<name>`). */
   numeric: Record<string, Float32Array>;
+  /** [rows × products × wide features] (see the schema's nextbuy.wide_features). @default none (no wide features) */
+  wide?: Float32Array;
   /** [rows × products] when the schema is labelled. */
   labels: Int8Array | null;
   weight: Float32Array;
   split: Int8Array;
+  /** @default all 0 */
+  snapshot?: Int8Array;
 }
 
 /** Builds one shard record batch from flat typed arrays (no object per event). */
@@ -291,10 +313,9 @@ export function buildShardBatch(schema: Schema, c: ShardColumns): RecordBatch {
     const child = makeData({ type: listType.children[0]!.type, length: values.length, nullCount: 0, data: values });
     return makeData({ type: listType, length: rows, nullCount: 0, valueOffsets: offsets, child });
   };
-  const labelOffsets = () => {
-    const products = JSON.parse(schema.metadata.get('nextbuy.products') ?? '[]') as string[];
-    return Int32Array.from({ length: rows + 1 }, (_, i) => i * products.length);
-  };
+  const products = JSON.parse(schema.metadata.get('nextbuy.products') ?? '[]') as string[];
+  const wideFeatures = JSON.parse(schema.metadata.get('nextbuy.wide_features') ?? '[]') as string[];
+  const fixedOffsets = (width: number) => Int32Array.from({ length: rows + 1 }, (_, i) => i * width);
   const children = schema.fields.map((field) => {
     const name = field.name;
     if (name === 'customer_id') return vectorFromArray(c.customerIds, new Utf8()).data[0]!;
@@ -305,8 +326,10 @@ export function buildShardBatch(schema: Schema, c: ShardColumns): RecordBatch {
     if (name === 'age') return list(field, c.age, c.offsets);
     if (name === 'labels') {
       if (!c.labels) throw new ProtocolError('buildShardBatch: the schema is labelled but no labels were given');
-      return list(field, c.labels, labelOffsets());
+      return list(field, c.labels, fixedOffsets(products.length));
     }
+    if (name === 'wide') return list(field, c.wide ?? new Float32Array(rows * products.length * wideFeatures.length), fixedOffsets(products.length * wideFeatures.length));
+    if (name === 'snapshot') return makeData({ type: new Int8(), length: rows, nullCount: 0, data: c.snapshot ?? new Int8Array(rows) });
     if (name.startsWith('num_')) {
       const values = c.numeric[name.slice(4)];
       if (!values) throw new ProtocolError(`buildShardBatch: no values for numeric column "${name.slice(4)}"`);

@@ -39,7 +39,7 @@ describe('job file', () => {
     const job = compileJob(minimal, '/jobs/shop.yaml');
     expect(job.input).toEqual({ path: '/jobs/events/*.parquet', format: 'parquet', timeFormat: 'auto' });
     expect(job.sequence).toEqual({ lookbackDays: 30, maxLength: 50 });
-    expect(job.model.architectures).toEqual(['lstm', 'attention']);
+    expect(job.model.architectures).toEqual(['logistic', 'lstm', 'attention']);
     expect(job.model.classWeight).toBe('balanced');
     expect(job.output.dir).toBe('/jobs/out');
     expect(job.columns.item).toBeNull();
@@ -58,7 +58,7 @@ describe('job file', () => {
     [{ ...minimal, events: { types: ['view'], purchase: 'buy' } }, 'events.purchase', 'must be one of events.types'],
     [{ ...minimal, columns: { ...minimal.columns, customer: undefined } }, 'columns.customer', 'is required'],
     [{ ...minimal, columns: { ...minimal.columns, time: 'ts; drop table x' } }, 'columns.time', 'a column name'],
-    [{ ...minimal, model: { architectures: ['gru'] } }, 'model.architectures[0]', "must be one of 'lstm', 'attention'"],
+    [{ ...minimal, model: { architectures: ['gru'] } }, 'model.architectures[0]', "must be one of 'logistic', 'lstm', 'attention'"],
     [{ ...minimal, modle: {} }, 'modle', 'is not a known field'],
     [{ ...minimal, cluster: { heartbeatTimeout: 'soon' } }, 'cluster.heartbeatTimeout', "a duration like '30s'"],
     [{ ...minimal, validation: { validFrom: '2017-02-30' } }, 'validation.validFrom', 'not a real calendar date'],

@@ -40,8 +40,17 @@ export function lazySequenceBatch(batch: RecordBatch): SequenceBatch {
     get products() {
       return full().products;
     },
+    get wide() {
+      return full().wide;
+    },
+    get wideFeatures() {
+      return full().wideFeatures;
+    },
     get labels() {
       return full().labels;
+    },
+    get snapshot() {
+      return full().snapshot;
     },
     get weight() {
       return full().weight;

@@ -111,7 +111,7 @@ class ModelEngine implements WorkerEngine {
     for (const version of modelVersions) {
       const model = this.loaded.get(version);
       if (!model) throw new ModelError(`model ${version} is not loaded on this worker: send LoadModel before Score`);
-      if (model.spec.architecture === 'lstm') {
+      if (model.spec.architecture !== 'attention') {
         parts.push({ columns: [{ modelVersion: version, product: model.spec.product! }], scores: await model.score(lastPositions(batch, model.spec.maxLength)) });
       } else {
         const wanted = products.length > 0 ? products : model.spec.products;

@@ -16,7 +16,7 @@
  * Model input: transformAggregate() of each raw value (log scales, "never" as lookback + 1 days), so every
  * feature lies roughly in [0, 10] without fitted standardisation.
  */
-import { DAY_MS } from '../../jobs/job.js';
+import { DAY_MS, type Job } from '../../jobs/job.js';
 
 export type AggregateKind = 'count' | 'days' | 'sum' | 'tenure';
 export type AggregateScope = 'cat' | 'all';
@@ -73,6 +73,17 @@ export function aggregateLayout(o: AggregateLayoutOptions): AggregateLayout {
   }
   features.push({ name: 'tenure_days', kind: 'tenure', scope: null, index: -1, windowDays: 0 });
   return { ...o, windowsDays: [...o.windowsDays], features, names: features.map((f) => f.name), purchaseIndex };
+}
+
+/** The aggregate features a job's shards carry. */
+export function jobAggregateLayout(job: Job): AggregateLayout {
+  return aggregateLayout({
+    eventTypes: job.events.types,
+    purchase: job.events.purchase,
+    numericColumns: job.columns.numeric.map((n) => n.column),
+    windowsDays: job.features.windowsDays,
+    lookbackDays: job.sequence.lookbackDays,
+  });
 }
 
 /** The model's (and the count baseline's) value of one raw aggregate. */

@@ -1,4 +1,5 @@
 /** What each task leaves in the run folder for the next one (all JSON, written atomically). */
+import type { ModelSpec } from '../../proto/model-spec.js';
 import path from 'node:path';
 import { InputError } from '../../core/errors.js';
 import type { PreprocessResult } from '../preprocess/index.js';
@@ -21,7 +22,7 @@ export interface RunState {
 
 export interface ModelEntry {
   name: string;
-  architecture: 'lstm' | 'attention';
+  architecture: ModelSpec['architecture'];
   product: string | null;
   modelVersion: string;
   /** Artifact folder. */

@@ -35,7 +35,7 @@ export async function trainStage(o: TrainStageOptions): Promise<ModelsFile> {
   const set = o.pre.train;
   if (!set) throw new InputError(`preprocess for ${o.folder.date} built no training set: rerun 'nextbuy preprocess'`);
   const products = o.pre.products.map((p) => p.name);
-  const plans = planModels(o.job, products, vocabSizes(o.job, o.pre), featureNames(o.job), set);
+  const plans = planModels(o.job, products, vocabSizes(o.job, o.pre), featureNames(o.job), o.pre.aggregateFeatures ?? [], set);
   const trained = await trainAll({
     job: o.job,
     plans,

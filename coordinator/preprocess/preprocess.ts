@@ -13,6 +13,7 @@ import { DAY_MS } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
 import { TOKEN_COLUMNS, type TokenColumn } from '../../proto/shard-batch.js';
 import { openDuckDB, type DuckDB } from '../duckdb/index.js';
+import { jobAggregateLayout } from '../features/index.js';
 import { DuplicateKeyWriter, duplicatesSql } from './duplicates.js';
 import { eventsSql } from './events.js';
 import { openInput, firstLine } from './input.js';
@@ -96,19 +97,23 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
 
   // sequences and shards
   const tokenColumns = TOKEN_COLUMNS.filter((c): c is TokenColumn => c === 'event' || (c === 'item' ? !!job.columns.item : !!job.columns.category));
+  const aggregates = jobAggregateLayout(job);
   const labelledScore = counts.maxValidMs !== null && counts.maxValidMs >= plan.score.labelToMs - DAY_MS;
   const result: PreprocessResult = {
     stats: { rowsRead: counts.rowsRead, rowsAccepted: 0, rejected: counts.rejected, outsideWindow: counts.outsideWindow, quarantineFile: null, inputFiles: input.files.length, timings },
     vocabulary,
     products,
     countsFiles: {},
+    featuresFiles: {},
+    aggregateFeatures: aggregates.names,
   };
   const open: OpenSet[] = [];
   let duplicates: DuplicateKeyWriter | null = null;
   try {
     for (const window of plan.sets) {
       const labelled = window.name === 'train' || labelledScore;
-      open.push(await OpenSet.open({ db, job, window, labelled, products, tokenColumns, customerType: events.customerType, runDir: o.runDir }));
+      const snapshots = window.name === 'train' ? plan.trainSnapshots : [window];
+      open.push(await OpenSet.open({ db, job, window, snapshots, labelled, products, aggregates, tokenColumns, customerType: events.customerType, runDir: o.runDir }));
     }
     t = performance.now();
     const windowEvents = counts.rowsRead - rejectedBeforeDuplicates - counts.outsideWindow;
@@ -127,6 +132,7 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
           categoryIds,
           eventIds,
           productCategories,
+          aggregates,
           onDuplicate: (d) => found.push(d),
           afterChunk: async (done) => {
             for (const x of open) await x.writeBatches();
@@ -149,9 +155,10 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
 
     progress('shards', 0, open.length);
     for (const [i, x] of open.entries()) {
-      const { set, countsFile } = await x.finish();
+      const { set, countsFile, featuresFile } = await x.finish();
       result[set.name] = set;
       result.countsFiles[set.name] = countsFile;
+      result.featuresFiles[set.name] = featuresFile;
       progress('shards', i + 1, open.length);
     }
     timings.shards = writeMsOf();

@@ -13,8 +13,10 @@
  * customer's shard builder: tokens, dt, age, numeric features, labels, weight, split.
  */
 import type { Job } from '../../jobs/job.js';
+import { AggregateAccumulator, transformAggregate, type AggregateLayout } from '../features/index.js';
 import { columnReader, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
 import type { CountsWriter } from './counts.js';
+import type { FeaturesWriter } from './features-file.js';
 import { sampleUnit, shardOfBytes, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
 import type { SetWindow } from './windows.js';
@@ -22,6 +24,11 @@ import type { SetWindow } from './windows.js';
 /** One set being built: its window and where its rows go. */
 export interface SetSink {
   window: SetWindow;
+  /**
+   * The point-in-time snapshots whose rows the set stacks, latest first (snapshots[0] is `window`): the train set
+   * may hold one row per customer and snapshot (training.snapshots); other sets hold one snapshot.
+   */
+  snapshots: SetWindow[];
   labelled: boolean;
   /** Negative downsampling rate (1 = keep all); the train set only. */
   negativeRate: number;
@@ -29,6 +36,8 @@ export interface SetSink {
   split: boolean;
   builders: ShardBuilder[];
   counts: CountsWriter;
+  /** Raw aggregate features of the latest snapshot's rows, per customer and product. */
+  features: FeaturesWriter;
   /** Called when a shard's builder is full: take its batch now (before the next row arrives). */
   onFull: (shard: number) => void;
   // Results
@@ -50,6 +59,8 @@ export interface SequenceOptions {
   eventIds: Int32Array;
   /** Per product: the (low, high) hash halves of its category, or a null entry for `any`. */
   productCategories: ([number, number] | null)[];
+  /** The aggregate features every row carries per product (the shard's `wide` column). */
+  aggregates: AggregateLayout;
   /** Called for each dropped duplicate (rare). */
   onDuplicate: (d: DuplicateEvent) => void;
   /** After each chunk: lets the caller write full batches; events handled so far. */
@@ -107,10 +118,23 @@ class SetState {
   readonly asOfMs: number;
   readonly labelToMs: number;
 
-  constructor(readonly sink: SetSink, maxLength: number, numericCount: number, types: number, products: number) {
-    this.fromMs = sink.window.featureFromMs;
-    this.asOfMs = sink.window.asOfMs;
-    this.labelToMs = sink.window.labelToMs;
+  readonly aggregates: AggregateAccumulator;
+
+  constructor(
+    readonly sink: SetSink,
+    window: SetWindow,
+    /** 0 for the latest snapshot of the set. */
+    readonly snapshot: number,
+    maxLength: number,
+    numericCount: number,
+    types: number,
+    products: number,
+    aggregates: AggregateLayout,
+  ) {
+    this.fromMs = window.featureFromMs;
+    this.asOfMs = window.asOfMs;
+    this.labelToMs = window.labelToMs;
+    this.aggregates = new AggregateAccumulator(aggregates, products);
     this.ts = new Float64Array(maxLength);
     this.item = new Int32Array(maxLength);
     this.category = new Int32Array(maxLength);
@@ -127,6 +151,7 @@ class SetState {
     this.lastTs = NaN;
     this.typeCounts.fill(0);
     this.labels.fill(0);
+    this.aggregates.reset();
   }
 }
 
@@ -188,6 +213,11 @@ export class SequenceKernel {
   /** sign(x)·log1p(|x|) of gNum, computed once per event for all sets. */
   private gNumT: Float32Array;
   private order = new Int32Array(16);
+  private readonly aggregates: AggregateLayout;
+  /** products × aggregate features: one row's `wide` values. */
+  private readonly wideWidth: number;
+  private readonly raw: Float64Array;
+  private readonly inProduct: Uint8Array;
 
   constructor(private readonly o: KernelOptions) {
     const job = o.job;
@@ -195,7 +225,13 @@ export class SequenceKernel {
     this.numericCount = o.numericCount;
     this.purchase = job.events.types.indexOf(job.events.purchase);
     this.products = o.productCategories.length;
-    this.states = o.sets.map((s) => new SetState(s, this.maxLength, o.numericCount, job.events.types.length, this.products));
+    this.states = o.sets.flatMap((s) =>
+      s.snapshots.map((w, k) => new SetState(s, w, k, this.maxLength, o.numericCount, job.events.types.length, this.products, o.aggregates)),
+    );
+    this.aggregates = o.aggregates;
+    this.wideWidth = this.products * o.aggregates.names.length;
+    this.raw = new Float64Array(this.wideWidth);
+    this.inProduct = new Uint8Array(this.products);
     this.shardCount = job.shards.count;
     this.seed = job.model.seed;
     this.validationShare = job.model.validationShare;
@@ -277,6 +313,7 @@ export class SequenceKernel {
     let dt = 0;
     const states = this.states;
     const gHash = this.gHash;
+    const inProduct = this.inProduct;
     for (let s = 0; s < states.length; s++) {
       const st = states[s]!;
       if (ts >= st.fromMs && ts < st.asOfMs) {
@@ -284,7 +321,11 @@ export class SequenceKernel {
           itemId = this.itemIds ? this.itemIds.get(gHash[4 * g]!, gHash[4 * g + 1]!) : 0;
           categoryId = this.categoryIds ? this.categoryIds.get(gHash[4 * g + 2]!, gHash[4 * g + 3]!) : 0;
           dt = prevTs === prevTs ? Math.log1p((ts - prevTs) / 1000) : 0;
+          const lo = gHash[4 * g + 2]!;
+          const hi = gHash[4 * g + 3]!;
+          for (let p = 0; p < this.products; p++) inProduct[p] = this.productAny[p] || (lo === this.productLo[p] && hi === this.productHi[p]) ? 1 : 0;
         }
+        st.aggregates.add(ts, st.asOfMs, e, inProduct, this.gNum, g * this.numericCount);
         const count = st.count;
         const slot = st.head;
         st.head = slot + 1 === this.maxLength ? 0 : slot + 1;
@@ -413,13 +454,27 @@ export class SequenceKernel {
       const at = b.rows * products;
       for (let p = 0; p < products; p++) labels[at + p] = st.labels[p]!;
     }
+    const features = this.aggregates.features;
+    const width = features.length;
+    const raw = this.raw;
+    const wide = b.wide;
+    const wideAt = b.rows * this.wideWidth;
+    const lookbackDays = this.aggregates.lookbackDays;
+    for (let p = 0; p < products; p++) {
+      st.aggregates.write(p, asOfMs, this.firstTs, raw, p * width);
+      for (let j = 0; j < width; j++) wide[wideAt + p * width + j] = transformAggregate(features[j]!.kind, raw[p * width + j]!, lookbackDays);
+    }
+    b.snapshot[b.rows] = st.snapshot;
     // The set's first feature event has no predecessor in the set (unless the ring cut it off).
     if (n > 0 && count <= maxLength) dt[base] = 0;
     b.commit(idLength, n, count, weight, split);
     for (let p = 0; p < products; p++) sink.positives[p]! += st.labels[p]!;
     sink.customers++;
     if (count === 0) sink.noHistory++;
-    sink.counts.add(this.keyLo, this.keyHi, idBytes, 0, idLength, st.typeCounts, st.lastTs);
+    if (st.snapshot === 0) {
+      sink.counts.add(this.keyLo, this.keyHi, idBytes, 0, idLength, st.typeCounts, st.lastTs);
+      sink.features.add(this.keyLo, this.keyHi, idBytes, 0, idLength, raw);
+    }
     if (b.full) sink.onFull(this.shard);
   }
 

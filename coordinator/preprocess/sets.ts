@@ -9,7 +9,9 @@ import type { RecordBatch } from 'apache-arrow';
 import type { Job } from '../../jobs/job.js';
 import { shardSchema, type TokenColumn } from '../../proto/shard-batch.js';
 import type { DuckDB } from '../duckdb/index.js';
+import type { AggregateLayout } from '../features/index.js';
 import { CountsWriter } from './counts.js';
+import { FeaturesWriter } from './features-file.js';
 import type { SetSink } from './sequences.js';
 import { ShardBuilder, ShardFileWriter } from './shards.js';
 import type { ShardSet } from './types.js';
@@ -20,8 +22,11 @@ export interface OpenSetOptions {
   db: DuckDB;
   job: Job;
   window: SetWindow;
+  /** The snapshots the set stacks, latest (= window) first. @default [window] */
+  snapshots?: SetWindow[];
   labelled: boolean;
   products: Product[];
+  aggregates: AggregateLayout;
   tokenColumns: TokenColumn[];
   customerType: 'BIGINT' | 'VARCHAR';
   runDir: string;
@@ -39,16 +44,20 @@ export class OpenSet {
     builders: ShardBuilder[],
     counts: CountsWriter,
     private readonly countsFile: string,
+    features: FeaturesWriter,
+    private readonly featuresFile: string,
   ) {
     const w = o.window;
     const train = w.name === 'train';
     this.sink = {
       window: w,
+      snapshots: o.snapshots ?? [w],
       labelled: o.labelled,
       negativeRate: train ? o.job.sampling.negativeRate : 1,
       split: train,
       builders,
       counts,
+      features,
       onFull: (shard) => this.pending.push({ writer: writers[shard]!, taken: builders[shard]!.take() }),
       customers: 0,
       noHistory: 0,
@@ -66,6 +75,7 @@ export class OpenSet {
       labelled: o.labelled,
       asOf: o.window.asOf,
       maxLength: job.sequence.maxLength,
+      wideFeatures: o.aggregates.names,
     });
     const dir = path.join(o.runDir, o.window.name);
     await rm(dir, { recursive: true, force: true });
@@ -74,6 +84,7 @@ export class OpenSet {
       tokenColumns: o.tokenColumns,
       numericCount: job.columns.numeric.length,
       productCount: o.products.length,
+      wideFeatures: o.aggregates.names.length,
       labelled: o.labelled,
       batchRows: job.shards.batchRows,
     };
@@ -82,7 +93,8 @@ export class OpenSet {
     try {
       for (let s = 0; s < job.shards.count; s++) writers.push(await ShardFileWriter.create(path.join(dir, `shard-${s}.arrow`), schema));
       const counts = await CountsWriter.create(o.db, `counts_${o.window.name}`, o.customerType, job.events.types);
-      return new OpenSet(o, writers, builders, counts, path.join(dir, 'counts.parquet'));
+      const features = await FeaturesWriter.create(o.db, `features_${o.window.name}`, o.customerType, o.products.map((p) => p.name), o.aggregates.names);
+      return new OpenSet(o, writers, builders, counts, path.join(dir, 'counts.parquet'), features, path.join(dir, 'features.parquet'));
     } catch (e) {
       for (const w of writers) await w.abort();
       throw e;
@@ -101,7 +113,7 @@ export class OpenSet {
   }
 
   /** Writes the last partial batches, ends every shard file and writes the counts file. */
-  async finish(): Promise<{ set: ShardSet; countsFile: string }> {
+  async finish(): Promise<{ set: ShardSet; countsFile: string; featuresFile: string }> {
     const t0 = performance.now();
     this.sink.builders.forEach((b, s) => {
       if (b.rows > 0) this.pending.push({ writer: this.writers[s]!, taken: b.take() });
@@ -112,6 +124,7 @@ export class OpenSet {
     for (const [s, writer] of this.writers.entries()) shards.push({ id: `${name}-${s}`, file: writer.file, rows: writer.rows, bytes: await writer.close() });
     this.writers.length = 0;
     await this.sink.counts.finish(this.countsFile, this.o.window.asOfMs);
+    await this.sink.features.finish(this.featuresFile);
     this.writeMs += performance.now() - t0;
     const sink = this.sink;
     return {
@@ -126,6 +139,7 @@ export class OpenSet {
         shards,
       },
       countsFile: this.countsFile,
+      featuresFile: this.featuresFile,
     };
   }
 
@@ -133,5 +147,6 @@ export class OpenSet {
   async abort(): Promise<void> {
     for (const w of this.writers) await w.abort();
     this.sink.counts.close();
+    this.sink.features.close();
   }
 }

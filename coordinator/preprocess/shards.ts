@@ -24,6 +24,8 @@ export interface ShardLayout {
   tokenColumns: TokenColumn[];
   numericCount: number;
   productCount: number;
+  /** Aggregate features per product (each row's `wide` list holds productCount × this). */
+  wideFeatures: number;
   labelled: boolean;
   batchRows: number;
 }
@@ -43,9 +45,13 @@ export class ShardBuilder {
   numeric!: Float32Array[];
   /** [row × productCount]. */
   labels!: Int8Array;
+  /** [row × productCount × wideFeatures]. */
+  wide!: Float32Array;
   weight!: Float32Array;
   split!: Int8Array;
+  snapshot!: Int8Array;
   private readonly labelOffsets: Int32Array;
+  private readonly wideOffsets: Int32Array;
 
   constructor(
     private readonly schema: Schema,
@@ -54,6 +60,7 @@ export class ShardBuilder {
     private byteCapacity = layout.batchRows * 12,
   ) {
     this.labelOffsets = Int32Array.from({ length: layout.batchRows + 1 }, (_, i) => i * layout.productCount);
+    this.wideOffsets = Int32Array.from({ length: layout.batchRows + 1 }, (_, i) => i * layout.productCount * layout.wideFeatures);
     this.allocate();
   }
 
@@ -109,7 +116,9 @@ export class ShardBuilder {
     byName.set('age', list(types.get('age')!, this.age, this.listOffsets, v));
     const numericNames = this.schema.fields.map((f) => f.name).filter((x) => x.startsWith('num_'));
     numericNames.forEach((name, i) => byName.set(name, list(types.get(name)!, this.numeric[i]!, this.listOffsets, v)));
+    byName.set('wide', list(types.get('wide')!, this.wide, this.wideOffsets, n * this.layout.productCount * this.layout.wideFeatures));
     if (this.layout.labelled) byName.set('labels', list(types.get('labels')!, this.labels, this.labelOffsets, n * this.layout.productCount));
+    byName.set('snapshot', makeData({ type: types.get('snapshot') as never, length: n, nullCount: 0, data: this.snapshot.subarray(0, n) } as never));
     byName.set('weight', makeData({ type: types.get('weight') as never, length: n, nullCount: 0, data: this.weight.subarray(0, n) } as never));
     byName.set('split', makeData({ type: types.get('split') as never, length: n, nullCount: 0, data: this.split.subarray(0, n) } as never));
     for (const f of this.schema.fields) children.push(byName.get(f.name)!);
@@ -128,8 +137,8 @@ export class ShardBuilder {
   private spare: Buffers | null = null;
 
   private buffers(): Buffers {
-    const { customerOffsets, customerBytes, historyLength, listOffsets, tokens, dt, age, numeric, labels, weight, split } = this;
-    return { customerOffsets, customerBytes, historyLength, listOffsets, tokens, dt, age, numeric, labels, weight, split };
+    const { customerOffsets, customerBytes, historyLength, listOffsets, tokens, dt, age, numeric, labels, wide, weight, split, snapshot } = this;
+    return { customerOffsets, customerBytes, historyLength, listOffsets, tokens, dt, age, numeric, labels, wide, weight, split, snapshot };
   }
 
   private use(b: Buffers): void {
@@ -155,8 +164,10 @@ export class ShardBuilder {
     this.age = new Float32Array(this.valueCapacity);
     this.numeric = Array.from({ length: this.layout.numericCount }, () => new Float32Array(this.valueCapacity));
     this.labels = new Int8Array(rows * this.layout.productCount);
+    this.wide = new Float32Array(rows * this.layout.productCount * this.layout.wideFeatures);
     this.weight = new Float32Array(rows);
     this.split = new Int8Array(rows);
+    this.snapshot = new Int8Array(rows);
   }
 
   private growValues(needed: number): void {
@@ -168,7 +179,7 @@ export class ShardBuilder {
   }
 }
 
-type Buffers = Pick<ShardBuilder, 'customerOffsets' | 'customerBytes' | 'historyLength' | 'listOffsets' | 'tokens' | 'dt' | 'age' | 'numeric' | 'labels' | 'weight' | 'split'>;
+type Buffers = Pick<ShardBuilder, 'customerOffsets' | 'customerBytes' | 'historyLength' | 'listOffsets' | 'tokens' | 'dt' | 'age' | 'numeric' | 'labels' | 'wide' | 'weight' | 'split' | 'snapshot'>;
 
 function grow<T extends Int32Array | Float32Array | Uint8Array>(a: T, size: number): T {
   const b = new (a.constructor as new (n: number) => T)(size);

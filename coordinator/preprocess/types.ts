@@ -59,4 +59,11 @@ export interface PreprocessResult {
   score?: ShardSet;
   /** Per-customer event counts by type in the feature window, for the evaluation's simple baselines: a Parquet file per set. */
   countsFiles: Partial<Record<'train' | 'score', string>>;
+  /**
+   * The aggregate features of the set's latest snapshot, one row per customer and product (raw values; see
+   * coordinator/preprocess/features-file.ts): a Parquet file per set.
+   */
+  featuresFiles: Partial<Record<'train' | 'score', string>>;
+  /** Names of the aggregate features, in the order of every shard row's `wide` values per product. */
+  aggregateFeatures: string[];
 }

@@ -22,6 +22,8 @@ export interface SetWindow {
 export interface WindowPlan {
   scoreDate: string;
   train: SetWindow;
+  /** The training snapshots, latest first: train, then as of T − H, T − 2H, … (job.training.snapshots in all). */
+  trainSnapshots: SetWindow[];
   score: SetWindow;
   /** The sets to build, in this order. */
   sets: SetWindow[];
@@ -62,12 +64,15 @@ export function planWindows(job: Job, scoreDate: string, sets: SetName[], buildV
     labelToMs: asOfMs + h,
   });
   const train = window('train', d - h);
+  const trainSnapshots = Array.from({ length: job.training.snapshots }, (_, k) => window('train', d - (k + 1) * h));
   const score = window('score', d);
   const chosen = (['train', 'score'] as const).filter((s) => sets.includes(s)).map((s) => (s === 'train' ? train : score));
-  const needed = buildVocabulary ? [...chosen, { ...train, labelToMs: train.asOfMs }] : chosen;
+  const needed = [...chosen, ...(sets.includes('train') ? trainSnapshots : [])];
+  if (buildVocabulary) needed.push({ ...train, labelToMs: train.asOfMs });
   return {
     scoreDate,
     train,
+    trainSnapshots,
     score,
     sets: chosen,
     vocabFromMs: train.featureFromMs,

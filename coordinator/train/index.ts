@@ -1,11 +1,14 @@
 /**
- * The training stage: one binary LSTM per product and/or one attention LSTM keyed by product, each
+ * The training stage: one logistic regression on the aggregate features per product, one binary LSTM per
+ * product and/or one attention LSTM keyed by product (both also reading the aggregate features), each
  * trained data-parallel across the participants (or by random search when the job asks for trials).
  */
 import path from 'node:path';
 import type { Job } from '../../jobs/job.js';
 import type { ModelSpec } from '../../proto/model-spec.js';
 import type { TokenColumn } from '../../proto/shard-batch.js';
+import { initialWeights } from '../../worker/model/index.js';
+import { countModelResult, fitCountModel, readTrainingRows, warmStart, type CountCoefficients } from './count-model.js';
 import type { TrainParticipant } from './participant.js';
 import { correctForClassWeight } from './prior-correction.js';
 import { randomSearch, sampleTrials, type SearchResult } from './search.js';
@@ -27,7 +30,7 @@ export interface TrainingSet {
 }
 
 export interface ModelPlan {
-  /** Stable name within a run: 'lstm.<product>' or 'attention'. */
+  /** Stable name within a run: 'logistic.<product>', 'lstm.<product>' or 'attention'. */
   name: string;
   spec: ModelSpec;
 }
@@ -38,6 +41,7 @@ export function planModels(
   products: string[],
   vocabSizes: Partial<Record<TokenColumn, number>>,
   featureNames: string[],
+  wideFeatures: string[],
   set: Pick<TrainingSet, 'customers' | 'positives'>,
 ): ModelPlan[] {
   const m = job.model;
@@ -47,6 +51,7 @@ export function planModels(
     products,
     vocabSizes,
     featureNames,
+    wideFeatures,
     maxLength: job.sequence.maxLength,
     embeddingDim: m.embeddingDim,
     hiddenUnits: m.hiddenUnits,
@@ -57,6 +62,10 @@ export function planModels(
     seed: m.seed,
   });
   const plans: ModelPlan[] = [];
+  if (m.architectures.includes('logistic') && wideFeatures.length > 0) {
+    // Fitted unweighted on the coordinator (count-model.ts): its scores are probabilities as they are.
+    for (const p of products) plans.push({ name: `logistic.${p}`, spec: { ...base('logistic', p, set.positives[p] ?? 0, set.customers), positiveWeight: 1 } });
+  }
   if (m.architectures.includes('lstm')) {
     for (const p of products) plans.push({ name: `lstm.${p}`, spec: base('lstm', p, set.positives[p] ?? 0, set.customers) });
   }
@@ -88,10 +97,22 @@ export interface TrainAllOptions {
   onEpoch?: (model: string, m: EpochMetrics) => void;
 }
 
-/** Trains every planned model in turn on the whole worker pool (or searches, when job.tuning.trials > 0). */
+/**
+ * Fits the count models first (on the coordinator, see count-model.ts), then trains every other planned model in
+ * turn on the whole worker pool (or searches, when job.tuning.trials > 0), its wide part warm-started from them.
+ */
 export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
   const out: TrainedPlan[] = [];
-  for (const plan of o.plans) {
+  const coefficients = new Map<string, CountCoefficients>();
+  if (o.plans.some((p) => p.spec.wideFeatures.length > 0)) {
+    const rows = await readTrainingRows(o.shards);
+    for (const product of rows.products) coefficients.set(product, fitCountModel(rows, product));
+    for (const plan of o.plans.filter((p) => p.spec.architecture === 'logistic')) {
+      out.push({ ...plan, model: countModelResult(plan.spec, rows, coefficients.get(plan.spec.product!)!), search: null });
+    }
+  }
+  const start = (spec: ModelSpec) => warmStart(spec, initialWeights(spec), coefficients);
+  for (const plan of o.plans.filter((p) => p.spec.architecture !== 'logistic')) {
     const common = {
       datasetId: o.datasetId,
       shards: o.shards,
@@ -103,12 +124,13 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
       const result = await randomSearch({
         ...common,
         trials: sampleTrials(plan.spec, o.job.tuning.trials, o.job.model.seed),
+        initialWeights: start,
         participants: o.participants,
         checkpointDir: (t) => path.join(o.checkpointDir, plan.name, `trial-${t}`),
       });
       out.push({ ...plan, spec: result.best.spec, model: correctForClassWeight(result.best), search: result.trials });
     } else {
-      const model = await trainModel({ ...common, spec: plan.spec, participants: o.participants, checkpointDir: path.join(o.checkpointDir, plan.name) });
+      const model = await trainModel({ ...common, spec: plan.spec, initialWeights: start(plan.spec), participants: o.participants, checkpointDir: path.join(o.checkpointDir, plan.name) });
       out.push({ ...plan, model: correctForClassWeight(model), search: null });
     }
   }

@@ -32,6 +32,8 @@ export interface TrainModelOptions {
   patience: number;
   /** Local optimizer steps between two weight averages. @default 8 */
   syncEverySteps?: number;
+  /** Weights to start from. @default the spec's seeded initial weights */
+  initialWeights?: Float32Array;
   /** Where epoch checkpoints go; a checkpoint of the same spec found there is resumed. */
   checkpointDir: string;
   onEpoch?: (m: EpochMetrics) => void;
@@ -74,7 +76,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   await plan.loadAll();
 
   const resumedFrom = await loadCheckpoint(dir, hash);
-  let weights = resumedFrom?.weights ?? initialWeights(o.spec);
+  let weights = resumedFrom?.weights ?? o.initialWeights ?? initialWeights(o.spec);
   let best = resumedFrom ? { epoch: resumedFrom.state.bestEpoch, auc: resumedFrom.state.bestAuc, weights: resumedFrom.best, validation: resumedFrom.bestValidation } : null;
   const history = resumedFrom?.state.history ?? [];
   const specJson = JSON.stringify(o.spec);

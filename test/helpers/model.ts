@@ -12,13 +12,14 @@ export const PRODUCTS = ['shoes', 'bags', 'hats'];
 export const PLANTED_ITEM: Record<string, number> = { shoes: 7, bags: 11, hats: 13 };
 export const RECENT = 6;
 
-export function tinySpec(architecture: 'lstm' | 'attention', overrides: Partial<ModelSpec> = {}): ModelSpec {
+export function tinySpec(architecture: ModelSpec['architecture'], overrides: Partial<ModelSpec> = {}): ModelSpec {
   return {
     architecture,
-    product: architecture === 'lstm' ? 'shoes' : null,
+    product: architecture === 'attention' ? null : 'shoes',
     products: PRODUCTS,
     vocabSizes: { item: 40, category: 12, event: 6 },
     featureNames: ['dt', 'age'],
+    wideFeatures: [],
     maxLength: 12,
     embeddingDim: 6,
     hiddenUnits: 8,
@@ -97,9 +98,12 @@ export function syntheticBatch(o: SyntheticOptions): SequenceBatch {
     features,
     featureNames: ['dt', 'age'],
     products: PRODUCTS,
+    wide: new Float32Array(0),
+    wideFeatures: [],
     labels,
     weight: new Float32Array(o.size).fill(1),
     split,
+    snapshot: new Int8Array(o.size),
   };
 }
 
@@ -145,15 +149,17 @@ export function toShardRecordBatch(b: SequenceBatch, asOf = '2017-12-02'): Recor
   const L = b.maxLength;
   const F = b.featureNames.length;
   const tokenColumns = (['item', 'category', 'event'] as const).filter((c) => b.tokens[c]);
-  const schema = shardSchema({ tokenColumns: [...tokenColumns], numericColumns: [], products: b.products, labelled: b.labels !== null, asOf, maxLength: L });
+  const schema = shardSchema({ tokenColumns: [...tokenColumns], numericColumns: [], products: b.products, labelled: b.labels !== null, asOf, maxLength: L, wideFeatures: b.wideFeatures });
+  const W = b.products.length * b.wideFeatures.length;
   const lists = (type: Int32 | Float32 | Int8, rows: (r: number) => number[]) =>
     vectorFromArray(Array.from({ length: b.size }, (_, r) => rows(r)), new List(new Field('item', type, true)));
   const events = (r: number) => Array.from({ length: b.historyLength[r]! }, (_, k) => L - b.historyLength[r]! + k);
   const children: Vector[] = [vectorFromArray(b.customerIds, new Utf8()), vectorFromArray(Array.from(b.historyLength), new Int32())];
   for (const c of tokenColumns) children.push(lists(new Int32(), (r) => events(r).map((t) => b.tokens[c]![r * L + t]!)));
   b.featureNames.forEach((_, k) => children.push(lists(new Float32(), (r) => events(r).map((t) => b.features[(r * L + t) * F + k]!))));
+  children.push(lists(new Float32(), (r) => Array.from(b.wide.subarray(r * W, (r + 1) * W))));
   if (b.labels) children.push(lists(new Int8(), (r) => Array.from(b.labels!.subarray(r * b.products.length, (r + 1) * b.products.length))));
-  children.push(vectorFromArray(Array.from(b.weight), new Float32()), vectorFromArray(Array.from(b.split), new Int8()));
+  children.push(vectorFromArray(Array.from(b.weight), new Float32()), vectorFromArray(Array.from(b.split), new Int8()), vectorFromArray(Array.from(b.snapshot), new Int8()));
   const data = makeData({ type: new Struct(schema.fields), length: b.size, nullCount: 0, children: children.map((v) => v.data[0]!) });
   return new RecordBatch(schema, data);
 }

@@ -31,6 +31,8 @@ export function taobaoJob(overrides: DeepPartial<Job> = {}): Job {
     validation: { validFromMs: TAOBAO_VALID_FROM_MS, validToMs: null, maxRejectedShare: 0.01 },
     label: { horizonDays: 2 },
     sequence: { lookbackDays: 7, maxLength: 50 },
+    features: { windowsDays: [1, 7] },
+    training: { snapshots: 1 },
     vocabulary: { minCount: 2, maxSize: 20_000 },
     products: { overall: true, topCategories: 0, categories: [] },
     sampling: { negativeRate: 1 },

@@ -12,6 +12,7 @@ export function syntheticSpec(data: SyntheticShards, overrides: Partial<ModelSpe
     products: SYNTHETIC_PRODUCTS,
     vocabSizes: data.vocabSizes,
     featureNames: SYNTHETIC_FEATURES,
+    wideFeatures: [],
     maxLength: 20,
     embeddingDim: 8,
     hiddenUnits: 16,

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ModelError } from '../../core/errors.js';
 import type { SequenceBatch, TokenColumn } from '../../proto/shard-batch.js';
 import type { NetworkInputs } from './network.js';
-import { embeddedColumns, type ModelSpec } from './spec.js';
+import { embeddedColumns, isPerProduct, productIndex, type ModelSpec } from './spec.js';
 
 /** Throws a ModelError when the batch cannot feed this model (other sequence length, missing columns or features). */
 export function checkBatch(spec: ModelSpec, batch: SequenceBatch, needLabels = false): void {
@@ -17,6 +17,13 @@ export function checkBatch(spec: ModelSpec, batch: SequenceBatch, needLabels = f
   for (const c of embeddedColumns(spec)) if (!batch.tokens[c]) problem(`it has no "${c}" tokens`);
   if (batch.featureNames.join(',') !== spec.featureNames.join(',')) {
     problem(`features are [${batch.featureNames.join(', ')}], the model reads [${spec.featureNames.join(', ')}]`);
+  }
+  if (batch.wideFeatures.join(',') !== spec.wideFeatures.join(',')) {
+    problem(`aggregate features are [${batch.wideFeatures.join(', ')}], the model reads [${spec.wideFeatures.join(', ')}]`);
+  }
+  if (spec.wideFeatures.length > 0) {
+    const missing = (isPerProduct(spec) ? [spec.product!] : spec.products).filter((p) => !batch.products.includes(p));
+    if (missing.length > 0) problem(`its aggregate features lack products [${missing.join(', ')}]`);
   }
   if (needLabels) {
     if (!batch.labels) problem('it has no labels (a scoring shard was sent for training)');
@@ -39,6 +46,9 @@ export function selectRows(batch: SequenceBatch, rows: ArrayLike<number>): Seque
   }
   const features = new Float32Array(n * L * F);
   for (let i = 0; i < n; i++) features.set(batch.features.subarray(rows[i]! * L * F, (rows[i]! + 1) * L * F), i * L * F);
+  const W = P * batch.wideFeatures.length;
+  const wide = new Float32Array(n * W);
+  for (let i = 0; i < n; i++) wide.set(batch.wide.subarray(rows[i]! * W, (rows[i]! + 1) * W), i * W);
   let labels: Int8Array | null = null;
   if (batch.labels) {
     labels = new Int8Array(n * P);
@@ -58,9 +68,12 @@ export function selectRows(batch: SequenceBatch, rows: ArrayLike<number>): Seque
     features,
     featureNames: batch.featureNames,
     products: batch.products,
+    wide,
+    wideFeatures: batch.wideFeatures,
     labels,
     weight: pick(batch.weight, Float32Array),
     split: pick(batch.split, Int8Array),
+    snapshot: pick(batch.snapshot, Int8Array),
   };
 }
 
@@ -80,6 +93,7 @@ export function concatBatches(batches: SequenceBatch[]): SequenceBatch {
     const same =
       b.maxLength === first.maxLength &&
       b.featureNames.join(',') === first.featureNames.join(',') &&
+      b.wideFeatures.join(',') === first.wideFeatures.join(',') &&
       b.products.join(',') === first.products.join(',') &&
       Object.keys(b.tokens).sort().join(',') === Object.keys(first.tokens).sort().join(',') &&
       (b.labels === null) === (first.labels === null);
@@ -105,9 +119,12 @@ export function concatBatches(batches: SequenceBatch[]): SequenceBatch {
     features: join(batches.map((b) => b.features), Float32Array),
     featureNames: first.featureNames,
     products: first.products,
+    wide: join(batches.map((b) => b.wide), Float32Array),
+    wideFeatures: first.wideFeatures,
     labels: first.labels ? join(batches.map((b) => b.labels!), Int8Array) : null,
     weight: join(batches.map((b) => b.weight), Float32Array),
     split: join(batches.map((b) => b.split), Int8Array),
+    snapshot: join(batches.map((b) => b.snapshot), Int8Array),
   };
 }
 
@@ -118,12 +135,32 @@ export function inputTensors(spec: ModelSpec, batch: SequenceBatch, from = 0, to
   const n = to - from;
   const tokens: NetworkInputs['tokens'] = {};
   for (const c of embeddedColumns(spec)) tokens[c] = tf.tensor2d(batch.tokens[c]!.subarray(from * L, to * L), [n, L], 'int32');
-  return { tokens, features: tf.tensor3d(batch.features.subarray(from * L * F, to * L * F), [n, L, F], 'float32') };
+  const features = spec.architecture === 'logistic' ? tf.zeros([n, 0, 0]) as tf.Tensor3D : tf.tensor3d(batch.features.subarray(from * L * F, to * L * F), [n, L, F], 'float32');
+  return { tokens, features, wide: tf.tensor3d(wideRows(spec, batch, from, to), [n, isPerProduct(spec) ? 1 : spec.products.length, spec.wideFeatures.length], 'float32') };
+}
+
+/**
+ * The aggregate features the model reads for rows [from, to): [rows × 1 × W] (its product) for a per-product
+ * model, [rows × spec.products × W] (in the spec's product order) for attention.
+ */
+export function wideRows(spec: ModelSpec, batch: SequenceBatch, from = 0, to = batch.size): Float32Array {
+  const W = spec.wideFeatures.length;
+  const P = batch.products.length;
+  const columns = isPerProduct(spec) ? [batch.products.indexOf(spec.products[productIndex(spec)]!)] : spec.products.map((p) => batch.products.indexOf(p));
+  const n = to - from;
+  const out = new Float32Array(n * columns.length * W);
+  if (W === 0) return out;
+  for (let r = 0; r < n; r++) {
+    const base = (from + r) * P * W;
+    for (let j = 0; j < columns.length; j++) out.set(batch.wide.subarray(base + columns[j]! * W, base + (columns[j]! + 1) * W), (r * columns.length + j) * W);
+  }
+  return out;
 }
 
 export function disposeInputs(inputs: NetworkInputs): void {
   for (const t of Object.values(inputs.tokens)) t?.dispose();
   inputs.features.dispose();
+  inputs.wide.dispose();
 }
 
 /**

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ModelError } from '../../core/errors.js';
 import type { SequenceBatch, TokenColumn } from '../../proto/shard-batch.js';
 import { disposeInputs, inputTensors, selectRows } from './batch.js';
-import type { Network } from './network.js';
+import type { Network, NetworkInputs } from './network.js';
 import { embeddedColumns, productIndex } from './spec.js';
 
 export interface ExplainOptions {
@@ -39,11 +39,23 @@ export interface ExplainedEvent {
   contribution: number;
 }
 
+export interface ExplainedFeature {
+  /** An aggregate feature's name (coordinator/features). */
+  name: string;
+  /** Its value as the model reads it (transformed). */
+  value: number;
+  /** weight × value on the logit: exact, the wide part is linear. */
+  contribution: number;
+}
+
 export interface Explanation {
   product: string;
   score: number;
   byAttention?: ExplainedEvent[];
+  /** Events by gradient × input (none for the logistic model, which reads no events). */
   byGradient: ExplainedEvent[];
+  /** The aggregate features that raised the logit most (models that read them). */
+  byFeature?: ExplainedFeature[];
 }
 
 export function explainRow(net: Network, batch: SequenceBatch, row: number, options: ExplainOptions): Explanation {
@@ -58,6 +70,11 @@ export function explainRow(net: Network, batch: SequenceBatch, row: number, opti
   try {
     const productId = pickProduct(net, inputs, options.product);
     const ids = spec.architecture === 'attention' ? Int32Array.of(productId) : undefined;
+    const byFeature = explainWide(net, inputs, productId, top);
+    if (spec.architecture === 'logistic') {
+      const logit = tf.tidy(() => net.forward(inputs).logits.dataSync()[0]!);
+      return { product: spec.products[productId]!, score: 1 / (1 + Math.exp(-logit)), byGradient: [], byFeature };
+    }
     const [contributionT, attentionT, logitT] = tf.tidy(() => {
       const x = net.embed(inputs); // [1, steps, width]
       const baseline = net.embed(padInputs(inputs));
@@ -67,7 +84,7 @@ export function explainRow(net: Network, batch: SequenceBatch, row: number, opti
       const path = tf.add(baseline, tf.mul(alphas, delta)) as tf.Tensor3D; // [m, steps, width]
       const logitOf = (input: tf.Tensor) => tf.sum(net.head(net.preactivationsFromEmbedded(input as tf.Tensor3D), ids).logits);
       const gradient = tf.mean(tf.grad(logitOf)(path), 0, true);
-      const forward = net.head(net.preactivationsFromEmbedded(x), ids);
+      const forward = net.head(net.preactivationsFromEmbedded(x), ids, inputs.wide);
       return [tf.sum(tf.mul(gradient, delta), 2), forward.attention ?? tf.zeros([0]), forward.logits];
     });
     const contributions = contributionT!.dataSync() as Float32Array;
@@ -87,6 +104,7 @@ export function explainRow(net: Network, batch: SequenceBatch, row: number, opti
       .sort((a, b) => b.contribution - a.contribution || b.position - a.position)
       .slice(0, top);
     const result: Explanation = { product: spec.products[productId]!, score: 1 / (1 + Math.exp(-logit)), byGradient };
+    if (byFeature) result.byFeature = byFeature;
     if (attention) {
       result.byAttention = events
         .map((t) => describe(t, attention[t]!))
@@ -99,9 +117,25 @@ export function explainRow(net: Network, batch: SequenceBatch, row: number, opti
   }
 }
 
+/** weight × value of each aggregate feature for the product, the largest first; undefined without any. */
+function explainWide(net: Network, inputs: NetworkInputs, productId: number, top: number): ExplainedFeature[] | undefined {
+  const spec = net.spec;
+  const W = spec.wideFeatures.length;
+  if (W === 0) return undefined;
+  const kernel = net.weight('wide/kernel').dataSync() as Float32Array;
+  const wide = inputs.wide.dataSync() as Float32Array;
+  const perProduct = spec.architecture !== 'attention';
+  const values = perProduct ? wide.subarray(0, W) : wide.subarray(productId * W, (productId + 1) * W);
+  const weights = perProduct ? kernel : kernel.subarray(productId * W, (productId + 1) * W);
+  return spec.wideFeatures
+    .map((name, j) => ({ name, value: values[j]!, contribution: weights[j]! * values[j]! }))
+    .sort((a, b) => b.contribution - a.contribution)
+    .slice(0, top);
+}
+
 function pickProduct(net: Network, inputs: Parameters<Network['forward']>[0], product: string | undefined): number {
   const spec = net.spec;
-  if (spec.architecture === 'lstm') {
+  if (spec.architecture !== 'attention') {
     if (product !== undefined && product !== spec.product) throw new ModelError(`explain: this model predicts "${spec.product}", not "${product}"`);
     return productIndex(spec);
   }
@@ -119,5 +153,5 @@ function pickProduct(net: Network, inputs: Parameters<Network['forward']>[0], pr
 function padInputs(inputs: Parameters<Network['forward']>[0]): Parameters<Network['forward']>[0] {
   const tokens: Parameters<Network['forward']>[0]['tokens'] = {};
   for (const [c, t] of Object.entries(inputs.tokens) as [TokenColumn, tf.Tensor2D][]) tokens[c] = tf.zerosLike(t);
-  return { tokens, features: tf.zerosLike(inputs.features) };
+  return { tokens, features: tf.zerosLike(inputs.features), wide: inputs.wide };
 }

@@ -5,7 +5,7 @@
  */
 export type { ModelSpec, Architecture, WeightEntry } from './spec.js';
 export { parseSpec, weightLayout, weightCount, embeddedColumns, inputWidth, specKey } from './spec.js';
-export { initialWeights } from './weights.js';
+export { initialWeights, splitWeights } from './weights.js';
 
 export type { BackendChoice, SelectBackendOptions, TfjsRuntime } from './runtime.js';
 export { selectBackend, useBackend, availableBackends, parseRuntimeList, TFJS_RUNTIMES } from './runtime.js';

@@ -9,7 +9,7 @@ import { checkBatch, disposeInputs, inputTensors, selectRows, targets } from './
 import { explainRow, type ExplainOptions, type Explanation } from './explain.js';
 import { Network } from './network.js';
 import { mixSeed, Rng } from './rng.js';
-import { parseSpec, productIdsOf, productIndex, weightCount, weightLayout, type ModelSpec } from './spec.js';
+import { isPerProduct, parseSpec, productIdsOf, productIndex, weightCount, weightLayout, type ModelSpec } from './spec.js';
 import { initialWeights, splitWeights } from './weights.js';
 
 export interface TrainStepsOptions {
@@ -113,7 +113,7 @@ class TfjsSequenceModel implements SequenceModel {
     const steps = options.steps ?? (options.epochs ?? 1) * perEpoch;
     if (!Number.isInteger(steps) || steps < 0) throw new ModelError(`trainSteps: steps must be a whole number ≥ 0, got ${steps}`);
     this.optimizer ??= tf.train.adam(this.spec.learningRate, 0.9, 0.999, 1e-7);
-    const productIds = this.spec.architecture === 'lstm' ? [productIndex(this.spec)] : this.spec.products.map((_, i) => i);
+    const productIds = isPerProduct(this.spec) ? [productIndex(this.spec)] : this.spec.products.map((_, i) => i);
     const startStep = options.startStep ?? 0;
     if (!Number.isInteger(startStep) || startStep < 0) throw new ModelError(`trainSteps: startStep must be a whole number ≥ 0, got ${startStep}`);
     let pass = -1;

@@ -1,9 +1,14 @@
 /**
  * The two architectures' forward passes over tf.Variables laid out as in spec.ts.
  *
- *   lstm:       embeddings ⊕ features → LSTM → last hidden state → dense(relu) → dense → logit
+ *   logistic:   logit = aggregate features · w + b
+ *   lstm:       embeddings ⊕ features → LSTM → last hidden state → dense(relu) → dense → logit (+ aggregates · w)
  *   attention:  embeddings ⊕ features → LSTM → hidden states H; for each product p with query q_p:
  *               α = softmax(H·q_p / √units); pooled = αᵀH; [pooled, pooled ⊙ q_p, q_p] → dense(relu) → dense → logit
+ *               (+ aggregates of p · w_p)
+ *
+ * The wide part (aggregates · w) is a logistic regression on the point-in-time aggregate features added to the
+ * sequence model's logit, so the sequence encoder only has to learn what the counts cannot say.
  *
  * The LSTM's input projection x·W + b runs for all steps at once before the recurrence (see preactivations).
  */
@@ -17,6 +22,8 @@ export interface NetworkInputs {
   tokens: Partial<Record<TokenColumn, tf.Tensor2D>>;
   /** [batch, steps, features] */
   features: tf.Tensor3D;
+  /** [batch, 1, W] for a per-product model (its product), [batch, products, W] for attention: the aggregate features. */
+  wide: tf.Tensor3D;
 }
 
 export interface ForwardResult {
@@ -109,17 +116,41 @@ export class Network {
   }
 
   /**
-   * Logits from pre-activations.
+   * The wide part's logits: [batch, 1] for a per-product model, [batch, productIds] for attention; null
+   * when the model reads no aggregate features.
+   */
+  wideLogits(wide: tf.Tensor3D, productIds?: Int32Array): tf.Tensor2D | null {
+    const W = this.spec.wideFeatures.length;
+    if (W === 0) return null;
+    const kernel = this.weight('wide/kernel');
+    const [batch, products] = wide.shape;
+    if (this.spec.architecture !== 'attention') return tf.matMul(tf.reshape(wide, [batch!, W]) as tf.Tensor2D, kernel as tf.Tensor as tf.Tensor2D) as tf.Tensor2D;
+    const ids = productIds ?? Int32Array.from(this.spec.products, (_, i) => i);
+    const idsT = tf.tensor1d(ids, 'int32');
+    const x = ids.length === products ? wide : (tf.gather(wide, idsT, 1) as tf.Tensor3D);
+    const k = tf.gather(kernel, idsT) as tf.Tensor2D; // [P, W]
+    const b = tf.gather(this.weight('wide/bias'), idsT); // [P]
+    return tf.add(tf.sum(tf.mul(x, tf.expandDims(k, 0)), 2), b) as tf.Tensor2D;
+  }
+
+  /**
+   * Logits from pre-activations (and the aggregate features, when given).
    * @param productIds attention only: indices into spec.products to score (default all)
    */
-  head(preactivations: tf.Tensor3D, productIds?: Int32Array): ForwardResult {
+  head(preactivations: tf.Tensor3D, productIds?: Int32Array, wide?: tf.Tensor3D): ForwardResult {
+    const result = this.sequenceHead(preactivations, productIds);
+    const fromWide = wide ? this.wideLogits(wide, productIds) : null;
+    return fromWide ? { ...result, logits: tf.add(result.logits, fromWide) as tf.Tensor2D } : result;
+  }
+
+  private sequenceHead(preactivations: tf.Tensor3D, productIds?: Int32Array): ForwardResult {
     const hs = lstmRecurrence(preactivations, this.weight('lstm/recurrent_kernel') as tf.Tensor as tf.Tensor2D);
     const [steps, batch, units] = hs.shape;
     const dense = (x: tf.Tensor2D) => {
       const hidden = tf.relu(tf.add(tf.matMul(x, this.weight('dense/kernel')), this.weight('dense/bias'))) as tf.Tensor2D;
       return tf.add(tf.matMul(hidden, this.weight('output/kernel')), this.weight('output/bias')) as tf.Tensor2D;
     };
-    if (this.spec.architecture === 'lstm') {
+    if (this.spec.architecture !== 'attention') {
       const last = tf.reshape(tf.slice(hs, [steps - 1, 0, 0], [1, batch, units]), [batch, units]) as tf.Tensor2D;
       return { logits: dense(last) };
     }
@@ -145,7 +176,8 @@ export class Network {
   }
 
   forward(inputs: NetworkInputs, productIds?: Int32Array): ForwardResult {
-    return this.head(this.preactivations(inputs), productIds);
+    if (this.spec.architecture === 'logistic') return { logits: tf.add(this.wideLogits(inputs.wide)!, this.weight('output/bias')) as tf.Tensor2D };
+    return this.head(this.preactivations(inputs), productIds, inputs.wide);
   }
 
   dispose(): void {

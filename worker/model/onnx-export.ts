@@ -8,6 +8,8 @@
  *   attention head:  Y, Gather(queries, product_ids) → MatMul → Softmax over steps → pooled,
  *                    pooled·(W₁ + diag(q)·W₂) + (q·W₃ + b) → Relu → MatMul → Sigmoid  → score [batch, products]
  *                    (the per-product kernel and bias are computed here, see productDense)
+ *   wide part:       the aggregate features `wide` [batch, 1 or products, W] · wide/kernel, added to the logit
+ *                    before the Sigmoid; the logistic architecture is that part alone (Gemm → Sigmoid)
  *
  * Keras stores the LSTM gates as i, f, c, o in column blocks of [input, 4·units]; ONNX wants i, o, f, c in
  * row blocks of [4·units, input], with the recurrent bias separate (zero here: Keras has one bias).
@@ -28,6 +30,8 @@ export const ONNX_SPEC_KEY = 'nextbuy.spec';
 /** Input names: one int32 [batch, steps] per embedded column, then these. */
 export const ONNX_FEATURES_INPUT = 'features';
 export const ONNX_PRODUCTS_INPUT = 'product_ids';
+/** The aggregate features: [batch, 1, W] (per-product models) or [batch, spec.products, W] (attention). */
+export const ONNX_WIDE_INPUT = 'wide';
 export const ONNX_OUTPUT = 'score';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
@@ -44,11 +48,25 @@ export function exportOnnx(model: ExportableModel): Uint8Array {
   const spec = parseSpec(model.spec);
   const w = splitWeights(spec, model.getWeights());
   const value = (name: string) => w.get(name)!.values;
+  const g = new GraphBuilder();
+  const Wn = spec.wideFeatures.length;
+  if (Wn > 0) {
+    g.input(ONNX_WIDE_INPUT, FLOAT, ['batch', spec.architecture === 'attention' ? spec.products.length : 1, Wn]);
+    g.initializer(floatTensor('wide/kernel', value('wide/kernel'), spec.architecture === 'attention' ? [spec.products.length, Wn] : [Wn, 1]));
+    if (spec.architecture === 'attention') g.initializer(floatTensor('wide/bias', value('wide/bias'), [spec.products.length]));
+  }
+  if (spec.architecture === 'logistic') {
+    g.initializer(floatTensor('output/bias', value('output/bias'), [1]));
+    const x = g.node('Reshape', [ONNX_WIDE_INPUT, g.int64Const('shape/wide', [-1, Wn])]);
+    const logit = g.node('Gemm', [x, 'wide/kernel', 'output/bias']);
+    g.node('Sigmoid', [g.node('Reshape', [logit, g.int64Const('shape/flat', [-1])])], {}, ONNX_OUTPUT);
+    g.output(ONNX_OUTPUT, FLOAT, ['batch']);
+    return encodeModel(spec, g);
+  }
   const H = spec.hiddenUnits;
   const L = spec.maxLength;
   const columns = embeddedColumns(spec);
   const input = lstmInput(spec, value);
-  const g = new GraphBuilder();
 
   for (const c of columns) g.input(c, INT32, ['batch', L]);
   if (spec.featureNames.length > 0) g.input(ONNX_FEATURES_INPUT, FLOAT, ['batch', L, spec.featureNames.length]);
@@ -76,7 +94,8 @@ export function exportOnnx(model: ExportableModel): Uint8Array {
     g.initializer(floatTensor('dense/bias', value('dense/bias'), [spec.denseUnits]));
     const last = g.node('Reshape', [Yh!, g.int64Const('shape/last', [-1, H])]);
     const hidden = g.node('Relu', [g.node('Gemm', [last, 'dense/kernel', 'dense/bias'])]);
-    const logit = g.node('Gemm', [hidden, 'output/kernel', 'output/bias']);
+    let logit = g.node('Gemm', [hidden, 'output/kernel', 'output/bias']);
+    if (Wn > 0) logit = g.node('Add', [logit, g.node('MatMul', [g.node('Reshape', [ONNX_WIDE_INPUT, g.int64Const('shape/wide', [-1, Wn])]), 'wide/kernel'])]);
     g.node('Sigmoid', [g.node('Reshape', [logit, g.int64Const('shape/flat', [-1])])], {}, ONNX_OUTPUT);
     g.output(ONNX_OUTPUT, FLOAT, ['batch']);
   } else {
@@ -100,10 +119,20 @@ export function exportOnnx(model: ExportableModel): Uint8Array {
     const hidden = g.node('Relu', [g.node('Add', [g.node('MatMul', [pooled, kernels]), biases])]); // [P, batch, dense]
     const logit = g.node('Add', [g.node('MatMul', [hidden, 'output/kernel']), 'output/bias']); // [P, batch, 1]
     const byProduct = g.node('Reshape', [logit, g.int64Const('shape/scores', [0, -1])]); // [P, batch]
-    g.node('Sigmoid', [g.node('Transpose', [byProduct], { perm: [1, 0] })], {}, ONNX_OUTPUT);
+    let logits = g.node('Transpose', [byProduct], { perm: [1, 0] }); // [batch, P]
+    if (Wn > 0) {
+      const x = g.node('Gather', [ONNX_WIDE_INPUT, ONNX_PRODUCTS_INPUT], { axis: 1 }); // [batch, P, W]
+      const k = g.node('Gather', ['wide/kernel', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P, W]
+      const b = g.node('Gather', ['wide/bias', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P]
+      logits = g.node('Add', [g.node('Add', [logits, g.node('ReduceSum', [g.node('Mul', [x, k]), g.int64Const('axes/wide', [2])], { keepdims: 0 })]), b]);
+    }
+    g.node('Sigmoid', [logits], {}, ONNX_OUTPUT);
     g.output(ONNX_OUTPUT, FLOAT, ['batch', 'products']);
   }
+  return encodeModel(spec, g);
+}
 
+function encodeModel(spec: ModelSpec, g: GraphBuilder): Uint8Array {
   const modelProto = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'nextbuy',

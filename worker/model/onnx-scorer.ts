@@ -9,8 +9,8 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelError } from '../../core/errors.js';
 import type { SequenceBatch } from '../../proto/shard-batch.js';
-import { checkBatch } from './batch.js';
-import { ONNX_FEATURES_INPUT, ONNX_OUTPUT, ONNX_PRODUCTS_INPUT, specFromOnnx } from './onnx-export.js';
+import { checkBatch, wideRows } from './batch.js';
+import { ONNX_FEATURES_INPUT, ONNX_OUTPUT, ONNX_PRODUCTS_INPUT, ONNX_WIDE_INPUT, specFromOnnx } from './onnx-export.js';
 import { embeddedColumns, productIdsOf, type ModelSpec } from './spec.js';
 
 export interface OnnxScorerOptions {
@@ -91,6 +91,7 @@ export class OnnxScorer {
     const ids = productIdsOf(this.spec, products);
     const L = spec.maxLength;
     const F = spec.featureNames.length;
+    const Wn = spec.wideFeatures.length;
     const width = spec.architecture === 'attention' ? ids.length : 1;
     const out = new Float32Array(batch.size * width);
     for (let from = 0; from < batch.size; from += this.chunkRows) {
@@ -98,7 +99,8 @@ export class OnnxScorer {
       const n = to - from;
       const feeds: Record<string, ort.Tensor> = {};
       for (const c of embeddedColumns(spec)) feeds[c] = new ort.Tensor('int32', batch.tokens[c]!.subarray(from * L, to * L), [n, L]);
-      if (F > 0) feeds[ONNX_FEATURES_INPUT] = new ort.Tensor('float32', batch.features.subarray(from * L * F, to * L * F), [n, L, F]);
+      if (F > 0 && spec.architecture !== 'logistic') feeds[ONNX_FEATURES_INPUT] = new ort.Tensor('float32', batch.features.subarray(from * L * F, to * L * F), [n, L, F]);
+      if (Wn > 0) feeds[ONNX_WIDE_INPUT] = new ort.Tensor('float32', wideRows(spec, batch, from, to), [n, spec.architecture === 'attention' ? spec.products.length : 1, Wn]);
       if (spec.architecture === 'attention') feeds[ONNX_PRODUCTS_INPUT] = new ort.Tensor('int32', ids, [ids.length]);
       const result = await this.session.run(feeds);
       const scores = result[ONNX_OUTPUT]!;

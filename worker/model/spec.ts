@@ -18,9 +18,15 @@ export interface WeightEntry {
   size: number;
 }
 
-/** Token columns the model embeds, in the fixed order item, category, event. */
+/** Token columns the model embeds, in the fixed order item, category, event (none for the logistic model). */
 export function embeddedColumns(spec: ModelSpec): TokenColumn[] {
+  if (spec.architecture === 'logistic') return [];
   return TOKEN_COLUMNS.filter((c) => spec.vocabSizes[c] !== undefined);
+}
+
+/** One model per product (logistic, lstm) rather than one for all products (attention). */
+export function isPerProduct(spec: ModelSpec): boolean {
+  return spec.architecture !== 'attention';
 }
 
 /** Width of the LSTM's input at each step: one embedding per token column, then the numeric features. */
@@ -35,6 +41,9 @@ export function inputWidth(spec: ModelSpec): number {
 export function weightLayout(spec: ModelSpec): WeightEntry[] {
   const h = spec.hiddenUnits;
   const shapes: [string, number[]][] = [];
+  const wide = spec.wideFeatures.length;
+  // The wide part is linear in the aggregate features: per product for attention, one vector for the others.
+  if (spec.architecture === 'logistic') return layoutOf([['wide/kernel', [wide, 1]], ['output/bias', [1]]]);
   for (const c of embeddedColumns(spec)) shapes.push([`embedding/${c}`, [spec.vocabSizes[c]!, spec.embeddingDim]]);
   shapes.push(['lstm/kernel', [inputWidth(spec), 4 * h]], ['lstm/recurrent_kernel', [h, 4 * h]], ['lstm/bias', [4 * h]]);
   if (spec.architecture === 'attention') {
@@ -43,6 +52,12 @@ export function weightLayout(spec: ModelSpec): WeightEntry[] {
     shapes.push(['dense/kernel', [h, spec.denseUnits]]);
   }
   shapes.push(['dense/bias', [spec.denseUnits]], ['output/kernel', [spec.denseUnits, 1]], ['output/bias', [1]]);
+  if (wide > 0 && spec.architecture === 'attention') shapes.push(['wide/kernel', [spec.products.length, wide]], ['wide/bias', [spec.products.length]]);
+  else if (wide > 0) shapes.push(['wide/kernel', [wide, 1]]);
+  return layoutOf(shapes);
+}
+
+function layoutOf(shapes: [string, number[]][]): WeightEntry[] {
   let offset = 0;
   return shapes.map(([name, shape]) => {
     const size = shape.reduce((a, b) => a * b, 1);
@@ -57,7 +72,7 @@ export function weightCount(spec: ModelSpec): number {
   return last.offset + last.size;
 }
 
-/** Index of the lstm architecture's product in the label order. */
+/** Index of a per-product model's product in the label order. */
 export function productIndex(spec: ModelSpec): number {
   const i = spec.product === null ? -1 : spec.products.indexOf(spec.product);
   if (i < 0) throw new ModelError(`model spec: product "${spec.product}" is not one of the products [${spec.products.join(', ')}]`);
@@ -76,12 +91,12 @@ export function parseSpec(input: string | ModelSpec): ModelSpec {
     throw new ModelError(`model spec: ${field} ${problem}`);
   };
   if (spec === null || typeof spec !== 'object') bad('(root)', 'must be an object');
-  if (spec.architecture !== 'lstm' && spec.architecture !== 'attention') bad('architecture', `must be "lstm" or "attention", got ${JSON.stringify(spec.architecture)}`);
+  if (!['logistic', 'lstm', 'attention'].includes(spec.architecture)) bad('architecture', `must be "logistic", "lstm" or "attention", got ${JSON.stringify(spec.architecture)}`);
   if (!Array.isArray(spec.products) || spec.products.length === 0 || spec.products.some((p) => typeof p !== 'string')) {
     bad('products', 'must be a non-empty array of product names');
   }
   if (new Set(spec.products).size !== spec.products.length) bad('products', 'must not repeat a name');
-  if (spec.architecture === 'lstm') productIndex(spec);
+  if (isPerProduct(spec)) productIndex(spec);
   else if (spec.product !== null) bad('product', 'must be null for the attention architecture (it scores every product)');
   const columns = Object.keys(spec.vocabSizes ?? {});
   if (columns.length === 0) bad('vocabSizes', 'must name at least one token column (item, category or event)');
@@ -91,6 +106,9 @@ export function parseSpec(input: string | ModelSpec): ModelSpec {
     if (!Number.isInteger(v) || v < 2) bad(`vocabSizes.${c}`, `must be an integer ≥ 2 (it includes the pad and unknown ids), got ${v}`);
   }
   if (!Array.isArray(spec.featureNames)) bad('featureNames', 'must be an array of feature column names');
+  spec = { ...spec, wideFeatures: spec.wideFeatures ?? [] };
+  if (!Array.isArray(spec.wideFeatures) || spec.wideFeatures.some((n) => typeof n !== 'string')) bad('wideFeatures', 'must be an array of aggregate feature names');
+  if (spec.architecture === 'logistic' && spec.wideFeatures.length === 0) bad('wideFeatures', 'must name at least one aggregate feature for the logistic architecture');
   const positive: (keyof ModelSpec)[] = ['maxLength', 'embeddingDim', 'hiddenUnits', 'denseUnits', 'batchSize'];
   for (const k of positive) {
     const v = spec[k] as number;
@@ -109,7 +127,7 @@ export function specKey(spec: ModelSpec): string {
 
 /** Indices into spec.products for the requested names (lstm: its one product; none asked: all of them). */
 export function productIdsOf(spec: ModelSpec, products?: string[]): Int32Array {
-  if (spec.architecture === 'lstm') return Int32Array.of(productIndex(spec));
+  if (isPerProduct(spec)) return Int32Array.of(productIndex(spec));
   if (!products || products.length === 0) return Int32Array.from(spec.products, (_, i) => i);
   return Int32Array.from(products, (p) => {
     const i = spec.products.indexOf(p);

@@ -8,7 +8,7 @@ import { checkBatch, concatBatches } from './batch.js';
 import { auc } from './metrics.js';
 import { createModel, type SequenceModel } from './model.js';
 import { mixSeed } from './rng.js';
-import { parseSpec, productIndex, type ModelSpec } from './spec.js';
+import { isPerProduct, parseSpec, productIndex, type ModelSpec } from './spec.js';
 
 export interface FitOptions {
   /** Most passes over the training rows. @default 8 */
@@ -81,7 +81,7 @@ export function labelledScores(model: SequenceModel, batch: SequenceBatch): { sc
   const spec = model.spec;
   checkBatch(spec, batch, true);
   const scores = model.predict(batch);
-  const ids = spec.architecture === 'lstm' ? [productIndex(spec)] : spec.products.map((_, i) => i);
+  const ids = isPerProduct(spec) ? [productIndex(spec)] : spec.products.map((_, i) => i);
   const columns = ids.map((i) => batch.products.indexOf(spec.products[i]!));
   const P = batch.products.length;
   const labels = new Int8Array(batch.size * columns.length);

@@ -1,0 +1,111 @@
+/**
+ * The aggregate features file of a set (the latest snapshot's rows): one row per customer and product with the
+ * raw values of coordinator/features, for the evaluation's count baselines, `explain` and analysts:
+ *
+ *   customer_id VARCHAR, product VARCHAR, <feature> DOUBLE … (NULL: no such event in the lookback)
+ *
+ * Rows are gathered in typed arrays and appended to a DuckDB table one data chunk at a time (NaN for "never"),
+ * then copied to Parquet with NaN written as NULL.
+ */
+import duckdb from '@duckdb/node-bindings';
+import { BIGINT, DOUBLE, UTINYINT, USMALLINT, VARCHAR, DuckDBDataChunk, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
+import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
+
+const CHUNK_ROWS = 2048;
+
+export class FeaturesWriter {
+  private rows = 0;
+  private readonly idHalves = new Int32Array(CHUNK_ROWS * 2);
+  private idBytes = new Uint8Array(CHUNK_ROWS * 16);
+  private readonly idOffsets = new Int32Array(CHUNK_ROWS + 1);
+  private readonly product: Uint16Array = new Uint16Array(CHUNK_ROWS);
+  /** [feature][row]; NaN becomes NULL when the file is written. */
+  private readonly values: Float64Array[];
+  private readonly chunk: DuckDBDataChunk;
+
+  private constructor(
+    private readonly db: DuckDB,
+    private readonly table: string,
+    private readonly appender: DuckDBAppender,
+    private readonly customerType: 'BIGINT' | 'VARCHAR',
+    private readonly products: readonly string[],
+    private readonly names: readonly string[],
+  ) {
+    this.values = names.map(() => new Float64Array(CHUNK_ROWS));
+    const types: DuckDBType[] = [customerType === 'BIGINT' ? BIGINT : VARCHAR, products.length <= 255 ? UTINYINT : USMALLINT, ...names.map(() => DOUBLE)];
+    this.chunk = DuckDBDataChunk.create(types);
+  }
+
+  static async create(db: DuckDB, table: string, customerType: 'BIGINT' | 'VARCHAR', products: readonly string[], names: readonly string[]): Promise<FeaturesWriter> {
+    const productType = products.length <= 255 ? 'UTINYINT' : 'USMALLINT';
+    const columns = [`customer ${customerType}`, `product ${productType}`, ...names.map((_, i) => `f${i} DOUBLE`)];
+    await db.run(`CREATE OR REPLACE TABLE ${table} (${columns.join(', ')})`);
+    return new FeaturesWriter(db, table, await db.connection.createAppender(table), customerType, products, names);
+  }
+
+  /** One customer: `raw` holds products × features values, product-major (NaN = NULL). */
+  add(lo: number, hi: number, bytes: Uint8Array, start: number, length: number, raw: Float64Array): void {
+    const width = this.names.length;
+    for (let p = 0; p < this.products.length; p++) {
+      const r = this.rows;
+      if (this.customerType === 'BIGINT') {
+        this.idHalves[2 * r] = lo;
+        this.idHalves[2 * r + 1] = hi;
+      } else {
+        const at = this.idOffsets[r]!;
+        if (at + length > this.idBytes.length) {
+          const grown = new Uint8Array(Math.max(2 * this.idBytes.length, at + length));
+          grown.set(this.idBytes);
+          this.idBytes = grown;
+        }
+        this.idBytes.set(bytes.subarray(start, start + length), at);
+        this.idOffsets[r + 1] = at + length;
+      }
+      this.product[r] = p;
+      for (let j = 0; j < width; j++) this.values[j]![r] = raw[p * width + j]!;
+      this.rows = r + 1;
+      if (this.rows === CHUNK_ROWS) this.flush();
+    }
+  }
+
+  /** Appends what is left and writes the Parquet file. */
+  async finish(file: string): Promise<void> {
+    this.flush();
+    this.appender.closeSync();
+    const id = this.customerType === 'BIGINT' ? 'CAST(f.customer AS VARCHAR)' : 'f.customer';
+    const names = this.names.map((n, i) => `CASE WHEN isnan(f.f${i}) THEN NULL ELSE f.f${i} END AS ${sqlIdent(n)}`).join(', ');
+    const productNames = this.products.map((p, i) => `(${i}, ${sqlString(p)})`).join(', ');
+    await this.db.run(`COPY (SELECT ${id} AS customer_id, p.name AS product, ${names}
+        FROM ${this.table} f JOIN (VALUES ${productNames}) p(i, name) ON p.i = f.product
+        ORDER BY customer_id, f.product) TO ${sqlString(file)} (FORMAT parquet)`);
+    await this.db.run(`DROP TABLE ${this.table}`);
+  }
+
+  close(): void {
+    try {
+      this.appender.closeSync();
+    } catch {
+      // already closed by finish()
+    }
+  }
+
+  private flush(): void {
+    const n = this.rows;
+    if (n === 0) return;
+    const raw = this.chunk.chunk;
+    this.chunk.reset();
+    const id = duckdb.data_chunk_get_vector(raw, 0);
+    if (this.customerType === 'BIGINT') {
+      duckdb.copy_data_to_vector(id, 0, this.idHalves.buffer as ArrayBuffer, 0, n * 8);
+    } else {
+      for (let r = 0; r < n; r++) duckdb.vector_assign_string_element_len(id, r, this.idBytes.subarray(this.idOffsets[r], this.idOffsets[r + 1]));
+    }
+    const productVector = duckdb.data_chunk_get_vector(raw, 1);
+    if (this.products.length <= 255) duckdb.copy_data_to_vector(productVector, 0, Uint8Array.from(this.product.subarray(0, n)).buffer as ArrayBuffer, 0, n);
+    else duckdb.copy_data_to_vector(productVector, 0, this.product.buffer as ArrayBuffer, 0, n * 2);
+    this.values.forEach((v, j) => duckdb.copy_data_to_vector(duckdb.data_chunk_get_vector(raw, 2 + j), 0, v.buffer as ArrayBuffer, 0, n * 8));
+    this.chunk.rowCount = n;
+    this.appender.appendDataChunk(this.chunk);
+    this.rows = 0;
+  }
+}
