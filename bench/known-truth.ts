@@ -102,8 +102,9 @@ export const CART = 1;
 export const FAV = 2;
 export const BUY = 3;
 const DAY_S = 86_400;
-const FIRST_TARGET = 1001;
-const FIRST_NOISE = 2001;
+/** Target category k is FIRST_TARGET + k (its product name is that number); noise categories start at FIRST_NOISE. */
+export const FIRST_TARGET = 1001;
+export const FIRST_NOISE = 2001;
 const ITEMS_PER_CATEGORY = 300;
 
 /**
