@@ -16,6 +16,7 @@ const BENCHES: { file: string; args: string[]; quickArgs: string[] }[] = [
   { file: 'training.ts', args: ['--customers', '24000', '--workers', '1,2,4'], quickArgs: ['--customers', '4000', '--workers', '1,2'] },
   { file: 'nightly-scoring.ts', args: ['--customers', '1000000'], quickArgs: ['--customers', '50000'] },
   { file: 'publish.ts', args: [], quickArgs: ['--customers', '100000'] },
+  { file: 'quality.ts', args: ['--customers', '20000,100000'], quickArgs: ['--customers', '5000'] },
 ];
 
 console.log(`nextbuy benchmarks${quick ? ' (quick sizes)' : ''} · ${machineLine()}\n`);
