@@ -9,8 +9,14 @@ export function formatExplanation(e: CustomerExplanation): string {
       lines.push('  attended to most (attention weight):');
       lines.push(...m.byAttention.map((x) => eventLine(x, x.contribution.toFixed(3))));
     }
-    lines.push('  raised the score most (gradient × input, on the logit):');
-    lines.push(...(m.byGradient.length > 0 ? m.byGradient.map((x) => eventLine(x, signed(x.contribution))) : ['    (no events before the as-of date)']));
+    if (m.architecture !== 'logistic') {
+      lines.push('  raised the score most (gradient × input, on the logit):');
+      lines.push(...(m.byGradient.length > 0 ? m.byGradient.map((x) => eventLine(x, signed(x.contribution))) : ['    (no events before the as-of date)']));
+    }
+    if (m.byFeature && m.byFeature.length > 0) {
+      lines.push('  aggregate features that raised the score most (weight × value, on the logit):');
+      lines.push(...m.byFeature.map((f) => `    ${f.name.padEnd(28)}  ${(f.value === null ? 'never' : String(f.value)).padStart(10)}  ${signed(f.contribution).padStart(8)}`));
+    }
   }
   return `${lines.join('\n')}\n`;
 }

@@ -87,7 +87,7 @@ describe('aggregate features', () => {
 
       // The shard's `wide` column holds the transformed values, products × features, product-major.
       const { rows: shardRows, batches } = await readSet(r.score!);
-      const wide = byCustomer(shardRows).get('a')!.wide as unknown as number[];
+      const wide = byCustomer(shardRows).get('a')!.wide;
       const products = JSON.parse(batches[0]!.schema.metadata.get('nextbuy.products')!) as string[];
       expect(JSON.parse(batches[0]!.schema.metadata.get('nextbuy.wide_features')!)).toEqual(names);
       expect(wide).toHaveLength(products.length * names.length);
@@ -106,7 +106,7 @@ describe('aggregate features', () => {
       await writeEvents(file, rows, COLUMNS);
       const r = await preprocess({ job: { ...job(file), training: { snapshots: 3 } }, scoreDate: '2024-03-10', runDir: dir });
       const { rows: train } = await readSet(r.train!);
-      const snapshotsOf = (cid: string) => train.filter((x) => x.customer_id === cid).map((x) => (x as unknown as { snapshot: number }).snapshot).sort();
+      const snapshotsOf = (cid: string) => train.filter((x) => x.customer_id === cid).map((x) => x.snapshot).sort();
       // a: known since D − 20 days, so a customer as of T, T − 2d and T − 4d.
       expect(snapshotsOf('a')).toEqual([0, 1, 2]);
       // b: first event D − 5 days = T − 3 days: a customer as of T and T − 2d only.
@@ -114,7 +114,7 @@ describe('aggregate features', () => {
       // Labels per snapshot: b's shoes purchase at D − 4 days lies in [T − 2d, T) = snapshot 1's label window.
       const bRows = train.filter((x) => x.customer_id === 'b');
       const products = ['any', 'shoes'];
-      const labelOf = (snapshot: number) => bRows.find((x) => (x as unknown as { snapshot: number }).snapshot === snapshot)!.labels![products.indexOf('shoes')];
+      const labelOf = (snapshot: number) => bRows.find((x) => x.snapshot === snapshot)!.labels![products.indexOf('shoes')];
       expect(labelOf(1)).toBe(1);
       expect(labelOf(0)).toBe(1); // D − 1 day + 1 ms is in [T, T + 2d)
       // The split is by customer: every row of a customer has the same one.

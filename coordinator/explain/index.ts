@@ -6,6 +6,7 @@
  * events as the input had them: time, event type, item and category.
  */
 import type { Job } from '../../jobs/job.js';
+import { jobAggregateLayout } from '../features/index.js';
 import { InputError, UsageError } from '../../core/errors.js';
 import { readUtf8Column, toSequenceBatch, type SequenceBatch, type TokenColumn } from '../../proto/shard-batch.js';
 import { lastPositions, loadArtifact, modelFromWeights, selectBackend, selectRows, type ExplainedEvent } from '../../worker/model/index.js';
@@ -47,6 +48,15 @@ export interface ModelExplanation {
   byGradient: EventView[];
   /** Attention models only. */
   byAttention: EventView[] | null;
+  /** The aggregate features that raised the logit most (weight × value), for models that read them. */
+  byFeature: FeatureView[] | null;
+}
+
+export interface FeatureView {
+  name: string;
+  /** The raw value (count, sum, days; null for "no such event in the lookback"). */
+  value: number | null;
+  contribution: number;
 }
 
 export interface CustomerExplanation {
@@ -90,12 +100,21 @@ export async function explainCustomer(o: ExplainCustomerOptions): Promise<Custom
         score: e.score,
         byGradient: view(e.byGradient),
         byAttention: e.byAttention ? view(e.byAttention) : null,
+        byFeature: e.byFeature ? e.byFeature.map((f) => ({ name: f.name, value: rawValue(o.job, f.name, f.value), contribution: f.contribution })) : null,
       });
     } finally {
       model.dispose();
     }
   }
   return { account: folder.account, date: o.date, customerId: o.customerId, asOf: pre.score.asOf, historyLength: found.historyLength[0]!, models };
+}
+
+/** An aggregate's raw value back from what the model read (see coordinator/features transformAggregate). */
+function rawValue(job: Job, name: string, transformed: number): number | null {
+  const feature = jobAggregateLayout(job).features.find((f) => f.name === name);
+  const raw = Math.expm1(Math.abs(transformed)) * Math.sign(transformed);
+  if (feature?.kind === 'days' && raw >= job.sequence.lookbackDays + 1 - 1e-6) return null;
+  return Math.round(raw * 1000) / 1000;
 }
 
 function chooseModels(night: ModelsFile, product: string | undefined): ModelEntry[] {

@@ -141,8 +141,10 @@ export interface ShardRow {
   dt: number[];
   age: number[];
   labels?: number[];
+  wide: number[];
   weight: number;
   split: number;
+  snapshot: number;
   [num: `num_${string}`]: number[];
 }
 
