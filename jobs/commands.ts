@@ -56,6 +56,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
     onStage: reporter.onStage,
     onEpoch: reporter.onEpoch,
     onScoreProgress: reporter.onScoreProgress,
+    allowStale: args.allowStale,
   });
   process.stdout.write(formatSummary(summary));
   return 0;
