@@ -2,7 +2,9 @@
 import type { CustomerExplanation, EventView } from '../coordinator/explain/index.js';
 
 export function formatExplanation(e: CustomerExplanation): string {
-  const lines = [`customer ${e.customerId} · ${e.account} · scored for ${e.date} (features before ${e.asOf}) · ${e.historyLength} events in the lookback`];
+  const lines = [`customer ${e.customerId} · ${e.account} · scored for ${e.date} (features before ${e.asOf}) · ${e.historyLength} events in the ${e.lookbackDays}-day lookback`];
+  // A scored customer has some event before the as-of date; with none in the lookback, all of them are older.
+  const none = `    (no events in the ${e.lookbackDays} days before ${e.asOf}: the customer's older events are outside the lookback, so the model sees none)`;
   for (const m of e.models) {
     lines.push('', `${m.model}  (${m.modelVersion})  product ${m.product}  score ${m.score.toFixed(4)}`);
     if (m.byAttention) {
@@ -10,7 +12,7 @@ export function formatExplanation(e: CustomerExplanation): string {
       lines.push(...m.byAttention.map((x) => eventLine(x, x.contribution.toFixed(3))));
     }
     lines.push('  raised the score most (gradient × input, on the logit):');
-    lines.push(...(m.byGradient.length > 0 ? m.byGradient.map((x) => eventLine(x, signed(x.contribution))) : ['    (no events before the as-of date)']));
+    lines.push(...(m.byGradient.length > 0 ? m.byGradient.map((x) => eventLine(x, signed(x.contribution))) : [none]));
   }
   return `${lines.join('\n')}\n`;
 }
