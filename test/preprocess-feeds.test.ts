@@ -90,6 +90,23 @@ describe('event feeds', () => {
     });
   });
 
+  test('duplicates count against maxRejectedShare as they count in the summary: one rule', async () => {
+    await withTempDir(async (dir) => {
+      const file = path.join(dir, 'events.csv');
+      const rows: EventRow[] = [];
+      for (let k = 0; k < 6; k++) rows.push({ cid: `c${k}`, ts: `2017-12-0${1 + (k % 3)} 10:00:00`, kind: 'view', item: 'i', cat: 'c' });
+      for (let k = 0; k < 4; k++) rows.push({ cid: 'c0', ts: '2017-12-01 10:00:00', kind: 'view', item: 'i', cat: 'c' });
+      await writeEvents(file, rows);
+      const run = (share: number, name: string) => preprocess({ job: smallJob(file, { validation: { maxRejectedShare: share } }), scoreDate: D, runDir: path.join(dir, name) });
+      const ok = await run(0.4, 'a');
+      expect(ok.stats.rejected.duplicate).toBe(4);
+      expect(ok.stats.rowsAccepted).toBe(6);
+      const e = await errorOf(run(0.3, 'b'));
+      expect(e).toBeInstanceOf(InputError);
+      expect(e.message).toContain('40.0 % of the 10 input rows were rejected, more than the 30.0 % allowed (top reasons: duplicate 4)');
+    });
+  });
+
   test('an expression in a job built in code is checked when the input opens', async () => {
     await withTempDir(async (dir) => {
       const file = path.join(dir, 'events.csv');
