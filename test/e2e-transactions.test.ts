@@ -3,7 +3,7 @@
  * from the quantity's sign, categories from the stock code, a line of binary garbage, a line that is not
  * UTF-8 and a truncated last line. The real CLI runs it end to end with a tiny model.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { PreprocessResult } from '../coordinator/preprocess/index.js';
@@ -81,6 +81,16 @@ describe('nextbuy run on a transaction log', () => {
     expect(stale.stderr).toContain('--allow-stale');
     expect(await exists(path.join(dir, 'out/predictions/account=retail/date=2012-08-01'))).toBe(false);
     expect(await exists(runDir('2012-08-01'))).toBe(false);
+  }, 60_000);
+
+  test('an input error leaves no run folder, only the quarantine its message names', async () => {
+    const strict = await retailJob({ validation: { maxRejectedShare: 0.01, minLastDayShare: 0 } });
+    const r = await runCli(['preprocess', '--account', 'retail', '--date', DATE, '--conf', strict.conf]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain('top reasons: missing_customer 31, malformed_line 3');
+    const folder = path.join(strict.dir, `out/runs/account=retail/date=${DATE}`);
+    expect(r.stderr).toContain(path.join(folder, 'quarantine.parquet'));
+    expect(await readdir(folder)).toEqual(['quarantine.parquet']);
   }, 60_000);
 
   test('--allow-stale builds anyway and records it', async () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { InputError, JobFileError } from '../core/errors.js';
 import { preprocess } from '../coordinator/preprocess/index.js';
-import { DAY_MS, smallJob, withTempDir, writeEvents, type EventRow } from './helpers/preprocess.js';
+import { DAY_MS, duck, smallJob, withTempDir, writeEvents, type EventRow } from './helpers/preprocess.js';
 
 const D = '2017-12-05';
 
@@ -36,6 +36,12 @@ describe('event feeds', () => {
       expect(await lastAt('UTC')).toBe('2017-12-03T10:00:00.000Z');
       expect(await lastAt('Asia/Tokyo')).toBe('2017-12-03T01:00:00.000Z');
       expect(await lastAt('America/New_York')).toBe('2017-12-03T15:00:00.000Z');
+      // A Parquet TIMESTAMP (no zone) is read in input.timeZone too.
+      const parquet = path.join(dir, 'events.parquet');
+      await duck(`COPY (SELECT cid, ts::TIMESTAMP AS ts, kind, item, cat FROM read_csv('${file}', all_varchar = true) WHERE cid = 'a') TO '${parquet}'`);
+      const job = smallJob(parquet, { input: { timeZone: 'Asia/Tokyo' }, validation: { maxStalenessMs: 30 * DAY_MS } });
+      const r = await preprocess({ job, scoreDate: D, runDir: path.join(dir, 'parquet'), sets: ['score'] });
+      expect(r.stats.freshness!.lastEventAt).toBe('2017-12-03T01:00:00.000Z');
     });
   });
 
