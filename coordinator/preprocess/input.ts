@@ -60,7 +60,9 @@ export async function openInput(db: DuckDB, job: Job, fromMs: number, toMs: numb
   // DuckDB prunes with this too; listing the files ourselves makes the pruning provable and countable.
   const partitionFilter = hive ? `(CAST("date" AS VARCHAR) >= ${sqlString(firstDay)} AND CAST("date" AS VARCHAR) < ${sqlString(endDay)})` : 'true';
   const columns = await describe(db, from, job.input.path);
-  for (const c of ['date', 'source_file', 'source_row']) if (c !== 'date' || hive) columns.delete(c);
+  columns.delete('source_file');
+  columns.delete('source_row');
+  if (hive) columns.delete('date');
   const mapping = await resolveMapping(db, job, from, columns);
   return { format, files, hive, from, partitionFilter, columns, mapping, rejects: format === 'csv' ? CSV_REJECTS : null };
 }

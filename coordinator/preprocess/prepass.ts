@@ -1,10 +1,11 @@
 /**
  * One scan of the input for everything that must be known before the sequences are built: row counts by
- * reject reason (plus out-of-window rows and the valid time range), item and category counts on the
- * training window (vocabularies), and purchasing customers per category before D (top-category products).
+ * reject reason (plus out-of-window rows, the valid time range and the freshness counts around D), item and
+ * category counts on the training window (vocabularies), purchasing customers per category in the training
+ * window (top-category products), and purchases per category (to check products.categories).
  * One GROUPING SETS query fills a small table; the steps then read their part of it.
  */
-import type { Job } from '../../jobs/job.js';
+import { DAY_MS, type Job } from '../../jobs/job.js';
 import type { DuckDB } from '../duckdb/index.js';
 
 export const PREPASS = 'prepass';
@@ -59,7 +60,6 @@ export async function runPrepass(db: DuckDB, job: Job, p: PrepassPlan): Promise<
   const out: PrepassSets = { reasons: idOf('reason')!, items: idOf('vi'), categories: idOf('vc'), buyers: idOf('pc'), purchased: idOf('ac') };
   const all: Key[] = ['reason', 'vi', 'vc', 'pc', 'pcust', 'ac'];
   const d = p.scoreDateMs;
-  const day = 86_400_000;
   await db.run(`CREATE OR REPLACE TABLE ${PREPASS} AS
     SELECT GROUPING(${used.join(', ')}) AS g, ${all.map((k) => (used.includes(k) ? k : `NULL AS ${k}`)).join(', ')},
       count(*)::DOUBLE AS n,
@@ -67,8 +67,8 @@ export async function runPrepass(db: DuckDB, job: Job, p: PrepassPlan): Promise<
       min(ts) FILTER (WHERE reason = 0)::DOUBLE AS min_ts,
       max(ts) FILTER (WHERE reason = 0)::DOUBLE AS max_ts,
       max(ts) FILTER (WHERE reason = 0 AND ts < ${d})::DOUBLE AS last_before_d,
-      count(*) FILTER (WHERE reason = 0 AND ts >= ${d - day} AND ts < ${d})::DOUBLE AS last_day,
-      count(*) FILTER (WHERE reason = 0 AND ts >= ${d - (FRESHNESS_PRIOR_DAYS + 1) * day} AND ts < ${d - day})::DOUBLE AS prior_days
+      count(*) FILTER (WHERE reason = 0 AND ts >= ${d - DAY_MS} AND ts < ${d})::DOUBLE AS last_day,
+      count(*) FILTER (WHERE reason = 0 AND ts >= ${d - (FRESHNESS_PRIOR_DAYS + 1) * DAY_MS} AND ts < ${d - DAY_MS})::DOUBLE AS prior_days
     FROM (
       SELECT reason, ts,
         CASE WHEN ${inVocab} THEN item END AS vi,

@@ -54,7 +54,7 @@ async function topValues(db: DuckDB, column: 'vi' | 'vc', table: string, set: nu
   return rows.map((r) => r.v);
 }
 
-/** `any` (when job.products.overall), job.products.categories, then the top categories by purchasing customers before D. */
+/** `any` (when job.products.overall), job.products.categories, then the top categories by distinct buyers in the training window [D − H − L, D). */
 export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts): Promise<Product[]> {
   const products: Product[] = job.products.overall ? [{ name: 'any', category: null }] : [];
   const wanted = [...job.products.categories];
