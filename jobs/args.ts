@@ -12,8 +12,8 @@ export type DateTask = (typeof DATE_TASKS)[number];
 export const USAGE = `nextbuy — nightly purchase-propensity training and scoring
 
 Usage:
-  nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml]
-  nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force]
+  nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml] [--allow-stale]
+  nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force] [--allow-stale]
   nextbuy explain --account ACCOUNT --date YYYY-MM-DD --customer ID [--product P] [--top N] [--json]
 
 Tasks (each reads what the earlier ones left in the run folder; 'run' does them all in order):
