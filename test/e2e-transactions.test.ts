@@ -93,11 +93,13 @@ describe('nextbuy run on a transaction log', () => {
     expect(await readdir(folder)).toEqual(['quarantine.parquet']);
   }, 60_000);
 
-  test('--allow-stale builds anyway and records it', async () => {
-    const r = await runCli(['preprocess', '--account', 'retail', '--date', '2011-03-10', '--conf', conf, '--allow-stale']);
+  test('--allow-stale builds and publishes anyway, and the summary, preprocess.json and report.json record it', async () => {
+    const r = await runCli(['run', '--account', 'retail', '--date', '2011-03-10', '--conf', conf, '--allow-stale']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('stale input built anyway (--allow-stale)');
     const pre = JSON.parse(await readFile(path.join(runDir('2011-03-10'), 'preprocess.json'), 'utf8')) as PreprocessResult;
     expect(pre.stats.freshness).toMatchObject({ allowedStale: true, lastEventAt: '2011-02-27T16:48:00.000Z' });
-  }, 60_000);
+    const report = JSON.parse(await readFile(path.join(runDir('2011-03-10'), 'report/report.json'), 'utf8')) as { stats: { staleInputAllowed?: string } };
+    expect(report.stats.staleInputAllowed).toContain("the input's latest valid event before 2011-03-10 is at 2011-02-27T16:48:00.000Z");
+  }, 90_000);
 });
