@@ -12,8 +12,8 @@ export type DateTask = (typeof DATE_TASKS)[number];
 export const USAGE = `nextbuy — nightly purchase-propensity training and scoring
 
 Usage:
-  nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml]
-  nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force]
+  nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml] [--allow-stale]
+  nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force] [--allow-stale]
   nextbuy explain --account ACCOUNT --date YYYY-MM-DD --customer ID [--product P] [--top N] [--json]
 
 Tasks (each reads what the earlier ones left in the run folder; 'run' does them all in order):
@@ -37,6 +37,8 @@ Options:
   --task T        backfill: the task to run per date @default run
   --parallel N    backfill: dates run at once @default 1
   --force         backfill: rerun dates that are already committed
+  --allow-stale   build even when the input looks stale (validation.maxStaleness, validation.minLastDayShare);
+                  the run's preprocess stats and summary record it
   --customer ID   explain: the customer id as in the input
   --product P     explain: only the models for product P @default all models
   --top N         explain: events per list @default 5
@@ -58,6 +60,8 @@ export interface CliArgs {
   backfillTask: DateTask;
   parallel: number;
   force: boolean;
+  /** Build from input the freshness gate finds stale. */
+  allowStale: boolean;
   /** explain only. */
   customer: string | null;
   product: string | null;
@@ -85,6 +89,7 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
         task: { type: 'string' },
         parallel: { type: 'string' },
         force: { type: 'boolean' },
+        'allow-stale': { type: 'boolean' },
         customer: { type: 'string' },
         product: { type: 'string' },
         top: { type: 'string' },
@@ -120,6 +125,7 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
     backfillTask,
     parallel: values.parallel === undefined ? 1 : positiveInt(values.parallel, '--parallel'),
     force: values.force ?? false,
+    allowStale: values['allow-stale'] ?? false,
     customer: values.customer ?? null,
     product: values.product ?? null,
     top: values.top === undefined ? 5 : positiveInt(values.top, '--top'),

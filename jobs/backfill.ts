@@ -19,6 +19,8 @@ export interface BackfillOptions {
   parallel?: number;
   /** Rerun committed dates too. @default false */
   force?: boolean;
+  /** Build dates whose input the freshness gate finds stale (see RunOptions.allowStale). @default false */
+  allowStale?: boolean;
   env: 'local' | 'k8s';
   workers?: number | null;
   onDate?: (date: string, status: string) => void;
@@ -63,7 +65,7 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
     }
     o.onDate?.(date, 'running');
     try {
-      const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null });
+      const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null, allowStale: o.allowStale });
       const detail = s.publish ? `${s.publish.partitions.length} partitions committed` : `${o.tasks.join(', ')} done`;
       rows.set(date, { date, status: 'done', detail, ms: Date.now() - started, exitCode: 0 });
       o.onDate?.(date, `done: ${detail}`);

@@ -40,6 +40,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
       tasks: tasksOf(args.backfillTask),
       parallel: args.parallel,
       force: args.force,
+      allowStale: args.allowStale,
       env: args.env,
       workers: args.workers,
       onDate: (date, status) => process.stderr.write(`backfill ${date}: ${status}\n`),
@@ -56,6 +57,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
     onStage: reporter.onStage,
     onEpoch: reporter.onEpoch,
     onScoreProgress: reporter.onScoreProgress,
+    allowStale: args.allowStale,
   });
   process.stdout.write(formatSummary(summary));
   return 0;

@@ -2,7 +2,9 @@
 import type { CustomerExplanation, EventView } from '../coordinator/explain/index.js';
 
 export function formatExplanation(e: CustomerExplanation): string {
-  const lines = [`customer ${e.customerId} · ${e.account} · scored for ${e.date} (features before ${e.asOf}) · ${e.historyLength} events in the lookback`];
+  const lines = [`customer ${e.customerId} · ${e.account} · scored for ${e.date} (features before ${e.asOf}) · ${e.historyLength} events in the ${e.lookbackDays}-day lookback`];
+  // A scored customer has some event before the as-of date; with none in the lookback, all of them are older.
+  const none = `    (no events in the ${e.lookbackDays} days before ${e.asOf}: the customer's older events are outside the lookback, so the model sees none)`;
   for (const m of e.models) {
     lines.push('', `${m.model}  (${m.modelVersion})  product ${m.product}  score ${m.score.toFixed(4)}`);
     if (m.byAttention) {
@@ -11,7 +13,7 @@ export function formatExplanation(e: CustomerExplanation): string {
     }
     if (m.architecture !== 'logistic') {
       lines.push('  raised the score most (gradient × input, on the logit):');
-      lines.push(...(m.byGradient.length > 0 ? m.byGradient.map((x) => eventLine(x, signed(x.contribution))) : ['    (no events before the as-of date)']));
+      lines.push(...(m.byGradient.length > 0 ? m.byGradient.map((x) => eventLine(x, signed(x.contribution))) : [none]));
     }
     if (m.byFeature && m.byFeature.length > 0) {
       lines.push('  aggregate features that raised the score most (weight × value, on the logit):');

@@ -8,11 +8,15 @@ import { parse, YAMLParseError } from 'yaml';
 import { JobFileError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { defaultWindowsDays } from '../coordinator/features/index.js';
+import { checkMappings } from './column-expression.js';
 import { ARCHITECTURES, type Architecture, type Job } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
-const COLUMN_PATTERN = /^[A-Za-z_][A-Za-z0-9_ .-]{0,127}$/;
+/** A column name or a derived-column expression (checked by ./column-expression.ts in loadJob). */
+const MAPPING_PATTERN = /^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{1,2000}$/;
+/** A URL scheme (`s3://`, `gs://`, `http://`): nextbuy reads and writes local paths only. */
+const URL_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
 const MEMORY_PATTERN = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
 /**
@@ -40,7 +44,10 @@ export async function loadJob(file: string): Promise<Job> {
     if (e instanceof JobFileError) throw e;
     throw new JobFileError(absolute, '(file)', `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}. Pass an existing job file with --conf`);
   }
-  return compileJob(parseYaml(absolute, text), absolute);
+  const job = compileJob(parseYaml(absolute, text), absolute);
+  const problem = await checkMappings(job.columns);
+  if (problem) throw new JobFileError(absolute, problem[0], problem[1]);
+  return job;
 }
 
 function parseYaml(file: string, text: string): unknown {
@@ -75,20 +82,21 @@ export function compileJob(raw: unknown, file: string): Job {
   const account = f.string(root.account, 'account', { required: true, pattern: ACCOUNT_PATTERN, hint: 'lowercase letters, digits, "-" and "_", starting with a letter or digit' })!;
 
   const input = f.object(root.input, 'input', true)!;
-  f.noUnknown(input, 'input', ['path', 'format', 'timeFormat']);
-  const inputPath = f.string(input.path, 'input.path', { required: true, pattern: SAFE_PATH, hint: 'a path without control characters' })!;
+  f.noUnknown(input, 'input', ['path', 'format', 'timeFormat', 'timeZone']);
+  const inputPath = f.localPath(input.path, 'input.path', true)!;
   const format = (f.oneOf(input.format, 'input.format', ['csv', 'parquet']) ?? inferFormat(f, inputPath)) as 'csv' | 'parquet';
   const timeFormat = (f.oneOf(input.timeFormat, 'input.timeFormat', ['auto', 'epoch_seconds', 'epoch_millis', 'iso']) ?? 'auto') as Job['input']['timeFormat'];
+  const timeZone = f.timeZone(input.timeZone, 'input.timeZone') ?? 'UTC';
 
   const columns = f.object(root.columns, 'columns', true)!;
   f.noUnknown(columns, 'columns', ['customer', 'time', 'eventType', 'item', 'category', 'numeric']);
   const column = (k: string, required: boolean) =>
-    f.string(columns[k], `columns.${k}`, { required, pattern: COLUMN_PATTERN, hint: 'a column name of the input' }) ?? null;
+    f.string(columns[k], `columns.${k}`, { required, pattern: MAPPING_PATTERN, hint: 'a column name of the input or an expression (at most 2000 characters, no control characters)' }) ?? null;
   const numeric = (f.array(columns.numeric, 'columns.numeric') ?? []).map((n, i) => {
     const o = f.object(n, `columns.numeric[${i}]`, true)!;
     f.noUnknown(o, `columns.numeric[${i}]`, ['column', 'min']);
     return {
-      column: f.string(o.column, `columns.numeric[${i}].column`, { required: true, pattern: COLUMN_PATTERN, hint: 'a column name of the input' })!,
+      column: f.string(o.column, `columns.numeric[${i}].column`, { required: true, pattern: MAPPING_PATTERN, hint: 'a column name of the input or an expression' })!,
       min: f.number(o.min, `columns.numeric[${i}].min`) ?? null,
     };
   });
@@ -102,7 +110,10 @@ export function compileJob(raw: unknown, file: string): Job {
   if (!types.includes(purchase)) f.fail('events.purchase', `must be one of events.types (${types.join(', ')}), got "${purchase}"`);
 
   const validation = f.object(root.validation, 'validation') ?? {};
-  f.noUnknown(validation, 'validation', ['validFrom', 'validTo', 'maxRejectedShare']);
+  f.noUnknown(validation, 'validation', ['validFrom', 'validTo', 'maxRejectedShare', 'maxStaleness', 'minLastDayShare']);
+  const staleness = validation.maxStaleness ?? '2d';
+  const maxStalenessMs = typeof staleness === 'string' || typeof staleness === 'number' ? parseDuration(staleness) : undefined;
+  if (maxStalenessMs === undefined || maxStalenessMs < 0) f.fail('validation.maxStaleness', `must be a duration like '2d' or '36h', got ${describe(staleness)}`);
   const validFromMs = f.instant(validation.validFrom, 'validation.validFrom');
   const validToMs = f.instant(validation.validTo, 'validation.validTo');
   if (validFromMs !== null && validToMs !== null && validToMs <= validFromMs) f.fail('validation.validTo', 'must be after validation.validFrom');
@@ -193,7 +204,7 @@ export function compileJob(raw: unknown, file: string): Job {
   return {
     account,
     file,
-    input: { path: inputAbsolute, format, timeFormat },
+    input: { path: inputAbsolute, format, timeFormat, timeZone },
     columns: {
       customer: column('customer', true)!,
       time: column('time', true)!,
@@ -207,6 +218,8 @@ export function compileJob(raw: unknown, file: string): Job {
       validFromMs,
       validToMs,
       maxRejectedShare: f.number(validation.maxRejectedShare, 'validation.maxRejectedShare', { min: 0, max: 1 }) ?? 0.01,
+      maxStalenessMs: maxStalenessMs!,
+      minLastDayShare: f.number(validation.minLastDayShare, 'validation.minLastDayShare', { min: 0, max: 1 }) ?? 0.2,
     },
     label: { horizonDays: f.integer(label.horizonDays, 'label.horizonDays', { required: true, min: 1, max: 366, hint: 'a whole number of days ≥ 1' })! },
     sequence: {
@@ -248,7 +261,7 @@ export function compileJob(raw: unknown, file: string): Job {
     tuning: { trials: f.integer(tuning.trials, 'tuning.trials', { min: 0, max: 10_000 }) ?? 0 },
     ensemble: { method: (f.oneOf(ensemble.method, 'ensemble.method', ['mean', 'fitted']) ?? 'mean') as 'mean' | 'fitted' },
     actions: [...actions].sort((a, b) => b.minScore - a.minScore),
-    output: { dir: path.resolve(dir, f.string(output.dir, 'output.dir') ?? 'out') },
+    output: { dir: path.resolve(dir, f.localPath(output.dir, 'output.dir') ?? 'out') },
     resources: {
       memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
       threads: f.integer(resources.threads, 'resources.threads', { min: 1, max: 1024 }) ?? null,
@@ -382,6 +395,28 @@ class Fields {
     if (this.missing(v, field, false)) return undefined;
     if (typeof v !== 'boolean') this.fail(field, `must be true or false, got ${describe(v)}`);
     return v;
+  }
+
+  /** A local file or folder path; a URL (`s3://…`) is refused by name, since nextbuy would read it as a folder called `s3:`. */
+  localPath(v: unknown, field: string, required = false): string | undefined {
+    const p = this.string(v, field, { required, pattern: SAFE_PATH, hint: 'a path without control characters' });
+    const scheme = p === undefined ? null : URL_SCHEME.exec(p);
+    if (scheme) {
+      this.fail(field, `is a ${scheme[1]}:// URL, and nextbuy reads and writes local paths only: copy the data to a local disk (or mount the bucket) and give that path, got "${p}"`);
+    }
+    return p;
+  }
+
+  /** An IANA time zone name (Europe/London, America/New_York, UTC). */
+  timeZone(v: unknown, field: string): string | undefined {
+    const tz = this.string(v, field);
+    if (tz === undefined) return undefined;
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    } catch {
+      this.fail(field, `must be an IANA time zone name like 'UTC', 'Europe/London' or 'America/New_York', got "${tz}"`);
+    }
+    return tz;
   }
 
   oneOf(v: unknown, field: string, allowed: string[]): string | undefined {

@@ -8,14 +8,29 @@ export interface JobFile {
   /** Required. Account name: lowercase letters, digits, '-' and '_' (it becomes a path component). */
   account: string;
   input: {
-    /** Required. A file, a folder or a glob, relative to the job file. Hive folders `date=YYYY-MM-DD/` are pruned to the window. */
+    /**
+     * Required. A local file, folder or glob, relative to the job file. Hive folders `date=YYYY-MM-DD/` are pruned
+     * to the window. URLs (`s3://`, `gs://`, `http://`) are refused: copy or mount the data locally.
+     */
     path: string;
     /** @default from the file extension ('.csv', '.csv.gz' → csv; '.parquet' → parquet) */
     format?: 'csv' | 'parquet';
     /** How the time column is written. @default 'auto' (integers < 1e11 are epoch seconds, larger are millis; strings are ISO 8601) */
     timeFormat?: 'auto' | 'epoch_seconds' | 'epoch_millis' | 'iso';
+    /**
+     * IANA time zone (e.g. 'Europe/London') of timestamps written without one (`2010-12-01 08:26:00`, Parquet
+     * TIMESTAMP, DATE). Timestamps with an offset or 'Z', epoch numbers and TIMESTAMP WITH TIME ZONE are
+     * absolute and unaffected. Days (D, windows, validFrom) stay UTC days. @default 'UTC'
+     */
+    timeZone?: string;
   };
-  /** Required. Which input column holds each field. */
+  /**
+   * Required. Which input column holds each field, or a DuckDB scalar expression over the input's columns that
+   * derives it: `eventType: "CASE WHEN Quantity < 0 THEN 'return' ELSE 'purchase' END"`, `category: "left(StockCode, 3)"`,
+   * `eventType: "'purchase'"` (a constant). A name the input has is that column. Expressions may use column names,
+   * literals, operators, CASE, casts and the scalar functions listed in jobs/column-expression.ts; subqueries, table
+   * functions, comments and other functions are refused when the job file loads.
+   */
   columns: {
     customer: string;
     time: string;
@@ -38,8 +53,22 @@ export interface JobFile {
     validFrom?: string;
     /** Events at or after this date or instant are rejected as out of range. @default none */
     validTo?: string;
-    /** The run fails if more than this share of rows is rejected. @default 0.01 */
+    /**
+     * The run fails if more than this share of rows is rejected (every reason counted in the summary: malformed
+     * CSV lines, rule breaks and duplicates). @default 0.01
+     */
     maxRejectedShare?: number;
+    /**
+     * Freshness: the run refuses to build (exit 4) when the input's latest valid event is older than this
+     * before D (00:00 UTC), e.g. a feed that stopped. `--allow-stale` overrides. @default '2d'
+     */
+    maxStaleness?: string;
+    /**
+     * Freshness: the run refuses to build (exit 4) when the last day before D holds fewer events than this
+     * share of the mean of the 7 days before it (a feed that landed only in part). 0 turns the check off;
+     * `--allow-stale` overrides. @default 0.2
+     */
+    minLastDayShare?: number;
   };
   label: {
     /** Required. The label is a purchase in [D, D + horizonDays). */
@@ -75,9 +104,12 @@ export interface JobFile {
   products?: {
     /** Model "any purchase" as the product named `any`. @default true */
     overall?: boolean;
-    /** Also model the N most-bought categories of the training window. @default 0 */
+    /**
+     * Also model the N categories with the most distinct buyers in the training window: the training set's
+     * feature and label days [D − H − L, D), ties by category value. @default 0
+     */
     topCategories?: number;
-    /** Also model these categories (values of the category column). @default [] */
+    /** Also model these categories (values of the category column); one without a purchase in the input is an error. @default [] */
     categories?: string[];
   };
   sampling?: {
@@ -141,7 +173,7 @@ export interface JobFile {
   /** Actions by score, highest threshold first. @default [{ name: in_store, minScore: 0.4 }, { name: sms, minScore: 0.2 }] */
   actions?: { name: string; minScore: number }[];
   output?: {
-    /** Where prediction tables, reports and run state go, relative to the job file. @default 'out' */
+    /** Where prediction tables, reports and run state go: a local folder, relative to the job file (URLs are refused). @default 'out' */
     dir?: string;
   };
   security?: {
@@ -172,7 +204,14 @@ export interface Job {
   account: string;
   /** Absolute path of the job file it came from. */
   file: string;
-  input: { path: string; format: 'csv' | 'parquet'; timeFormat: 'auto' | 'epoch_seconds' | 'epoch_millis' | 'iso' };
+  input: {
+    path: string;
+    format: 'csv' | 'parquet';
+    timeFormat: 'auto' | 'epoch_seconds' | 'epoch_millis' | 'iso';
+    /** IANA name; optional so that Jobs built in code keep compiling. @default 'UTC' */
+    timeZone?: string;
+  };
+  /** Each value is a column name or an expression, as written in the job file. */
   columns: {
     customer: string;
     time: string;
@@ -182,7 +221,14 @@ export interface Job {
     numeric: { column: string; min: number | null }[];
   };
   events: { types: string[]; purchase: string };
-  validation: { validFromMs: number | null; validToMs: number | null; maxRejectedShare: number };
+  validation: {
+    validFromMs: number | null;
+    validToMs: number | null;
+    maxRejectedShare: number;
+    /** Optional so that Jobs built in code keep compiling; absent: no freshness check. */
+    maxStalenessMs?: number;
+    minLastDayShare?: number;
+  };
   label: { horizonDays: number };
   sequence: { lookbackDays: number; maxLength: number };
   features: { windowsDays: number[] };

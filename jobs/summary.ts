@@ -19,6 +19,7 @@ export function formatSummary(s: RunSummary): string {
     const reasons = Object.entries(st.rejected).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${n(v)}`).join(', ');
     out.push(`input       ${n(st.rowsRead)} rows read from ${st.inputFiles} file(s) · ${n(st.rowsAccepted)} accepted · ${n(rejectedTotal)} rejected${reasons ? ` (${reasons})` : ''} · ${n(st.outsideWindow)} outside the window`);
     if (st.quarantineFile) out.push(`            quarantine: ${rel(st.quarantineFile)}`);
+    if (st.freshness?.allowedStale) out.push(`            stale input built anyway (--allow-stale): ${st.freshness.stale}`);
     for (const set of [pre.train, pre.score]) {
       if (!set) continue;
       const positives = Object.entries(set.positives).map(([p, v]) => `${p} ${n(v)}`).join(', ');

@@ -37,7 +37,7 @@ describe('job file', () => {
 
   test('defaults fill every optional field and paths resolve against the job file', () => {
     const job = compileJob(minimal, '/jobs/shop.yaml');
-    expect(job.input).toEqual({ path: '/jobs/events/*.parquet', format: 'parquet', timeFormat: 'auto' });
+    expect(job.input).toEqual({ path: '/jobs/events/*.parquet', format: 'parquet', timeFormat: 'auto', timeZone: 'UTC' });
     expect(job.sequence).toEqual({ lookbackDays: 30, maxLength: 50 });
     expect(job.model.architectures).toEqual(['logistic', 'lstm', 'attention']);
     expect(job.model.classWeight).toBe('balanced');
@@ -57,7 +57,13 @@ describe('job file', () => {
     [{ ...minimal, account: '../other' }, 'account', 'lowercase letters'],
     [{ ...minimal, events: { types: ['view'], purchase: 'buy' } }, 'events.purchase', 'must be one of events.types'],
     [{ ...minimal, columns: { ...minimal.columns, customer: undefined } }, 'columns.customer', 'is required'],
-    [{ ...minimal, columns: { ...minimal.columns, time: 'ts; drop table x' } }, 'columns.time', 'a column name'],
+    [{ ...minimal, columns: { ...minimal.columns, time: 'ts\u0000' } }, 'columns.time', 'a column name of the input or an expression'],
+    [{ ...minimal, input: { path: 's3://bucket/events/' , format: 'parquet' } }, 'input.path', 'is a s3:// URL'],
+    [{ ...minimal, output: { dir: 's3://bucket/x' } }, 'output.dir', 'is a s3:// URL'],
+    [{ ...minimal, output: { dir: 'gs://bucket/x' } }, 'output.dir', 'is a gs:// URL'],
+    [{ ...minimal, input: { path: 'http://example.com/e.csv' } }, 'input.path', 'is a http:// URL'],
+    [{ ...minimal, input: { ...minimal.input, timeZone: 'Mars/Olympus' } }, 'input.timeZone', 'IANA time zone'],
+    [{ ...minimal, validation: { maxStaleness: 'a while' } }, 'validation.maxStaleness', "a duration like '2d'"],
     [{ ...minimal, model: { architectures: ['gru'] } }, 'model.architectures[0]', "must be one of 'logistic', 'lstm', 'attention'"],
     [{ ...minimal, modle: {} }, 'modle', 'is not a known field'],
     [{ ...minimal, cluster: { heartbeatTimeout: 'soon' } }, 'cluster.heartbeatTimeout', "a duration like '30s'"],

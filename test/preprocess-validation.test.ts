@@ -53,7 +53,7 @@ describe('validation', () => {
       expect(r.stats.rowsAccepted).toBe(expected('ok') + expected('outside_window'));
 
       const q = await duck<Record<string, string | null>>(`SELECT * FROM '${r.stats.quarantineFile}'`);
-      expect(Object.keys(q[0]!)).toEqual([...COLUMNS, 'reason', 'source_file', 'source_row']);
+      expect(Object.keys(q[0]!)).toEqual([...COLUMNS, 'reason', 'source_file', 'source_row', 'detail', 'line_text']);
       const rejected = ROWS.filter((x) => !['ok', 'outside_window'].includes(x.expect));
       expect(q.map((x) => x.reason).sort()).toEqual(rejected.map((x) => x.expect).sort());
       expect(q.find((x) => x.reason === 'bad_time' && x.ts !== null)!.ts).toBe('not a time');

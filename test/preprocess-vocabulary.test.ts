@@ -55,7 +55,7 @@ describe('vocabularies', () => {
       await writeEvents(path.join(dir, 'first.csv'), ints);
       // item as BIGINT: the frozen strings must find their way back to the column's own type.
       await duck(`COPY (SELECT cid, ts::TIMESTAMPTZ AS ts, kind, item::BIGINT AS item, cat FROM read_csv('${path.join(dir, 'first.csv')}', all_varchar = true)) TO '${first}'`);
-      const job = smallJob(first, { vocabulary: { minCount: 2, maxSize: 3 }, products: { categories: ['small'] } });
+      const job = smallJob(first, { vocabulary: { minCount: 2, maxSize: 3 }, products: { categories: ['fresh'] } });
       const r1 = await preprocess({ job, scoreDate: '2024-03-10', runDir: path.join(dir, 'r1') });
       expect(r1.vocabulary.item).toEqual(['100', '101', '102']);
       const vocabFile = path.join(dir, 'model', 'vocabulary.json');
@@ -68,7 +68,7 @@ describe('vocabularies', () => {
       await duck(`COPY (SELECT cid, ts + INTERVAL 1 DAY AS ts, kind, CASE WHEN item = 100 THEN 999 ELSE item END AS item, cat
         FROM '${first}' UNION ALL SELECT 'new', TIMESTAMPTZ '2024-03-10 12:00:00+00', 'view', 999, 'small') TO '${later}'`);
       const r2 = await preprocess({
-        job: smallJob(later, { vocabulary: { minCount: 2, maxSize: 3 }, products: { categories: ['fresh'] } }),
+        job: smallJob(later, { vocabulary: { minCount: 2, maxSize: 3 }, products: { categories: ['small'] } }),
         scoreDate: '2024-03-11',
         runDir: path.join(dir, 'r2'),
         sets: ['score'],

@@ -17,6 +17,8 @@ export interface DuckDBOptions {
   tempDirectory?: string;
   /** false lets DuckDB reorder rows of queries without ORDER BY, which saves memory. @default false */
   preserveInsertionOrder?: boolean;
+  /** Session TimeZone: how timestamps without a zone are read. @default 'UTC' */
+  timeZone?: string;
 }
 
 export interface DuckDB extends AsyncDisposable {
@@ -56,7 +58,7 @@ export async function openDuckDB(o: DuckDBOptions = {}): Promise<DuckDB> {
     connections.push(c);
     // Dates in this project are UTC calendar days; ISO strings without an offset are UTC. The setting is
     // per connection (a new one starts from the machine's zone), so every connection gets it.
-    await c.run(`SET TimeZone = 'UTC'`);
+    await c.run(`SET TimeZone = ${sqlString(o.timeZone ?? 'UTC')}`);
     return c;
   };
   const connection = await connect();

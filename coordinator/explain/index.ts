@@ -67,6 +67,8 @@ export interface CustomerExplanation {
   asOf: string;
   /** Events in the lookback window (the sequence holds at most the model's max length of them). */
   historyLength: number;
+  /** The lookback window's length: features use events in [asOf − lookbackDays, asOf). */
+  lookbackDays: number;
   models: ModelExplanation[];
 }
 
@@ -106,7 +108,7 @@ export async function explainCustomer(o: ExplainCustomerOptions): Promise<Custom
       model.dispose();
     }
   }
-  return { account: folder.account, date: o.date, customerId: o.customerId, asOf: pre.score.asOf, historyLength: found.historyLength[0]!, models };
+  return { account: folder.account, date: o.date, customerId: o.customerId, asOf: pre.score.asOf, historyLength: found.historyLength[0]!, lookbackDays: o.job.sequence.lookbackDays, models };
 }
 
 /** An aggregate's raw value back from what the model read (see coordinator/features transformAggregate). */

@@ -180,6 +180,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
       stats: {
         rowsRead: pre.stats.rowsRead,
         rowsRejected: pre.stats.rejected,
+        ...(pre.stats.freshness?.allowedStale ? { staleInputAllowed: pre.stats.freshness.stale } : {}),
         trainCustomers: pre.train?.customers,
         scoredCustomers: pre.score?.customers,
         evaluatedOn: labelled ? 'label window after the scored date' : 'validation customers of the training window (the label window after the scored date has not happened yet)',

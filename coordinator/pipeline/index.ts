@@ -39,6 +39,8 @@ export interface RunOptions {
   onEpoch?: (model: string, epoch: number, validationAuc: number) => void;
   /** Called as shards are scored: (done, total). */
   onScoreProgress?: (done: number, total: number) => void;
+  /** Build from input the freshness gate finds stale (recorded in preprocess.json's stats.freshness). @default false */
+  allowStale?: boolean;
 }
 
 export interface RunSummary {
@@ -96,7 +98,7 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
           continue;
         }
         o.onStage?.('preprocess', 'start');
-        const result = await preprocess({ job: o.job, scoreDate: o.date, runDir: folder.dir });
+        const result = await preprocess({ job: o.job, scoreDate: o.date, runDir: folder.dir, allowStale: o.allowStale });
         for (const [step, ms] of Object.entries(result.stats.timings)) timings[step as StageName] = state.timings[step as StageName] = ms;
         o.onStage?.('preprocess', 'end', Date.now() - t0);
         await writeJsonDurably(files(folder).preprocess, result);
@@ -136,12 +138,33 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
         await finish(task, t0);
       }
     }
+  } catch (e) {
+    if (e instanceof InputError && Object.keys(state.done).length === 0) {
+      // Nothing was built: leave no run folder (a later run starts clean), but keep the quarantine the error names.
+      await removeRunFolder(folder.dir);
+      throw e;
+    }
+    await writeState(folder, state);
+    throw e;
   } finally {
     if (session) await (session as WorkerSession).close();
-    await writeState(folder, state);
   }
+  await writeState(folder, state);
   summary.totalMs = Date.now() - started;
   return summary;
+}
+
+/**
+ * Removes a run folder that an input error left with nothing built, except quarantine.parquet when the
+ * error was about rejected rows (its message names the file): then that file alone stays.
+ */
+async function removeRunFolder(dir: string): Promise<void> {
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  if (!entries.includes('quarantine.parquet')) {
+    await rm(dir, { recursive: true, force: true });
+    return;
+  }
+  for (const e of entries) if (e !== 'quarantine.parquet') await rm(path.join(dir, e), { recursive: true, force: true });
 }
 
 /** Starts a fresh run folder when the job or its input changed since the last run of this date. */

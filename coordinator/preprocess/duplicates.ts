@@ -6,6 +6,7 @@ import type { DuckDBAppender } from '@duckdb/node-api';
 import type { Job } from '../../jobs/job.js';
 import { sqlIdent, type DuckDB } from '../duckdb/index.js';
 import { rawColumns } from './events.js';
+import type { InputSource } from './input.js';
 import type { DuplicateEvent } from './sequences.js';
 
 export const DUPLICATE_KEYS = 'duplicate_keys';
@@ -54,8 +55,8 @@ function unsigned64([lo, hi]: [number, number]): bigint {
  * key in `keysTable` (customer VARCHAR, ts BIGINT, e UTINYINT, hi UBIGINT, hc UBIGINT), numbered within
  * each group of identical events by file and row; every copy after the first is a duplicate.
  */
-export function duplicatesSql(job: Job, eventsWithRaw: string, keysTable = DUPLICATE_KEYS): string {
-  const names = rawColumns(job);
+export function duplicatesSql(job: Job, input: InputSource, eventsWithRaw: string, keysTable = DUPLICATE_KEYS): string {
+  const names = rawColumns(input);
   const nums = job.columns.numeric.map((_, i) => `, n${i}`).join('');
   return `SELECT ${names.map((n, i) => `raw_${i} AS ${sqlIdent(n)}`).join(', ')}, 'duplicate' AS reason, source_file, source_row
     FROM (

@@ -15,9 +15,12 @@ import type { Job } from '../../jobs/job.js';
 import { sqlIdent, sqlString } from '../duckdb/index.js';
 import type { InputSource } from './input.js';
 
-export const REASONS = ['missing_customer', 'bad_time', 'time_out_of_range', 'unknown_event_type', 'negative_value', 'duplicate'] as const;
+export const REASONS = ['missing_customer', 'bad_time', 'time_out_of_range', 'unknown_event_type', 'negative_value', 'duplicate', 'malformed_line'] as const;
 export type RejectReason = (typeof REASONS)[number];
-/** reason column value for REASONS[i] is i + 1; duplicates are found later, among valid rows. */
+/**
+ * reason column value for REASONS[i] is i + 1; duplicates are found later, among valid rows, and malformed
+ * lines (CSV lines DuckDB cannot split into the header's fields) never become rows (see ./validate.ts).
+ */
 export const DUPLICATE_CODE = REASONS.indexOf('duplicate') + 1;
 
 const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER']);
@@ -36,20 +39,19 @@ export interface EventsSql {
 }
 
 export interface EventsSqlOptions {
-  /** Also return each mapped column as VARCHAR (raw_0 …, in rawColumns order) and source_file / source_row. */
+  /** Also return every input column as VARCHAR (raw_0 …, in rawColumns order) and source_file / source_row. */
   withRaw?: boolean;
 }
 
-/** The input columns in the order the quarantine shows them. */
-export function rawColumns(job: Job): string[] {
-  const c = job.columns;
-  return [c.customer, c.time, c.eventType, ...(c.item ? [c.item] : []), ...(c.category ? [c.category] : []), ...c.numeric.map((n) => n.column)];
+/** The input columns in the order the quarantine shows them: all of them, as read. */
+export function rawColumns(input: InputSource): string[] {
+  return [...input.columns.keys()];
 }
 
 export function eventsSql(job: Job, input: InputSource, o: EventsSqlOptions = {}): EventsSql {
   const c = job.columns;
-  const typeOf = (column: string) => input.columns.get(column)!.toUpperCase();
-  const col = sqlIdent;
+  const typeOf = (mapped: string) => input.mapping.get(mapped)!.type.toUpperCase();
+  const col = (mapped: string) => input.mapping.get(mapped)!.sql;
 
   const customerType = INTEGER_TYPES.has(typeOf(c.customer)) ? 'BIGINT' : 'VARCHAR';
   const customer =
@@ -70,8 +72,8 @@ export function eventsSql(job: Job, input: InputSource, o: EventsSqlOptions = {}
     ...numeric,
   ];
   if (o.withRaw) {
-    rawColumns(job).forEach((name, i) => inner.push(`CAST(${col(name)} AS VARCHAR) AS raw_${i}`));
-    inner.push(`filename AS source_file`, input.hasRowNumber ? `file_row_number AS source_row` : `NULL::BIGINT AS source_row`);
+    rawColumns(input).forEach((name, i) => inner.push(`CAST(${sqlIdent(name)} AS VARCHAR) AS raw_${i}`));
+    inner.push(`source_file`, `source_row`);
   }
 
   const v = job.validation;
@@ -101,7 +103,9 @@ function timeSql(x: string, type: string, format: Job['input']['timeFormat']): s
     return `CASE WHEN isfinite(${n}) THEN TRY_CAST(round(${ms}) AS BIGINT) END`;
   };
   const fromIso = (s: string) => `epoch_ms(TRY_CAST(${s} AS TIMESTAMPTZ))`;
-  if (TIME_TYPES.has(type)) return type === 'DATE' ? `epoch_ms(CAST(${x} AS TIMESTAMP))` : `epoch_ms(${x})`;
+  // Zone-less values are read in the session's TimeZone (input.timeZone, set in ./preprocess.ts).
+  if (type === 'TIMESTAMP WITH TIME ZONE') return `epoch_ms(${x})`;
+  if (TIME_TYPES.has(type)) return `epoch_ms(CAST(CAST(${x} AS TIMESTAMP) AS TIMESTAMPTZ))`;
   if (INTEGER_TYPES.has(type) && format !== 'iso') {
     // Integer arithmetic: cheaper than the DOUBLE path and exact; the bounds keep `* 1000` from overflowing.
     const v = `CAST(${x} AS BIGINT)`;

@@ -5,8 +5,9 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from '../../jobs/job.js';
-import { InputError, SecurityError } from '../../core/errors.js';
-import { sqlString, type DuckDB } from '../duckdb/index.js';
+import { InputError, JobFileError, SecurityError } from '../../core/errors.js';
+import { checkExpression, COLUMN_NAME, isBareIdentifier, mappedFields } from '../../jobs/column-expression.js';
+import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
 import { DAY_MS } from '../../jobs/job.js';
 import { formatDay } from './windows.js';
 
@@ -16,15 +17,23 @@ export interface InputSource {
   files: string[];
   /** True when every file sits under a `date=YYYY-MM-DD/` folder. */
   hive: boolean;
-  /** A table function call over `files`, e.g. read_parquet([...]). */
+  /**
+   * A subquery over `files`: every input column, plus `source_file` and `source_row` (Parquet: the 0-based
+   * row in its file; CSV: the 1-based data row in its file, which ./validate.ts turns into a line number).
+   */
   from: string;
   /** A WHERE condition over the Hive partition column that keeps DuckDB to the window ('true' without Hive). */
   partitionFilter: string;
-  /** Column name → DuckDB type of the files as read. */
+  /** Column name → DuckDB type of the files as read (without the Hive `date` and the source columns). */
   columns: Map<string, string>;
-  /** The file-level virtual columns DuckDB offers for this format. */
-  hasRowNumber: boolean;
+  /** Each mapping of job.columns (its text) → the SQL that reads it and its DuckDB type. */
+  mapping: Map<string, { sql: string; type: string }>;
+  /** CSV: DuckDB's rejects tables (malformed lines), filled as `from` is read; null for Parquet. */
+  rejects: { errors: string; scans: string } | null;
 }
+
+/** DuckDB's store for malformed CSV lines (see read_csv store_rejects). */
+export const CSV_REJECTS = { errors: 'input_reject_errors', scans: 'input_reject_scans' };
 
 const HIVE_DATE = /(?:^|[\\/])date=(\d{4}-\d{2}-\d{2})(?:[\\/])/;
 const GLOB_CHARS = /[*?[{]/;
@@ -47,18 +56,34 @@ export async function openInput(db: DuckDB, job: Job, fromMs: number, toMs: numb
         : `no ${format} input files found at ${job.input.path}: check input.path (and input.format) in ${job.file}`,
     );
   }
-  const list = `[${files.map(sqlString).join(', ')}]`;
-  const common = `hive_partitioning = ${hive}, union_by_name = true`;
-  const from =
-    format === 'parquet'
-      ? `read_parquet(${list}, ${common})`
-      : `read_csv(${list}, ${common}, all_varchar = true, header = true)`;
+  const from = format === 'parquet' ? parquetSource(files, hive) : csvSource(files, hive);
   // DuckDB prunes with this too; listing the files ourselves makes the pruning provable and countable.
   const partitionFilter = hive ? `(CAST("date" AS VARCHAR) >= ${sqlString(firstDay)} AND CAST("date" AS VARCHAR) < ${sqlString(endDay)})` : 'true';
   const columns = await describe(db, from, job.input.path);
+  columns.delete('source_file');
+  columns.delete('source_row');
   if (hive) columns.delete('date');
-  checkColumns(job, columns);
-  return { format, files, hive, from, partitionFilter, columns, hasRowNumber: format === 'parquet' };
+  const mapping = await resolveMapping(db, job, from, columns);
+  return { format, files, hive, from, partitionFilter, columns, mapping, rejects: format === 'csv' ? CSV_REJECTS : null };
+}
+
+function parquetSource(files: string[], hive: boolean): string {
+  const list = `[${files.map(sqlString).join(', ')}]`;
+  return `(SELECT *, filename AS source_file, file_row_number AS source_row
+    FROM read_parquet(${list}, hive_partitioning = ${hive}, union_by_name = true))`;
+}
+
+/**
+ * One read_csv per file (DuckDB's rejects store does not combine with union_by_name), united by name.
+ * Malformed lines (too few or many fields, bytes that are not UTF-8, …) are skipped and recorded in
+ * CSV_REJECTS with their line and DuckDB's reason; row_number() over the file's scan, which DuckDB
+ * computes in file order, numbers the data rows.
+ */
+function csvSource(files: string[], hive: boolean): string {
+  const options = `hive_partitioning = ${hive}, all_varchar = true, header = true, store_rejects = true, ` +
+    `rejects_table = ${sqlString(CSV_REJECTS.errors)}, rejects_scan = ${sqlString(CSV_REJECTS.scans)}`;
+  const one = (f: string) => `SELECT *, filename AS source_file, row_number() OVER () AS source_row FROM read_csv(${sqlString(f)}, ${options})`;
+  return `(${files.map(one).join(' UNION ALL BY NAME ')})`;
 }
 
 /** Every input file, symlinks followed, must lie inside one of the job's input roots (security.inputRoots). */
@@ -113,23 +138,35 @@ async function describe(db: DuckDB, from: string, input: string): Promise<Map<st
   }
 }
 
-function checkColumns(job: Job, columns: Map<string, string>): void {
-  const c = job.columns;
-  const mapped: [string, string | null][] = [
-    ['columns.customer', c.customer],
-    ['columns.time', c.time],
-    ['columns.eventType', c.eventType],
-    ['columns.item', c.item],
-    ['columns.category', c.category],
-    ...c.numeric.map((n, i): [string, string] => [`columns.numeric[${i}].column`, n.column]),
-  ];
-  for (const [field, column] of mapped) {
-    if (column !== null && !columns.has(column)) {
-      throw new InputError(
-        `input column "${column}" (${field} in ${job.file}) is not in the input ${job.input.path}; its columns are: ${[...columns.keys()].join(', ')}. Fix ${field} or the input`,
-      );
+/**
+ * Each mapping: a column of the input as it is, or else an expression, checked again here (Jobs built in
+ * code skip loadJob) and typed by DuckDB against the input's columns.
+ */
+async function resolveMapping(db: DuckDB, job: Job, from: string, columns: Map<string, string>): Promise<InputSource['mapping']> {
+  const mapping: InputSource['mapping'] = new Map();
+  const known = () => [...columns.keys()].join(', ');
+  for (const [field, text] of mappedFields(job.columns)) {
+    if (mapping.has(text)) continue;
+    const type = columns.get(text);
+    if (type !== undefined) {
+      mapping.set(text, { sql: sqlIdent(text), type });
+      continue;
+    }
+    const checked = await checkExpression(db, text);
+    if (!checked.ok) {
+      if (isBareIdentifier(text) || COLUMN_NAME.test(text)) {
+        throw new InputError(`input column "${text}" (${field} in ${job.file}) is not in the input ${job.input.path}; its columns are: ${known()}. Fix ${field} or the input`);
+      }
+      throw new JobFileError(job.file, field, `is neither an input column nor an expression nextbuy runs: it holds ${checked.refused}`);
+    }
+    try {
+      const rows = await db.all<{ column_type: string }>(`DESCRIBE SELECT ${checked.sql} AS x FROM ${from}`);
+      mapping.set(text, { sql: checked.sql, type: rows[0]!.column_type });
+    } catch (e) {
+      throw new InputError(`${field} in ${job.file}, "${text}", cannot be computed on the input ${job.input.path}: ${firstLine(e)}. Its columns are: ${known()}`, { cause: e });
     }
   }
+  return mapping;
 }
 
 export function firstLine(e: unknown): string {

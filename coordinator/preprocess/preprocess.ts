@@ -20,7 +20,8 @@ import { openInput, firstLine } from './input.js';
 import { PREPASS, runPrepass } from './prepass.js';
 import { buildSequences, streamSql, type DuplicateEvent } from './sequences.js';
 import { OpenSet } from './sets.js';
-import { checkThreshold, countReasons, rejectedTotal, writeQuarantine } from './validate.js';
+import { checkThreshold, countMalformed, countReasons, rejectedTotal, writeQuarantine } from './validate.js';
+import { checkFreshness } from './freshness.js';
 import { buildProducts, buildVocabulary, FIRST_TOKEN_ID, hashesOf, tokenIds, UNKNOWN_ID } from './vocab.js';
 import { planWindows, type SetName } from './windows.js';
 import type { PreprocessOptions, PreprocessResult } from './types.js';
@@ -42,6 +43,7 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     memoryLimit: job.resources.memoryLimit,
     threads: job.resources.threads,
     tempDirectory: path.join(o.runDir, 'duckdb-tmp'),
+    timeZone: job.input.timeZone,
   });
   const input = await openInput(db, job, plan.fromMs, plan.toMs);
   clock('windows', t);
@@ -54,6 +56,7 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
   await readInput(db, input.format === 'csv' ? `CREATE TABLE ${EVENTS} AS ${events.select}` : `CREATE VIEW ${EVENTS} AS ${events.select}`, job.input.path);
   const buildVocab = !o.vocabulary;
   const findProducts = !o.products && job.products.topCategories > 0;
+  const checkCategories = !o.products && job.products.categories.length > 0;
   const sets = await readInput(
     db,
     () =>
@@ -63,18 +66,24 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
         toMs: plan.toMs,
         vocabulary: buildVocab ? { fromMs: plan.vocabFromMs, toMs: plan.vocabToMs } : null,
         productsBeforeMs: findProducts ? plan.productsToMs : null,
+        productsFromMs: plan.train.featureFromMs,
+        purchasedCategories: checkCategories,
+        scoreDateMs: plan.score.asOfMs,
       }),
     job.input.path,
   );
   const counts = await countReasons(db, PREPASS, sets.reasons);
+  counts.rejected.malformed_line = await countMalformed(db, input);
+  counts.rowsRead += counts.rejected.malformed_line;
   if (counts.rowsRead === 0) throw new InputError(`the input ${job.input.path} has no rows${input.hive ? ' in the partitions this date needs' : ''}: check input.path in ${job.file}`);
   const quarantinePath = path.join(o.runDir, 'quarantine.parquet');
   const rejectedBeforeDuplicates = rejectedTotal(counts.rejected);
   if (rejectedBeforeDuplicates / counts.rowsRead > job.validation.maxRejectedShare) {
     // Fail before the heavy work: duplicates can only add to the share.
-    const q = await writeQuarantine(db, job, quarantinePath, { eventsWithRaw: withRaw, duplicates: null }, true);
+    const q = await writeQuarantine(db, input, quarantinePath, { eventsWithRaw: withRaw, duplicates: null }, true);
     checkThreshold(job, counts, q);
   }
+  const freshness = checkFreshness(job, o.scoreDate, plan.score.asOfMs, counts, o.allowStale ?? false);
   clock('validate', t);
 
   // vocabularies and products
@@ -100,7 +109,7 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
   const aggregates = jobAggregateLayout(job);
   const labelledScore = counts.maxValidMs !== null && counts.maxValidMs >= plan.score.labelToMs - DAY_MS;
   const result: PreprocessResult = {
-    stats: { rowsRead: counts.rowsRead, rowsAccepted: 0, rejected: counts.rejected, outsideWindow: counts.outsideWindow, quarantineFile: null, inputFiles: input.files.length, timings },
+    stats: { rowsRead: counts.rowsRead, rowsAccepted: 0, rejected: counts.rejected, outsideWindow: counts.outsideWindow, quarantineFile: null, inputFiles: input.files.length, timings, freshness },
     vocabulary,
     products,
     countsFiles: {},
@@ -173,9 +182,9 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     duplicates = null;
     result.stats.quarantineFile = await writeQuarantine(
       db,
-      job,
+      input,
       quarantinePath,
-      { eventsWithRaw: withRaw, duplicates: dups ? duplicatesSql(job, withRaw) : null },
+      { eventsWithRaw: withRaw, duplicates: dups ? duplicatesSql(job, input, withRaw) : null },
       rejected > 0,
     );
     checkThreshold(job, counts, result.stats.quarantineFile);

@@ -1,8 +1,9 @@
 import type { Job } from '../../jobs/job.js';
 import type { RejectReason } from './events.js';
+import type { Freshness } from './freshness.js';
 import type { Product, Vocabulary } from './vocab.js';
 
-export type { RejectReason, Product, Vocabulary };
+export type { RejectReason, Product, Vocabulary, Freshness };
 
 export interface ShardFile {
   /** `<set>-<index>`, e.g. 'train-3'. */
@@ -32,6 +33,8 @@ export interface PreprocessStats {
   /** Valid rows outside every window this run needs (they can still make a customer known). */
   outsideWindow: number;
   quarantineFile: string | null;
+  /** The freshness gate's findings (absent in runs from before it). */
+  freshness?: Freshness;
   inputFiles: number;
   /** ms per step: validate, windows, vocabularies, sequences, shards */
   timings: Record<string, number>;
@@ -49,6 +52,8 @@ export interface PreprocessOptions {
   vocabulary?: Vocabulary;
   products?: Product[];
   onProgress?: (step: string, done: number, total: number | null) => void;
+  /** Build even when the freshness gate finds the input stale (recorded in stats.freshness). @default false */
+  allowStale?: boolean;
 }
 
 export interface PreprocessResult {

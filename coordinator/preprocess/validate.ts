@@ -7,6 +7,7 @@ import type { Job } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
 import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
 import { REASONS, rawColumns, type RejectReason } from './events.js';
+import type { InputSource } from './input.js';
 
 export interface ValidationCounts {
   rowsRead: number;
@@ -16,13 +17,20 @@ export interface ValidationCounts {
   /** Earliest and latest valid event time (epoch ms), or null when no row is valid. */
   minValidMs: number | null;
   maxValidMs: number | null;
+  /** The latest valid event before D (epoch ms), or null; valid events on the day before D and the 7 days before that. */
+  lastBeforeMs: number | null;
+  lastDayEvents: number;
+  priorDaysEvents: number;
 }
 
 /** Row counts by reason from the prepass table (see ./prepass.ts); `reasonsSet` is its `g` value for them. */
 export async function countReasons(db: DuckDB, prepass: string, reasonsSet: number): Promise<ValidationCounts> {
-  const rows = await db.all<{ reason: number; n: number; outside: number; min_ts: number | null; max_ts: number | null }>(
-    `SELECT reason, n, outside, min_ts, max_ts FROM ${prepass} WHERE g = ${reasonsSet}`,
+  const rows = await db.all<{ reason: number; n: number; outside: number; min_ts: number | null; max_ts: number | null; last_before_d: number | null; last_day: number; prior_days: number }>(
+    `SELECT reason, n, outside, min_ts, max_ts, last_before_d, last_day, prior_days FROM ${prepass} WHERE g = ${reasonsSet}`,
   );
+  let lastBeforeMs: number | null = null;
+  let lastDayEvents = 0;
+  let priorDaysEvents = 0;
   const rejected = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   let rowsRead = 0;
   let outsideWindow = 0;
@@ -34,11 +42,29 @@ export async function countReasons(db: DuckDB, prepass: string, reasonsSet: numb
       outsideWindow = r.outside;
       minValidMs = r.min_ts;
       maxValidMs = r.max_ts;
+      lastBeforeMs = r.last_before_d;
+      lastDayEvents = r.last_day;
+      priorDaysEvents = r.prior_days;
     } else {
       rejected[REASONS[r.reason - 1]!] = r.n;
     }
   }
-  return { rowsRead, rejected, outsideWindow, minValidMs, maxValidMs };
+  return { rowsRead, rejected, outsideWindow, minValidMs, maxValidMs, lastBeforeMs, lastDayEvents, priorDaysEvents };
+}
+
+/** Malformed CSV lines DuckDB skipped while `input.from` was read (0 for Parquet): each (file, line) once. */
+export async function countMalformed(db: DuckDB, input: InputSource): Promise<number> {
+  if (!input.rejects) return 0;
+  const rows = await db.all<{ n: number }>(`SELECT count(*)::DOUBLE AS n FROM (${malformedLinesSql(input.rejects)})`);
+  return rows[0]!.n;
+}
+
+/** One row per malformed line: its file, its line number, DuckDB's first reason for it, and its text as read. */
+function malformedLinesSql(t: { errors: string; scans: string }): string {
+  return `SELECT s.file_path AS source_file, e.line::BIGINT AS source_row,
+      arg_min(e.error_type || ': ' || e.error_message, e.byte_position) AS detail, any_value(e.csv_line) AS line_text
+    FROM ${t.errors} e JOIN ${t.scans} s ON e.scan_id = s.scan_id AND e.file_id = s.file_id
+    GROUP BY ALL`;
 }
 
 export function rejectedTotal(rejected: Record<RejectReason, number>): number {
@@ -53,19 +79,31 @@ export interface QuarantineSources {
 }
 
 /**
- * Writes `<runDir>/quarantine.parquet`: the mapped input columns as VARCHAR (named as in the input), `reason`,
- * `source_file` and `source_row` (0-based row in a Parquet file; NULL for CSV). Returns null (and removes a
- * stale file) when there is nothing to quarantine.
+ * Writes `<runDir>/quarantine.parquet`: every input column as VARCHAR (named as in the input), `reason`,
+ * `source_file`, `source_row` (Parquet: the 0-based row in its file; CSV: the 1-based line in its file, the
+ * header being line 1), and for malformed CSV lines `detail` (DuckDB's reason) and `line_text` (the line as
+ * read; the input columns are NULL). Returns null (and removes a stale file) when there is nothing to quarantine.
  */
-export async function writeQuarantine(db: DuckDB, job: Job, file: string, sources: QuarantineSources, any: boolean): Promise<string | null> {
+export async function writeQuarantine(db: DuckDB, input: InputSource, file: string, sources: QuarantineSources, any: boolean): Promise<string | null> {
   await rm(file, { force: true });
   if (!any) return null;
-  const names = rawColumns(job);
+  const names = rawColumns(input);
   const reasonName = `CASE reason ${REASONS.map((r, i) => `WHEN ${i + 1} THEN ${sqlString(r)}`).join(' ')} END`;
-  const shaped = `SELECT ${names.map((n, i) => `raw_${i} AS ${sqlIdent(n)}`).join(', ')}, ${reasonName} AS reason, source_file, source_row
+  const rows = `SELECT ${names.map((n, i) => `raw_${i} AS ${sqlIdent(n)}`).join(', ')}, ${reasonName} AS reason, source_file, source_row
     FROM (${sources.eventsWithRaw}) WHERE reason > 0`;
-  const all = sources.duplicates ? `${shaped} UNION ALL ${sources.duplicates}` : shaped;
-  await db.run(`COPY (${all} ORDER BY source_file, source_row) TO ${sqlString(file)} (FORMAT parquet)`);
+  const rejected = sources.duplicates ? `${rows} UNION ALL ${sources.duplicates}` : rows;
+  let all = `SELECT *, NULL::VARCHAR AS detail, NULL::VARCHAR AS line_text FROM (${rejected})`;
+  if (input.rejects) {
+    // CSV data row k of a file is its line k + 1 plus the malformed lines before it (lines DuckDB skipped).
+    const malformed = malformedLinesSql(input.rejects);
+    const gaps = `SELECT source_file AS f, source_row - row_number() OVER (PARTITION BY source_file ORDER BY source_row) - 1 AS rows_before FROM (${malformed})`;
+    all = `WITH gaps AS (${gaps}), r AS (${rejected})
+      SELECT * REPLACE (r.source_row + 1 + (SELECT count(*) FROM gaps g WHERE g.f = r.source_file AND g.rows_before < r.source_row) AS source_row),
+        NULL::VARCHAR AS detail, NULL::VARCHAR AS line_text FROM r
+      UNION ALL
+      SELECT ${names.map((n) => `NULL::VARCHAR AS ${sqlIdent(n)}`).join(', ')}, 'malformed_line' AS reason, source_file, source_row, detail, line_text FROM (${malformed})`;
+  }
+  await db.run(`COPY (SELECT * FROM (${all}) ORDER BY source_file, source_row) TO ${sqlString(file)} (FORMAT parquet)`);
   return file;
 }
 

@@ -35,6 +35,8 @@ export interface PrepassCounts {
   items: number | null;
   categories: number | null;
   buyers: number | null;
+  /** Purchases per category over the whole input (`ac`), when products.categories are checked. */
+  purchased?: number | null;
 }
 
 export async function buildVocabulary(db: DuckDB, job: Job, counts: PrepassCounts): Promise<Vocabulary> {
@@ -52,13 +54,14 @@ async function topValues(db: DuckDB, column: 'vi' | 'vc', table: string, set: nu
   return rows.map((r) => r.v);
 }
 
-/** `any` (when job.products.overall), job.products.categories, then the top categories by purchasing customers before D. */
+/** `any` (when job.products.overall), job.products.categories, then the top categories by distinct buyers in the training window [D − H − L, D). */
 export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts): Promise<Product[]> {
   const products: Product[] = job.products.overall ? [{ name: 'any', category: null }] : [];
   const wanted = [...job.products.categories];
   if ((wanted.length > 0 || job.products.topCategories > 0) && !job.columns.category) {
     throw new InputError(`products.categories and products.topCategories need a category column: set columns.category in ${job.file}`);
   }
+  if (wanted.length > 0 && counts.purchased != null) await checkListedCategories(db, job, counts.table, counts.purchased, wanted);
   if (job.products.topCategories > 0) {
     const rows = await db.all<{ v: string }>(`
       SELECT CAST(pc AS VARCHAR) AS v FROM ${counts.table}
@@ -71,6 +74,31 @@ export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts)
     throw new InputError(`the job models no product: set products.overall: true or list products.categories in ${job.file}`);
   }
   return products;
+}
+
+/** A listed category no purchase in the input has is an error naming it and the closest categories that have some. */
+async function checkListedCategories(db: DuckDB, job: Job, table: string, set: number, wanted: string[]): Promise<void> {
+  const rows = await db.all<{ v: string }>(`SELECT CAST(ac AS VARCHAR) AS v FROM ${table} WHERE g = ${set} AND ac IS NOT NULL`);
+  const known = new Set(rows.map((r) => r.v));
+  const missing = wanted.filter((c) => !known.has(c));
+  if (missing.length === 0) return;
+  const c = missing[0]!;
+  const closest = [...known].map((k) => [k, editDistance(c, k)] as const).sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 3).map(([k]) => `"${k}"`);
+  throw new InputError(
+    `products.categories lists "${c}"${missing.length > 1 ? ` (and ${missing.length - 1} more: ${missing.slice(1, 4).join(', ')})` : ''}, but no purchase in the input ${job.input.path} has that category` +
+      `${closest.length > 0 ? `; the closest categories with purchases are ${closest.join(', ')}` : '; the input has no purchase with a category'}: fix products.categories in ${job.file}`,
+  );
+}
+
+/** Levenshtein distance (small strings: category names). */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 /**

@@ -33,7 +33,7 @@ export interface WindowPlan {
   /** Events in [fromMs, toMs) feed some feature, label or vocabulary; valid rows outside it are `outside_window`. */
   fromMs: number;
   toMs: number;
-  /** Top categories count purchasing customers with ts before this (D). */
+  /** Top categories count purchasing customers in [train.featureFromMs, productsToMs = D): the training window. */
   productsToMs: number;
 }
 

@@ -41,3 +41,20 @@ export async function taobaoJob(overrides: Record<string, Record<string, unknown
   await writeFile(conf, stringify(job));
   return { dir, conf };
 }
+
+/**
+ * A copy of the retail transaction-log fixture (test/fixtures/retail: its job file and transactions.csv)
+ * in a fresh temp folder, with `overrides` merged into the job's top-level sections.
+ */
+export async function retailJob(overrides: Record<string, Record<string, unknown> | unknown[]> = {}): Promise<{ dir: string; conf: string }> {
+  const from = path.join(ROOT, 'test/fixtures/retail');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-retail-'));
+  const job = parse(await readFile(path.join(from, 'job.yaml'), 'utf8')) as Record<string, unknown>;
+  for (const [section, values] of Object.entries(overrides)) {
+    job[section] = Array.isArray(values) ? values : { ...((job[section] as Record<string, unknown>) ?? {}), ...values };
+  }
+  await copyFile(path.join(from, 'transactions.csv'), path.join(dir, 'transactions.csv'));
+  const conf = path.join(dir, 'job.yaml');
+  await writeFile(conf, stringify(job));
+  return { dir, conf };
+}
