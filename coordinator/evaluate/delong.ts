@@ -6,6 +6,8 @@
  * V01_j = P(a random positive's score > score_j); AUC is the mean of either. The AUC's variance is
  * S10 / m + S01 / n with S10, S01 the sample (co)variances of those components over the m positives and
  * n negatives. Intervals are normal, ±1.96 standard errors, and an AUC's interval is clipped to [0, 1].
+ * With a single positive (or negative) that class's variance term is taken as 0, so the interval is too
+ * narrow: such products are flagged for too few positives anyway (positives.ts).
  */
 import { InputError } from '../../core/errors.js';
 import { tieGroups } from './order.js';

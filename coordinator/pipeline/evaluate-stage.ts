@@ -20,7 +20,8 @@ import {
   withAggregates,
   writeReport,
   type AggregateReader,
-  type AucInterval,
+  type EvaluationReport,
+  type ReportEntry,
   type Metrics,
   type ProductEvaluationInput,
   type Verdict,
@@ -272,32 +273,39 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
     await writeJsonDurably(files(folder).evaluation, { labelled });
     const from = labelled ? folder.date : pre.train!.asOf;
     const to = labelled ? formatDate(dateMs + (horizon - 1) * DAY_MS) : formatDate(dateMs - DAY_MS);
-    const summaryAuc = (name: string, ci: AucInterval | null, auc: number | null): SummaryAuc => ({ name, auc, lower: ci?.lower ?? null, upper: ci?.upper ?? null });
-    const summary: EvaluationSummary = {
+    const summary = evaluationSummary(report, {
       windowLabel: labelled
         ? `on the held-out label window ${from} .. ${to} (purchases after the scored date, features before it)`
         : `on the validation customers of the training window (labels ${from} .. ${to}); the window after ${folder.date} has not happened yet`,
       kind: labelled ? 'label-window' : 'validation',
-      products: report.products.map((pr) => {
-        const published = pr.entries.find((e) => e.name === pr.published) ?? null;
-        const ens = published?.metrics ?? pr.entries[0]!.metrics;
-        return {
-          product: pr.product,
-          n: pr.n,
-          positives: pr.positives,
-          ensemble: { auc: ens.auc, brier: ens.brier, logLoss: ens.logLoss, lift5: ens.lift5, lift20: ens.lift20, f1: ens.f1 },
-          published: published && summaryAuc(published.name, published.aucCi, published.metrics.auc),
-          baselines: pr.entries.filter((e) => e.kind === 'baseline').map((e) => summaryAuc(e.name, e.aucCi, e.metrics.auc)),
-          bestBaseline: pr.bestBaseline,
-          verdict: pr.verdict,
-          flags: pr.flags.map((f) => f.message),
-        };
-      }),
       reportHtml: written.html,
       reportJson: written.json,
-    };
+    });
     return { summary, night };
   });
+}
+
+/** What the run summary shows of a report: per product the published scores' figures, every AUC with its interval, the verdict and the warnings. */
+export function evaluationSummary(report: EvaluationReport, o: Omit<EvaluationSummary, 'products'>): EvaluationSummary {
+  const summaryAuc = (e: ReportEntry): SummaryAuc => ({ name: e.name, auc: e.metrics.auc, lower: e.aucCi?.lower ?? null, upper: e.aucCi?.upper ?? null });
+  return {
+    ...o,
+    products: report.products.map((pr) => {
+      const published = pr.entries.find((e) => e.name === pr.published) ?? null;
+      const ens = published?.metrics ?? pr.entries[0]!.metrics;
+      return {
+        product: pr.product,
+        n: pr.n,
+        positives: pr.positives,
+        ensemble: { auc: ens.auc, brier: ens.brier, logLoss: ens.logLoss, lift5: ens.lift5, lift20: ens.lift20, f1: ens.f1 },
+        published: published && summaryAuc(published),
+        baselines: pr.entries.filter((e) => e.kind === 'baseline').map(summaryAuc),
+        bestBaseline: pr.bestBaseline,
+        verdict: pr.verdict,
+        flags: pr.flags.map((f) => f.message),
+      };
+    }),
+  };
 }
 
 /** Evaluation on the training window's validation customers, when the night's labels are not known yet. */
