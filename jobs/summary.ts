@@ -42,7 +42,7 @@ export function formatSummary(s: RunSummary): string {
       const aucs = [p.published, ...p.baselines].filter((a) => a !== null).map((a) => `${a.name} ${aucWithCi(a)}`).join(' · ');
       out.push(`  ${p.product.padEnd(12)} ${n(p.n).padStart(9)} ${n(p.positives).padStart(9)}  ${f(e.brier)}  ${f(e.lift5, 2).padStart(7)}  ${f(e.lift20, 2).padStart(8)}   ${aucs}`);
       out.push(`  ${''.padEnd(12)} verdict: ${p.verdict.text}`);
-      for (const flag of p.flags) out.push(`  ${''.padEnd(12)} warning: ${flag}`);
+      if (p.warning) out.push(`  ${''.padEnd(12)} warning: ${p.warning}`);
     }
     out.push(`            report: ${rel(ev.reportHtml)} (and report.json)`);
   }

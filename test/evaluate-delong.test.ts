@@ -14,6 +14,9 @@ describe('DeLong confidence intervals for the AUC', () => {
     expect(ci.lower).toBeCloseTo(0.75 - Z_95 * Math.sqrt(1 / 12), 12);
     expect(ci.upper).toBe(1); // clipped
     expect(aucInterval(Int8Array.from([0, 0]), Float32Array.from([0.1, 0.2]))).toBeNull();
+    // One positive: its variance, hence the interval, is undefined.
+    expect(aucInterval(Int8Array.from([1, 0, 0]), Float32Array.from([0.9, 0.1, 0.2]))).toBeNull();
+    expect(aucDifference(Int8Array.from([1, 0, 0]), Float32Array.from([0.9, 0.1, 0.2]), Float32Array.from([0.1, 0.2, 0.3]))).toBeNull();
   });
 
   test('matches the O(m·n) definition exactly, with ties, for one AUC and for a paired difference', () => {

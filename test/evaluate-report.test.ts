@@ -202,7 +202,7 @@ describe('evaluation report', () => {
     expect(beats.verdict.outcome).toBe('beats');
     const input = reportInput();
     input.products[0]!.baselines = [];
-    expect(buildReport(input).products[0]!.verdict).toEqual({ outcome: 'undetermined', text: 'no verdict: no baseline to compare with' });
+    expect(buildReport(input).products[0]!.verdict).toEqual({ outcome: 'undetermined', text: 'none: no baseline to compare with' });
   });
 
   test('a product with 3 positives is flagged, and its figures are greyed with the warning and no best AUC in bold', async () => {
@@ -224,7 +224,7 @@ describe('evaluation report', () => {
           set: 'evaluation',
           positives: 3,
           minimum: MIN_HELD_OUT_POSITIVES,
-          message: `3 positives in the evaluation window (fewer than ${MIN_HELD_OUT_POSITIVES}): its figures are noise`,
+          message: `3 positives in the evaluation window (fewer than ${MIN_HELD_OUT_POSITIVES})`,
         },
       ]);
       input.products[1]!.positives = { training: 3, validation: 0 };
@@ -239,7 +239,9 @@ describe('evaluation report', () => {
       const section = (k: number) => text.slice(text.indexOf(`id="product-${k}"`), text.indexOf('</section>', text.indexOf(`id="product-${k}"`)));
       expect(text).toContain('<section class="product flagged" id="product-1"');
       expect(text).toContain('<section class="product" id="product-0"');
-      expect(section(1)).toContain('<p class="warning" data-flag="few-evaluation-positives">Warning: 3 positives in the evaluation window');
+      expect(section(1)).toContain(
+        `<p class="warning" data-flags="few-evaluation-positives">Warning: too few positives, its figures are noise: 3 positives in the evaluation window (fewer than ${MIN_HELD_OUT_POSITIVES}).</p>`,
+      );
       expect(section(1)).not.toContain('Best AUC');
       expect(section(1)).not.toMatch(/class="best/);
       expect(section(0)).toContain(`Best AUC: <strong>${healthy!.bestByAuc}</strong>`);

@@ -43,7 +43,7 @@ describe('the run summary', () => {
       expect(lines[at(p.product) + 1]).toBe(`  ${''.padEnd(12)} verdict: ${p.verdict.text}`);
     }
     expect(report.products[0]!.verdict.outcome).toBe('loses'); // the weaker model against the informative baseline
-    expect(lines[at('A') + 2]).toBe(`  ${''.padEnd(12)} warning: 3 positives in the evaluation window (fewer than 10): its figures are noise`);
+    expect(lines[at('A') + 2]).toBe(`  ${''.padEnd(12)} warning: too few positives, its figures are noise: 3 positives in the evaluation window (fewer than 10)`);
     expect(lines.filter((l) => l.includes('warning:'))).toHaveLength(1);
   });
 });

@@ -6,8 +6,7 @@
  * V01_j = P(a random positive's score > score_j); AUC is the mean of either. The AUC's variance is
  * S10 / m + S01 / n with S10, S01 the sample (co)variances of those components over the m positives and
  * n negatives. Intervals are normal, ±1.96 standard errors, and an AUC's interval is clipped to [0, 1].
- * With a single positive (or negative) that class's variance term is taken as 0, so the interval is too
- * narrow: such products are flagged for too few positives anyway (positives.ts).
+ * With a single positive (or negative) that class's variance is undefined: no interval then (null).
  */
 import { InputError } from '../../core/errors.js';
 import { tieGroups } from './order.js';
@@ -48,7 +47,7 @@ function components(labels: Int8Array, scores: Float32Array | Float64Array): Com
   let positives = 0;
   for (const y of labels) if (y === 1) positives++;
   const negatives = labels.length - positives;
-  if (positives === 0 || negatives === 0) return null;
+  if (positives < 2 || negatives < 2) return null;
   const { order, start, groups } = tieGroups(s);
   const v = new Float64Array(labels.length);
   let positivesAbove = 0;
@@ -75,7 +74,6 @@ function components(labels: Int8Array, scores: Float32Array | Float64Array): Com
 /** Sample covariance of a's and b's components over the rows with label `y`. */
 function covariance(labels: Int8Array, a: Components, b: Components, y: 0 | 1): number {
   const count = y === 1 ? a.positives : a.negatives;
-  if (count < 2) return 0;
   let ma = 0;
   let mb = 0;
   for (let i = 0; i < labels.length; i++) {
@@ -94,7 +92,7 @@ function variance(labels: Int8Array, a: Components, b: Components): number {
   return covariance(labels, a, b, 1) / a.positives + covariance(labels, a, b, 0) / a.negatives;
 }
 
-/** The AUC with its 95 % DeLong interval; null without both classes. */
+/** The AUC with its 95 % DeLong interval; null without two rows of each class. */
 export function aucInterval(labels: Int8Array, scores: Float32Array | Float64Array): AucInterval | null {
   const c = components(labels, scores);
   if (!c) return null;
@@ -102,7 +100,7 @@ export function aucInterval(labels: Int8Array, scores: Float32Array | Float64Arr
   return { auc: c.auc, se, lower: Math.max(0, c.auc - Z_95 * se), upper: Math.min(1, c.auc + Z_95 * se) };
 }
 
-/** AUC(a) − AUC(b) on the same rows, with its paired 95 % DeLong interval; null without both classes. */
+/** AUC(a) − AUC(b) on the same rows, with its paired 95 % DeLong interval; null without two rows of each class. */
 export function aucDifference(labels: Int8Array, a: Float32Array | Float64Array, b: Float32Array | Float64Array): AucDifference | null {
   const ca = components(labels, a);
   const cb = components(labels, b);

@@ -12,7 +12,7 @@ export { recencyFrequencyScores, logisticRegressionBaseline, modelInput, RECENCY
 export type { RecencyFrequencyOptions, LogisticBaselineOptions } from './baselines.js';
 export { fitLogisticRegression, predictLogistic } from './logistic.js';
 export type { LogisticModel, LogisticOptions } from './logistic.js';
-export { MIN_TRAINING_POSITIVES, MIN_HELD_OUT_POSITIVES, positivesFlags, minimumPositives } from './positives.js';
+export { MIN_TRAINING_POSITIVES, MIN_HELD_OUT_POSITIVES, positivesFlags, positivesWarning, minimumPositives } from './positives.js';
 export type { ProductFlag, PositivesSet, PositivesBySet } from './positives.js';
 export { verdictOf, compare } from './verdict.js';
 export type { Verdict, VerdictOutcome, Comparison } from './verdict.js';

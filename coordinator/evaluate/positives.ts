@@ -20,7 +20,7 @@ export interface ProductFlag {
   set: PositivesSet;
   positives: number;
   minimum: number;
-  /** For people: what is wrong and what it means. */
+  /** For people, e.g. "3 positives in the evaluation window (fewer than 10)". */
   message: string;
 }
 
@@ -31,6 +31,11 @@ const SET_WORDS: Record<PositivesSet, string> = {
   validation: 'among the validation customers',
   evaluation: 'in the evaluation window',
 };
+
+/** One warning for people from a product's flags, or null without flags. */
+export function positivesWarning(flags: readonly ProductFlag[]): string | null {
+  return flags.length === 0 ? null : `too few positives, its figures are noise: ${flags.map((f) => f.message).join('; ')}`;
+}
 
 export function minimumPositives(set: PositivesSet): number {
   return set === 'training' ? MIN_TRAINING_POSITIVES : MIN_HELD_OUT_POSITIVES;
@@ -49,7 +54,7 @@ export function positivesFlags(positives: PositivesBySet): ProductFlag[] {
       set,
       positives: count,
       minimum,
-      message: `${count} positive${count === 1 ? '' : 's'} ${SET_WORDS[set]} (fewer than ${minimum}): its figures are noise`,
+      message: `${count} positive${count === 1 ? '' : 's'} ${SET_WORDS[set]} (fewer than ${minimum})`,
     });
   }
   return flags;

@@ -3,6 +3,7 @@
  * cumulative gains, reliability) and the JSON figures embedded for machines. No script, no external asset.
  */
 import { escapeXml as escape, lineChart, type ChartSeries } from './charts.js';
+import { positivesWarning } from './positives.js';
 import type { EvaluationReport, ProductReport, ReportEntry } from './report.js';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
@@ -85,7 +86,7 @@ function productSection(p: ProductReport, index: number): string {
   return [
     `<section class="product${flagged ? ' flagged' : ''}" id="product-${index}" data-product="${escape(p.product)}">`,
     `<h2>Product: ${escape(p.product)}</h2>`,
-    ...p.flags.map((f) => `<p class="warning" data-flag="${escape(f.code)}">Warning: ${escape(f.message)}.</p>`),
+    ...(flagged ? [`<p class="warning" data-flags="${escape(p.flags.map((f) => f.code).join(' '))}">Warning: ${escape(positivesWarning(p.flags)!)}.</p>`] : []),
     `<p>${p.n.toLocaleString('en-US')} customers, ${p.positives.toLocaleString('en-US')} positives, base rate ${(p.baseRate * 100).toFixed(2)} %.` +
       (p.bestByAuc && !flagged ? ` Best AUC: <strong>${escape(p.bestByAuc)}</strong>.` : '') +
       '</p>',

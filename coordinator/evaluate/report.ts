@@ -155,7 +155,7 @@ export function buildReport(input: ReportInput): EvaluationReport {
         ? compare(p.labels, { name: published, scores: scoresOf.get(published)! }, { name: bestBaseline.name, scores: scoresOf.get(bestBaseline.name)! })
         : null;
     const why =
-      published === null ? 'no published scores' : p.baselines.length === 0 ? 'no baseline to compare with' : p.sampleWeights ? 'weighted rows' : 'the evaluation window has one class only';
+      published === null ? 'no published scores' : p.baselines.length === 0 ? 'no baseline to compare with' : p.sampleWeights ? 'weighted rows' : 'fewer than 2 positives or 2 negatives';
     const positivesBySet: PositivesBySet = { ...p.positives, evaluation: positives };
     return {
       product: p.product,

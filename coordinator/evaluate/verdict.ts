@@ -29,7 +29,7 @@ export function compare(labels: Int8Array, published: { name: string; scores: Fl
 }
 
 export function verdictOf(c: Comparison | null, why: string): Verdict {
-  if (!c) return { outcome: 'undetermined', text: `no verdict: ${why}` };
+  if (!c) return { outcome: 'undetermined', text: `none: ${why}` };
   const ci = `95 % CI of the difference ${signed(c.lower)}..${signed(c.upper)}`;
   if (c.lower > 0) return { outcome: 'beats', text: `${c.published} beats the best baseline ${c.baseline} by ${c.difference.toFixed(3)} (${ci})` };
   if (c.upper < 0) return { outcome: 'loses', text: `${c.published} loses to the best baseline ${c.baseline} by ${(-c.difference).toFixed(3)} (${ci})` };

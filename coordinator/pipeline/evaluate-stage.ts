@@ -12,6 +12,7 @@ import { applyEnsemble, fitEnsemble, type EnsembleSpec } from '../ensemble/index
 import {
   buildReport,
   layoutOfNames,
+  positivesWarning,
   logisticRegressionBaseline,
   LOGISTIC_COUNTS,
   RECENCY_FREQUENCY,
@@ -56,8 +57,8 @@ export interface EvaluationSummary {
     baselines: SummaryAuc[];
     bestBaseline: string | null;
     verdict: Verdict;
-    /** Warnings for people: too few positives somewhere. */
-    flags: string[];
+    /** For people: too few positives somewhere (report.json's flags in words); null when none. */
+    warning: string | null;
   }[];
   reportHtml: string;
   reportJson: string;
@@ -133,11 +134,12 @@ function modelsOf(models: ModelsFile, product: string): ModelEntry[] {
   return models.models.filter((m) => m.product === product || m.architecture === 'attention');
 }
 
-export async function fitEnsembles(job: Job, models: ModelsFile, cache: ValidationFiles = new Map()): Promise<EnsembleFile> {
+export async function fitEnsembles(job: Job, models: ModelsFile, cache: ValidationFiles = new Map(), logger: Logger = defaultLog): Promise<EnsembleFile> {
   const out: EnsembleFile = { products: {} };
   for (const product of models.products) {
     const v = await alignedValidation(cache, models, product);
     const spec = fitEnsemble(job.ensemble.method, { labels: v.labels, models: v.models });
+    if (spec.fallbackReason && spec.models.length > 1) logger.warn('ensemble.fell_back', { product, requested: spec.requested, used: spec.method, reason: spec.fallbackReason });
     out.products[product] = { ...spec, modelVersions: v.models.map((m) => m.modelVersion) };
   }
   return out;
@@ -206,7 +208,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
   const logger = o.logger ?? defaultLog;
   const validation: ValidationFiles = new Map();
   const ensembles = await o.timed('ensemble', async () => {
-    const e = await fitEnsembles(job, models, validation);
+    const e = await fitEnsembles(job, models, validation, logger);
     await writeJsonDurably(files(folder).ensemble, e);
     return e;
   });
@@ -302,7 +304,7 @@ export function evaluationSummary(report: EvaluationReport, o: Omit<EvaluationSu
         baselines: pr.entries.filter((e) => e.kind === 'baseline').map(summaryAuc),
         bestBaseline: pr.bestBaseline,
         verdict: pr.verdict,
-        flags: pr.flags.map((f) => f.message),
+        warning: positivesWarning(pr.flags),
       };
     }),
   };
