@@ -9,6 +9,7 @@ import {
   logisticRegressionBaseline,
   predictLogistic,
   recencyFrequencyScores,
+  trainingSample,
   withAggregates,
   type ProductAggregates,
 } from '../coordinator/evaluate/index.js';
@@ -103,9 +104,24 @@ describe('baselines per product, on the aggregate features', () => {
         expect(aucDifference(labels, logistic, oldLogistic)!.lower).toBeGreaterThan(0);
         // Deterministic.
         expect(logisticRegressionBaseline(trainAgg, train.labels.get(product)!, laterAgg)).toEqual(logistic);
+        // Fitted on every buyer and a weighted third of the others, it ranks about as well.
+        const capped = logisticRegressionBaseline(trainAgg, train.labels.get(product)!, laterAgg, { maxTrainingRows: 1000 });
+        expect(Math.abs(auc(capped) - auc(logistic))).toBeLessThan(0.01);
       }
     });
   }, 30_000);
+
+  test('a large training set is sampled: every buyer, and the others at one rate, weighted back', () => {
+    const labels = Int8Array.from({ length: 10_000 }, (_, i) => (i % 50 === 0 ? 1 : 0)); // 200 buyers
+    expect(trainingSample(labels, 10_000)).toBeNull();
+    const { rows, weights } = trainingSample(labels, 2_000)!;
+    expect(Array.from(rows).filter((i) => labels[i] === 1)).toHaveLength(200);
+    const rate = 1_800 / 9_800;
+    expect(rows.length).toBeGreaterThan(1_800);
+    expect(rows.length).toBeLessThan(2_200);
+    rows.forEach((i, k) => expect(weights[k]).toBeCloseTo(labels[i] === 1 ? 1 : 1 / rate, 12));
+    expect(trainingSample(labels, 2_000)).toEqual({ rows, weights });
+  });
 
   test('the logistic baseline refuses features that differ between training and evaluation', () => {
     const train = aggregatesOf([{ cat_n_view_28d: 1 }, { cat_n_view_28d: 3 }]);

@@ -5,7 +5,8 @@
  */
 import { InputError } from '../../core/errors.js';
 import { transformAggregate } from '../features/index.js';
-import type { ProductAggregates } from './aggregates.js';
+import { mulberry32 } from '../../core/random.js';
+import { selectRows, type ProductAggregates } from './aggregates.js';
 import { fitLogisticRegression, predictLogistic } from './logistic.js';
 
 export const RECENCY_FREQUENCY = 'recency-frequency';
@@ -64,7 +65,37 @@ function median(values: number[]): number {
 export interface LogisticBaselineOptions {
   /** L2 penalty on the standardised coefficients. @default 1 */
   l2?: number;
+  /**
+   * Fit on at most this many training customers: every buyer, and a seeded sample of the others weighted
+   * by 1 / their sampling rate (an IRLS fit costs rows × features² per iteration: about 4 s per 100,000
+   * rows with 21 features, 11 s with 40, on this project's 2-core machine). @default 200_000
+   */
+  maxTrainingRows?: number;
 }
+
+/** Rows to fit on and their weights: all of them, or every positive and a seeded sample of the negatives. */
+export function trainingSample(labels: Int8Array, maxRows: number): { rows: Uint32Array; weights: Float64Array } | null {
+  if (labels.length <= maxRows) return null;
+  let positives = 0;
+  for (const y of labels) positives += y;
+  const negatives = labels.length - positives;
+  const rate = Math.min(1, Math.max(maxRows - positives, 1) / Math.max(negatives, 1));
+  const random = mulberry32(SAMPLE_SEED);
+  const rows: number[] = [];
+  const weights: number[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] === 1) {
+      rows.push(i);
+      weights.push(1);
+    } else if (random() < rate) {
+      rows.push(i);
+      weights.push(1 / rate);
+    }
+  }
+  return { rows: Uint32Array.from(rows), weights: Float64Array.from(weights) };
+}
+
+const SAMPLE_SEED = 20_171_202;
 
 /**
  * Logistic regression per product on transformAggregate() of all its aggregate features (in-category and
@@ -84,7 +115,10 @@ export function logisticRegressionBaseline(
   if (train.layout.names.join('\n') !== evaluation.layout.names.join('\n')) {
     throw new InputError('the training and evaluation features differ: write both sets with the same aggregate features');
   }
-  const model = fitLogisticRegression(modelInput(train), trainLabels, { l2: options.l2 ?? 1, standardise: true });
+  const sample = trainingSample(trainLabels, options.maxTrainingRows ?? 200_000);
+  const fitOn = sample ? selectRows(train, sample.rows) : train;
+  const labels = sample ? Int8Array.from(sample.rows, (i) => trainLabels[i]!) : trainLabels;
+  const model = fitLogisticRegression(modelInput(fitOn), labels, { l2: options.l2 ?? 1, standardise: true, ...(sample ? { sampleWeights: sample.weights } : {}) });
   return predictLogistic(model, modelInput(evaluation));
 }
 

@@ -8,7 +8,7 @@ export { aucInterval, aucDifference, Z_95 } from './delong.js';
 export type { AucInterval, AucDifference } from './delong.js';
 export { withAggregates, layoutOfNames, selectRows } from './aggregates.js';
 export type { ProductAggregates, AggregateReader } from './aggregates.js';
-export { recencyFrequencyScores, logisticRegressionBaseline, modelInput, RECENCY_FREQUENCY, LOGISTIC_COUNTS } from './baselines.js';
+export { recencyFrequencyScores, logisticRegressionBaseline, modelInput, trainingSample, RECENCY_FREQUENCY, LOGISTIC_COUNTS } from './baselines.js';
 export type { RecencyFrequencyOptions, LogisticBaselineOptions } from './baselines.js';
 export { fitLogisticRegression, predictLogistic } from './logistic.js';
 export type { LogisticModel, LogisticOptions } from './logistic.js';
