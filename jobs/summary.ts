@@ -7,6 +7,8 @@ import { startProgress, type Progress } from '../core/progress.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
 const f = (x: number | null | undefined, digits = 3) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(digits));
+const aucWithCi = (a: { auc: number | null; lower: number | null; upper: number | null }) =>
+  a.lower === null || a.upper === null ? f(a.auc) : `${f(a.auc)} (${f(a.lower)}..${f(a.upper)})`;
 const rel = (p: string) => path.relative(process.cwd(), p) || '.';
 
 export function formatSummary(s: RunSummary): string {
@@ -35,12 +37,13 @@ export function formatSummary(s: RunSummary): string {
   const ev = s.evaluation;
   if (ev) {
     out.push(`evaluation  ${ev.windowLabel}`);
-    out.push(`  ${'product'.padEnd(12)} ${'customers'.padStart(9)} ${'positives'.padStart(9)}  ${'AUC'.padStart(5)}  ${'Brier'.padStart(5)}  ${'lift@5%'.padStart(7)}  ${'lift@20%'.padStart(8)}   baselines AUC (recency-frequency / logistic)`);
+    out.push(`  ${'product'.padEnd(12)} ${'customers'.padStart(9)} ${'positives'.padStart(9)}  ${'Brier'.padStart(5)}  ${'lift@5%'.padStart(7)}  ${'lift@20%'.padStart(8)}   AUC (95 % CI): published · baselines`);
     for (const p of ev.products) {
       const e = p.ensemble;
-      out.push(
-        `  ${p.product.padEnd(12)} ${n(p.n).padStart(9)} ${n(p.positives).padStart(9)}  ${f(e.auc)}  ${f(e.brier)}  ${f(e.lift5, 2).padStart(7)}  ${f(e.lift20, 2).padStart(8)}   ${f(p.baselines.recencyFrequency?.auc)} / ${f(p.baselines.logistic?.auc)}`,
-      );
+      const aucs = [p.published, ...p.baselines].filter((a) => a !== null).map((a) => `${a.name} ${aucWithCi(a)}`).join(' · ');
+      out.push(`  ${p.product.padEnd(12)} ${n(p.n).padStart(9)} ${n(p.positives).padStart(9)}  ${f(e.brier)}  ${f(e.lift5, 2).padStart(7)}  ${f(e.lift20, 2).padStart(8)}   ${aucs}`);
+      out.push(`  ${''.padEnd(12)} verdict: ${p.verdict.text}`);
+      if (p.warning) out.push(`  ${''.padEnd(12)} warning: ${p.warning}`);
     }
     out.push(`            report: ${rel(ev.reportHtml)} (and report.json)`);
   }

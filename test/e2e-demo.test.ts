@@ -58,6 +58,7 @@ describe('nextbuy run on the Taobao sample', () => {
     expect(run.stdout).toMatch(/84,287 rows read from 1 file\(s\) · 84,252 accepted · 35 rejected \(time_out_of_range 35\)/);
     expect(run.stdout).toMatch(/score\s+as of 2017-12-02: 814 customers .* positives .*any 237/);
     expect(run.stdout).toMatch(/evaluation {2}on the held-out label window 2017-12-02 \.\. 2017-12-03/);
+    expect(run.stdout).toMatch(/ {2}any +814 +237 .* ensemble 0\.\d{3} \(0\.\d{3}\.\.0\.\d{3}\) · recency-frequency 0\.\d{3} \(.*\) · logistic-counts 0\.\d{3} \(.*\)\n {15}verdict: ensemble (beats|loses to|is level with) the best baseline /);
     expect(run.stdout).toMatch(/^ {2}any +814 +237 +0\.\d{3} +0\.\d{3}/m);
     expect(run.stdout).toMatch(/published {3}2 partitions, 1,628 predictions/);
     expect(run.stdout).toMatch(/time {8}total .* validate .* train .* score .* publish/);
@@ -101,6 +102,14 @@ describe('nextbuy run on the Taobao sample', () => {
     const names = any.entries.map((e: { name: string }) => e.name);
     expect(names).toEqual(expect.arrayContaining(['lstm.any', 'attention', 'ensemble', 'recency-frequency', 'logistic-counts']));
     for (const e of any.entries) expect(e.metrics.auc).toBeGreaterThan(0.3);
+    // Every AUC with its DeLong interval; a verdict against the best per-product baseline; flags where positives are few.
+    for (const e of any.entries) expect(e.aucCi.lower).toBeLessThan(e.aucCi.upper);
+    expect(any.comparison).toMatchObject({ published: 'ensemble', baseline: any.bestBaseline });
+    expect(['beats', 'loses', 'level']).toContain(any.verdict.outcome);
+    expect(any.flags).toEqual([]);
+    for (const p of report.products.filter((x: { positives: number }) => x.positives < 10)) {
+      expect(p.flags.map((f: { code: string }) => f.code)).toContain('few-evaluation-positives');
+    }
     const html = await readFile(path.join(dir, 'out/runs/account=taobao/date=2017-12-02/report/report.html'), 'utf8');
     expect(html.match(/<svg/g)?.length ?? 0).toBeGreaterThanOrEqual(6);
   });

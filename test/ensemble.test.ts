@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ModelError } from '../core/errors.js';
 import { applyEnsemble, fitEnsemble } from '../coordinator/ensemble/index.js';
+import { MIN_HELD_OUT_POSITIVES } from '../coordinator/evaluate/index.js';
 import { bruteLogLoss, pairCountAuc, syntheticSet } from './helpers/evaluate.js';
 
 describe('ensemble per product', () => {
@@ -76,6 +77,27 @@ describe('ensemble per product', () => {
     });
     expect(spec).toMatchObject({ method: 'mean', requested: 'fitted', weights: [0.5, 0.5], fittedOn: { rows: 200, positives: 0 } });
     expect(spec.fallbackReason).toMatch(/0 buyers/);
+  });
+
+  test('fitted falls back to the mean, saying why, when validation has fewer buyers than MIN_HELD_OUT_POSITIVES', () => {
+    const v = syntheticSet(2000, 8);
+    const models = [
+      { name: 'lstm', scores: v.informative },
+      { name: 'noise', scores: v.noise },
+    ];
+    const keep = (k: number) => {
+      let kept = 0;
+      return v.labels.map((y) => (y === 1 && kept++ < k ? 1 : 0));
+    };
+    const few = fitEnsemble('fitted', { labels: keep(MIN_HELD_OUT_POSITIVES - 1), models });
+    expect(few).toMatchObject({ method: 'mean', requested: 'fitted', weights: [0.5, 0.5], fittedOn: { rows: 2000, positives: MIN_HELD_OUT_POSITIVES - 1 } });
+    expect(few.fallbackReason).toBe(
+      `the validation window has ${MIN_HELD_OUT_POSITIVES - 1} buyers among 2000 customers (fewer than ${MIN_HELD_OUT_POSITIVES}): too few to fit weights on`,
+    );
+    expect(fitEnsemble('fitted', { labels: keep(MIN_HELD_OUT_POSITIVES), models }).method).toBe('fitted');
+    // Non-buyers are the rare class just the same.
+    const mostlyBuyers = Int8Array.from(keep(3), (y) => 1 - y);
+    expect(fitEnsemble('fitted', { labels: mostlyBuyers, models }).fallbackReason).toMatch(/has 3 non-buyers among 2000/);
   });
 
   test('applying an ensemble without one of its models is refused', () => {

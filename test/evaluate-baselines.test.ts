@@ -2,68 +2,132 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { InputError } from '../core/errors.js';
 import {
+  aucDifference,
   computeMetrics,
   fitLogisticRegression,
+  layoutOfNames,
   logisticRegressionBaseline,
   predictLogistic,
-  readCounts,
   recencyFrequencyScores,
-  type CustomerCounts,
+  trainingSample,
+  withAggregates,
+  type ProductAggregates,
 } from '../coordinator/evaluate/index.js';
-import { gaussian, seededRandom, taobaoCountsAndLabels, writeCountsParquet } from './helpers/evaluate.js';
+import { categoryFixture, FIXTURE_LAYOUT, gaussian, seededRandom, writeFeaturesParquet } from './helpers/evaluate.js';
 import { withTempDir } from './helpers/publish.js';
 
-const TAOBAO = path.resolve('examples/taobao/events.csv.gz');
+const NAMES = FIXTURE_LAYOUT.names;
+const at = (name: string) => NAMES.indexOf(name);
 
-describe('baselines', () => {
-  test('readCounts aligns the counts file to the given customer order', async () => {
+/** Raw values in layout order from a few named ones (counts 0, recencies NaN otherwise). */
+function values(named: Record<string, number>): (number | null)[] {
+  return FIXTURE_LAYOUT.features.map((f) => named[f.name] ?? (f.kind === 'days' || f.kind === 'tenure' ? null : 0));
+}
+
+describe('baselines per product, on the aggregate features', () => {
+  test('the reader aligns one product\'s features to the given customer order; absent customers have no history', async () => {
     await withTempDir(async (dir) => {
-      const file = path.join(dir, 'counts.parquet');
-      await writeCountsParquet(file, ['pv', 'buy'], [
-        { customerId: 'c3', counts: [7, 1], daysSinceLast: 0.5 },
-        { customerId: 'c1', counts: [2, 0], daysSinceLast: 3 },
-        { customerId: 'c2', counts: [0, 0], daysSinceLast: null },
+      const file = path.join(dir, 'features.parquet');
+      await writeFeaturesParquet(file, NAMES, [
+        { customerId: 'c3', product: 'A', values: values({ cat_n_view_28d: 7, cat_days_since_event: 0.5, tenure_days: 40 }) },
+        { customerId: 'c3', product: 'any', values: values({ cat_n_view_28d: 9 }) },
+        { customerId: 'c1', product: 'A', values: values({ cat_n_view_28d: 2, cat_days_since_event: 3 }) },
+        { customerId: 'c2', product: 'A', values: values({}) },
       ]);
-      const counts = await readCounts(file, ['c2', 'c9', 'c1', 'c3']);
-      expect(counts.eventTypes).toEqual(['pv', 'buy']);
-      expect(Array.from(counts.counts[0]!)).toEqual([0, 0, 2, 7]);
-      expect(Array.from(counts.counts[1]!)).toEqual([0, 0, 0, 1]);
-      expect(Array.from(counts.daysSinceLast)).toEqual([Number.NaN, Number.NaN, 3, 0.5]);
-      expect(counts.missing).toBe(1);
+      const a = await withAggregates(file, FIXTURE_LAYOUT, ['c2', 'c9', 'c1', 'c3'], (r) => r.product('A'));
+      expect(a.n).toBe(4);
+      expect(Array.from(a.columns[at('cat_n_view_28d')]!)).toEqual([0, 0, 2, 7]);
+      expect(Array.from(a.columns[at('cat_days_since_event')]!)).toEqual([Number.NaN, Number.NaN, 3, 0.5]);
+      expect(Array.from(a.columns[at('tenure_days')]!)).toEqual([Number.NaN, Number.NaN, Number.NaN, 40]);
+      expect(a.missing).toBe(1);
     });
   });
 
-  test('readCounts refuses duplicates and files without the expected columns', async () => {
+  test('the reader refuses duplicates, missing columns, unknown products and mismatched feature names', async () => {
     await withTempDir(async (dir) => {
       const dup = path.join(dir, 'dup.parquet');
-      await writeCountsParquet(dup, ['pv'], [
-        { customerId: 'c1', counts: [1], daysSinceLast: 1 },
-        { customerId: 'c1', counts: [2], daysSinceLast: 2 },
-      ]);
-      await expect(readCounts(dup, ['c1'])).rejects.toThrow(/more than once/);
+      const row = { customerId: 'c1', product: 'A', values: values({}) };
+      await writeFeaturesParquet(dup, NAMES, [row, row]);
+      await expect(withAggregates(dup, FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/customer "c1" for product "A" more than once/);
       const ok = path.join(dir, 'ok.parquet');
-      await writeCountsParquet(ok, ['pv'], [{ customerId: 'c1', counts: [1], daysSinceLast: 1 }]);
-      await expect(readCounts(ok, ['c1', 'c1'])).rejects.toThrow(InputError);
-      await expect(readCounts(path.join(dir, 'absent.parquet'), ['c1'])).rejects.toThrow(/run preprocess/);
-      const bare = path.join(dir, 'bare.parquet');
-      await writeCountsParquet(bare, [], [{ customerId: 'c1', counts: [], daysSinceLast: 1 }]);
-      await expect(readCounts(bare, ['c1'])).rejects.toThrow(/n_<eventType>/);
+      await writeFeaturesParquet(ok, NAMES, [row]);
+      await expect(withAggregates(ok, FIXTURE_LAYOUT, ['c1', 'c1'], (r) => r.product('A'))).rejects.toThrow(InputError);
+      await expect(withAggregates(ok, FIXTURE_LAYOUT, ['c1'], (r) => r.product('Z'))).rejects.toThrow(/no row for product "Z"/);
+      await expect(withAggregates(path.join(dir, 'absent.parquet'), FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/run preprocess/);
+      const short = path.join(dir, 'short.parquet');
+      await writeFeaturesParquet(short, NAMES.slice(1), [{ customerId: 'c1', product: 'A', values: values({}).slice(1) }]);
+      await expect(withAggregates(short, FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/lacks columns \[cat_n_view_7d\]/);
+
+      const job = { eventTypes: ['view', 'cart', 'buy'], purchase: 'buy', numericColumns: [], lookbackDays: 28 };
+      expect(layoutOfNames(NAMES, job).names).toEqual(NAMES);
+      expect(() => layoutOfNames(NAMES, { ...job, eventTypes: ['view', 'buy'] })).toThrow(/unknown \[cat_n_cart_7d/);
     });
   });
 
-  test('the recency-frequency heuristic prefers recent, frequent buyers and gives 0 without history', () => {
-    const counts = countsOf(['view', 'buy'], [
-      [[10, 0], 1],
-      [[10, 0], 5], // less recent
-      [[20, 0], 1], // more frequent
-      [[5, 2], 1], // fewer events, two of them purchases
-      [[0, 0], Number.NaN], // no history
+  test('recency-frequency reads the product\'s category: recent, frequent in-category buyers first, 0 without in-category history', () => {
+    const a = aggregatesOf([
+      { cat_n_view_28d: 10, cat_days_since_event: 1 },
+      { cat_n_view_28d: 10, cat_days_since_event: 5 }, // less recent
+      { cat_n_view_28d: 20, cat_days_since_event: 1 }, // more frequent
+      { cat_n_view_28d: 5, cat_n_buy_28d: 2, cat_days_since_event: 1 }, // fewer events, two of them purchases
+      { all_n_view_28d: 50, all_days_since_event: 0.1 }, // busy elsewhere, nothing in the category
     ]);
-    const [base, older, frequent, bought, none] = recencyFrequencyScores(counts, { purchase: 'buy' });
+    const [base, older, frequent, bought, elsewhere] = recencyFrequencyScores(a);
     expect(older!).toBeLessThan(base!);
     expect(frequent!).toBeGreaterThan(base!);
     expect(bought!).toBeGreaterThan(frequent!); // 5 views + 2 purchases (×10 each) outweigh 20 views
-    expect(none).toBe(0);
+    expect(elsewhere).toBe(0);
+  });
+
+  test('where the signal is in the category, per-product baselines beat the all-category ones they replace', async () => {
+    await withTempDir(async (dir) => {
+      const train = categoryFixture(3000, 11);
+      const later = categoryFixture(3000, 12);
+      await writeFeaturesParquet(path.join(dir, 'train.parquet'), NAMES, train.rows);
+      await writeFeaturesParquet(path.join(dir, 'score.parquet'), NAMES, later.rows);
+      const read = (set: string, ids: string[], product: string) => withAggregates(path.join(dir, `${set}.parquet`), FIXTURE_LAYOUT, ids, (r) => r.product(product));
+      // The old baselines: one set of all-category features for every product ('any' rows: both scopes are overall).
+      const trainAll = await read('train', train.customerIds, 'any');
+      const laterAll = await read('score', later.customerIds, 'any');
+      for (const product of ['A', 'B']) {
+        const labels = later.labels.get(product)!;
+        const trainAgg = await read('train', train.customerIds, product);
+        const laterAgg = await read('score', later.customerIds, product);
+        const logistic = logisticRegressionBaseline(trainAgg, train.labels.get(product)!, laterAgg);
+        const heuristic = recencyFrequencyScores(laterAgg);
+        const oldLogistic = logisticRegressionBaseline(trainAll, train.labels.get(product)!, laterAll);
+        const oldHeuristic = recencyFrequencyScores(laterAll);
+        const auc = (s: Float32Array) => computeMetrics(labels, s).auc!;
+        expect(auc(logistic)).toBeGreaterThan(auc(oldLogistic) + 0.05);
+        expect(auc(heuristic)).toBeGreaterThan(auc(oldHeuristic) + 0.05);
+        // Beyond noise: the paired DeLong interval of the gain excludes 0.
+        expect(aucDifference(labels, logistic, oldLogistic)!.lower).toBeGreaterThan(0);
+        // Deterministic.
+        expect(logisticRegressionBaseline(trainAgg, train.labels.get(product)!, laterAgg)).toEqual(logistic);
+        // Fitted on every buyer and a weighted third of the others, it ranks about as well.
+        const capped = logisticRegressionBaseline(trainAgg, train.labels.get(product)!, laterAgg, { maxTrainingRows: 1000 });
+        expect(Math.abs(auc(capped) - auc(logistic))).toBeLessThan(0.01);
+      }
+    });
+  }, 30_000);
+
+  test('a large training set is sampled: every buyer, and the others at one rate, weighted back', () => {
+    const labels = Int8Array.from({ length: 10_000 }, (_, i) => (i % 50 === 0 ? 1 : 0)); // 200 buyers
+    expect(trainingSample(labels, 10_000)).toBeNull();
+    const { rows, weights } = trainingSample(labels, 2_000)!;
+    expect(Array.from(rows).filter((i) => labels[i] === 1)).toHaveLength(200);
+    const rate = 1_800 / 9_800;
+    expect(rows.length).toBeGreaterThan(1_800);
+    expect(rows.length).toBeLessThan(2_200);
+    rows.forEach((i, k) => expect(weights[k]).toBeCloseTo(labels[i] === 1 ? 1 : 1 / rate, 12));
+    expect(trainingSample(labels, 2_000)).toEqual({ rows, weights });
+  });
+
+  test('the logistic baseline refuses features that differ between training and evaluation', () => {
+    const train = aggregatesOf([{ cat_n_view_28d: 1 }, { cat_n_view_28d: 3 }]);
+    const other = { ...train, layout: { ...train.layout, names: train.layout.names.slice(1) } };
+    expect(() => logisticRegressionBaseline(train, Int8Array.from([0, 1]), other)).toThrow(/training and evaluation features differ/);
+    expect(() => logisticRegressionBaseline(train, Int8Array.from([0]), train)).toThrow(/1 training labels for 2 customers/);
   });
 
   test('the logistic fit satisfies its optimality condition (the penalised gradient vanishes)', () => {
@@ -98,36 +162,15 @@ describe('baselines', () => {
     const byHand = predictLogistic(fitLogisticRegression([standardise(x1), standardise(x2)], labels, { l2 }), [standardise(x1), standardise(x2)]);
     inside.forEach((p, i) => expect(p).toBeCloseTo(byHand[i]!, 6));
   });
-
-  test('on the Taobao sample both baselines rank next days\' buyers better than chance, deterministically', async () => {
-    await withTempDir(async (dir) => {
-      const train = await taobaoCountsAndLabels(TAOBAO, path.join(dir, 'train.parquet'), { asOf: '2017-11-30', lookbackDays: 5, horizonDays: 2 });
-      const later = await taobaoCountsAndLabels(TAOBAO, path.join(dir, 'eval.parquet'), { asOf: '2017-12-02', lookbackDays: 5, horizonDays: 2 });
-      const trainCounts = await readCounts(path.join(dir, 'train.parquet'), train.customerIds);
-      const evalCounts = await readCounts(path.join(dir, 'eval.parquet'), later.customerIds);
-      expect(evalCounts.missing).toBeGreaterThan(0); // customers first seen in the label window: no history, still scored
-      const logistic = logisticRegressionBaseline(trainCounts, train.labels, evalCounts);
-      const heuristic = recencyFrequencyScores(evalCounts, { purchase: 'buy' });
-      expect(logistic).toHaveLength(later.customerIds.length);
-      expect(computeMetrics(later.labels, logistic).auc!).toBeGreaterThan(0.5);
-      expect(computeMetrics(later.labels, heuristic).auc!).toBeGreaterThan(0.5);
-      expect(logisticRegressionBaseline(trainCounts, train.labels, evalCounts)).toEqual(logistic);
-    });
-  });
-
-  test('the logistic baseline refuses evaluation counts that lack a training event type', () => {
-    const train = countsOf(['view', 'buy'], [[[1, 0], 1], [[3, 1], 0.5]]);
-    const evalCounts = countsOf(['view'], [[[1], 1]]);
-    expect(() => logisticRegressionBaseline(train, Int8Array.from([0, 1]), evalCounts)).toThrow(/lack event types \[buy\]/);
-  });
 });
 
-function countsOf(eventTypes: string[], rows: [number[], number][]): CustomerCounts {
+function aggregatesOf(rows: Record<string, number>[]): ProductAggregates {
+  const raw = rows.map(values);
   return {
+    product: 'A',
+    layout: FIXTURE_LAYOUT,
     n: rows.length,
-    eventTypes,
-    counts: eventTypes.map((_, j) => Float64Array.from(rows, ([c]) => c[j]!)),
-    daysSinceLast: Float64Array.from(rows, ([, d]) => d),
+    columns: FIXTURE_LAYOUT.names.map((_, j) => Float64Array.from(raw, (r) => r[j] ?? Number.NaN)),
     missing: 0,
   };
 }

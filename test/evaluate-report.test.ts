@@ -8,8 +8,10 @@ import {
   type EvaluationReport,
   type ProductEvaluationInput,
   type ReportInput,
+  MIN_HELD_OUT_POSITIVES,
+  MIN_TRAINING_POSITIVES,
 } from '../coordinator/evaluate/index.js';
-import { bruteBrier, bruteLogLoss, pairCountAuc, syntheticSet } from './helpers/evaluate.js';
+import { bruteBrier, bruteLogLoss, gaussian, pairCountAuc, seededRandom, syntheticSet } from './helpers/evaluate.js';
 import { withTempDir } from './helpers/publish.js';
 
 function productInput(product: string, seed: number, method: 'mean' | 'fitted'): ProductEvaluationInput {
@@ -139,5 +141,117 @@ describe('evaluation report', () => {
     const input = reportInput();
     input.products[1]!.baselines[0]!.scores = new Float32Array(10);
     expect(() => buildReport(input)).toThrow(/recency-frequency" has 10 scores for 1500 labelled customers/);
+  });
+
+  test('every entry carries its AUC with a 95 % DeLong interval, and the published scores are compared with the best baseline', () => {
+    const report = buildReport(reportInput());
+    for (const p of report.products) {
+      for (const e of p.entries) {
+        expect(e.aucCi!.auc).toBeCloseTo(e.metrics.auc!, 12);
+        expect(e.aucCi!.lower).toBeLessThan(e.metrics.auc!);
+        expect(e.aucCi!.upper).toBeGreaterThan(e.metrics.auc!);
+      }
+      expect(p.published).toBe('ensemble');
+      expect(p.bestBaseline).toBe('recency-frequency'); // the noise baseline is worse
+      const ensemble = p.entries.find((e) => e.name === 'ensemble')!.metrics.auc!;
+      const baseline = p.entries.find((e) => e.name === 'recency-frequency')!.metrics.auc!;
+      expect(p.comparison!.difference).toBeCloseTo(ensemble - baseline, 12);
+      expect(p.comparison).toMatchObject({ published: 'ensemble', baseline: 'recency-frequency' });
+    }
+  });
+
+  test('the verdict says "loses" when a baseline is better beyond noise, "level" when the interval contains 0, "beats" otherwise', () => {
+    const random = seededRandom(19);
+    const normal = gaussian(random);
+    const n = 1500;
+    const latent = Float64Array.from({ length: n }, normal);
+    const labels = Int8Array.from(latent, (z) => (random() < 1 / (1 + Math.exp(-(-1.5 + 1.5 * z))) ? 1 : 0));
+    const view = (noise: number) => Float32Array.from(latent, (z) => 1 / (1 + Math.exp(-(z + noise * normal()))));
+    const weak = view(2.5);
+    const strong = view(0.5);
+    const alsoStrong = view(0.5);
+    const product = (published: Float32Array, baseline: Float32Array): ProductEvaluationInput => ({
+      product: 'A',
+      labels,
+      models: [{ name: 'lstm.A', modelVersion: 'lstm.A-v1', scores: published }],
+      baselines: [
+        { name: 'recency-frequency', scores: Float32Array.from({ length: n }, random) },
+        { name: 'logistic-counts', scores: baseline },
+      ],
+    });
+    const verdict = (published: Float32Array, baseline: Float32Array) => {
+      const input = reportInput();
+      input.products = [product(published, baseline)];
+      return buildReport(input).products[0]!;
+    };
+    const loses = verdict(weak, strong);
+    expect(loses.published).toBe('lstm.A');
+    expect(loses.bestBaseline).toBe('logistic-counts');
+    expect(loses.comparison!.upper).toBeLessThan(0);
+    expect(loses.verdict.outcome).toBe('loses');
+    expect(loses.verdict.text).toBe(
+      `lstm.A loses to the best baseline logistic-counts by ${(-loses.comparison!.difference).toFixed(3)} (95 % CI of the difference −${(-loses.comparison!.lower).toFixed(3)}..−${(-loses.comparison!.upper).toFixed(3)})`,
+    );
+    const level = verdict(strong, alsoStrong);
+    expect(level.comparison!.lower).toBeLessThan(0);
+    expect(level.comparison!.upper).toBeGreaterThan(0);
+    expect(level.verdict.outcome).toBe('level');
+    expect(level.verdict.text).toMatch(/^lstm\.A is level with the best baseline logistic-counts: difference [+−]0\.\d{3} \(95 % CI of the difference −0\.\d{3}\.\.\+0\.\d{3}, contains 0\)$/);
+    const beats = verdict(strong, weak);
+    expect(beats.comparison!.lower).toBeGreaterThan(0);
+    expect(beats.verdict.outcome).toBe('beats');
+    const input = reportInput();
+    input.products[0]!.baselines = [];
+    expect(buildReport(input).products[0]!.verdict).toEqual({ outcome: 'undetermined', text: 'none: no baseline to compare with' });
+  });
+
+  test('a product with 3 positives is flagged, and its figures are greyed with the warning and no best AUC in bold', async () => {
+    await withTempDir(async (dir) => {
+      const input = reportInput();
+      const few = input.products[1]!;
+      let kept = 0;
+      few.labels = few.labels.map((y) => (y === 1 && kept++ < 3 ? 1 : 0));
+      few.positives = { training: 120, validation: 12 };
+      input.products[0]!.positives = { training: 400, validation: 60 };
+      const report = buildReport(input);
+      const [healthy, flagged] = report.products;
+      expect(healthy!.flags).toEqual([]);
+      expect(flagged!.positives).toBe(3);
+      expect(flagged!.positivesBySet).toEqual({ training: 120, validation: 12, evaluation: 3 });
+      expect(flagged!.flags).toEqual([
+        {
+          code: 'few-evaluation-positives',
+          set: 'evaluation',
+          positives: 3,
+          minimum: MIN_HELD_OUT_POSITIVES,
+          message: `3 positives in the evaluation window (fewer than ${MIN_HELD_OUT_POSITIVES})`,
+        },
+      ]);
+      input.products[1]!.positives = { training: 3, validation: 0 };
+      expect(buildReport(input).products[1]!.flags.map((f) => [f.set, f.positives, f.minimum])).toEqual([
+        ['training', 3, MIN_TRAINING_POSITIVES],
+        ['validation', 0, MIN_HELD_OUT_POSITIVES],
+        ['evaluation', 3, MIN_HELD_OUT_POSITIVES],
+      ]);
+
+      const { html } = await writeReport(dir, report);
+      const text = await readFile(html, 'utf8');
+      const section = (k: number) => text.slice(text.indexOf(`id="product-${k}"`), text.indexOf('</section>', text.indexOf(`id="product-${k}"`)));
+      expect(text).toContain('<section class="product flagged" id="product-1"');
+      expect(text).toContain('<section class="product" id="product-0"');
+      expect(section(1)).toContain(
+        `<p class="warning" data-flags="few-evaluation-positives">Warning: too few positives, its figures are noise: 3 positives in the evaluation window (fewer than ${MIN_HELD_OUT_POSITIVES}).</p>`,
+      );
+      expect(section(1)).not.toContain('Best AUC');
+      expect(section(1)).not.toMatch(/class="best/);
+      expect(section(0)).toContain(`Best AUC: <strong>${healthy!.bestByAuc}</strong>`);
+      expect(section(0)).toMatch(/<p class="verdict" data-outcome="(beats|loses|level)">Verdict: ensemble /);
+      for (const [k, p] of report.products.entries()) {
+        for (const e of p.entries) {
+          const row = new RegExp(`<tr data-entry="${e.name}"[^>]*>(.*?)</tr>`, 's').exec(section(k))![1]!;
+          expect(row).toContain(`<td data-ci="auc">${e.aucCi!.lower.toFixed(4)} – ${e.aucCi!.upper.toFixed(4)}</td>`);
+        }
+      }
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { ModelError } from '../../core/errors.js';
-import { fitLogisticRegression } from '../evaluate/index.js';
+import { fitLogisticRegression, MIN_HELD_OUT_POSITIVES } from '../evaluate/index.js';
 import { logit, type EnsembleMethod, type EnsembleSpec, type ModelScores } from './spec.js';
 
 export interface FitEnsembleOptions {
@@ -44,8 +44,21 @@ export function fitEnsemble(
   if (positives === 0 || positives === labels.length) {
     return mean(`the validation window has ${positives} buyers among ${labels.length} customers: nothing to fit on`);
   }
+  const few = tooFewToFit(positives, labels.length);
+  if (few) return mean(few);
   const features = models.map((m) => Float64Array.from(m.scores, logit));
   const fit = fitLogisticRegression(features, labels, { l2: options.l2 ?? 1 });
   if (!fit.converged) return mean(`the weight fit did not converge in ${fit.iterations} iterations`);
   return { method: 'fitted', requested: method, models: names, weights: fit.weights, bias: fit.bias, fittedOn };
+}
+
+/**
+ * Why weights fitted on this validation window would chase noise, or null: fewer than
+ * MIN_HELD_OUT_POSITIVES buyers (or non-buyers) there.
+ */
+export function tooFewToFit(positives: number, rows: number): string | null {
+  const minority = Math.min(positives, rows - positives);
+  if (minority >= MIN_HELD_OUT_POSITIVES) return null;
+  const what = minority === positives ? 'buyers' : 'non-buyers';
+  return `the validation window has ${minority} ${what} among ${rows} customers (fewer than ${MIN_HELD_OUT_POSITIVES}): too few to fit weights on`;
 }

@@ -4,12 +4,18 @@
  */
 export { computeMetrics } from './metrics.js';
 export type { Metrics, MetricsOptions, CalibrationBin, RocPoint, GainsPoint } from './metrics.js';
-export { readCounts } from './counts.js';
-export type { CustomerCounts } from './counts.js';
-export { recencyFrequencyScores, logisticRegressionBaseline } from './baselines.js';
+export { aucInterval, aucDifference, Z_95 } from './delong.js';
+export type { AucInterval, AucDifference } from './delong.js';
+export { withAggregates, layoutOfNames, selectRows } from './aggregates.js';
+export type { ProductAggregates, AggregateReader } from './aggregates.js';
+export { recencyFrequencyScores, logisticRegressionBaseline, modelInput, trainingSample, RECENCY_FREQUENCY, LOGISTIC_COUNTS } from './baselines.js';
 export type { RecencyFrequencyOptions, LogisticBaselineOptions } from './baselines.js';
 export { fitLogisticRegression, predictLogistic } from './logistic.js';
 export type { LogisticModel, LogisticOptions } from './logistic.js';
+export { MIN_TRAINING_POSITIVES, MIN_HELD_OUT_POSITIVES, positivesFlags, positivesWarning, minimumPositives } from './positives.js';
+export type { ProductFlag, PositivesSet, PositivesBySet } from './positives.js';
+export { verdictOf, compare } from './verdict.js';
+export type { Verdict, VerdictOutcome, Comparison } from './verdict.js';
 export { buildReport } from './report.js';
 export type {
   EvaluationReport,

@@ -3,6 +3,7 @@
  * cumulative gains, reliability) and the JSON figures embedded for machines. No script, no external asset.
  */
 import { escapeXml as escape, lineChart, type ChartSeries } from './charts.js';
+import { positivesWarning } from './positives.js';
 import type { EvaluationReport, ProductReport, ReportEntry } from './report.js';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
@@ -60,6 +61,7 @@ export function renderHtml(report: EvaluationReport): string {
 }
 
 function productSection(p: ProductReport, index: number): string {
+  const flagged = p.flags.length > 0;
   const colors = new Map(p.entries.map((e, i) => [e.name, PALETTE[i % PALETTE.length]!]));
   const series = (points: (e: ReportEntry) => [number, number][], markers = false): ChartSeries[] =>
     p.entries.map((e) => ({ name: e.name, color: colors.get(e.name)!, dashed: e.kind === 'baseline', points: points(e), markers }));
@@ -75,18 +77,23 @@ function productSection(p: ProductReport, index: number): string {
   const rows = p.entries
     .map((e) => {
       const cells = METRIC_COLUMNS.map(([key]) => `<td data-metric="${key}">${formatMetric(e.metrics[key])}</td>`).join('');
-      const best = e.name === p.bestByAuc ? ' class="best"' : '';
-      return `<tr data-entry="${escape(e.name)}"${best}><th scope="row"><span class="swatch" style="background:${colors.get(e.name)}"></span>${escape(e.name)}</th><td>${e.kind}</td><td>${escape(e.modelVersion ?? '')}</td>${cells}<td>${escape(e.note ?? '')}</td></tr>`;
+      const ci = e.aucCi ? `${formatMetric(e.aucCi.lower)} – ${formatMetric(e.aucCi.upper)}` : '—';
+      const classes = [...(e.name === p.bestByAuc && !flagged ? ['best'] : []), ...(e.name === p.published ? ['published'] : [])];
+      const cls = classes.length > 0 ? ` class="${classes.join(' ')}"` : '';
+      return `<tr data-entry="${escape(e.name)}"${cls}><th scope="row"><span class="swatch" style="background:${colors.get(e.name)}"></span>${escape(e.name)}</th><td>${e.kind}</td><td>${escape(e.modelVersion ?? '')}</td>${cells.replace('</td>', `</td><td data-ci="auc">${ci}</td>`)}<td>${escape(e.note ?? '')}</td></tr>`;
     })
     .join('\n');
   return [
-    `<section class="product" id="product-${index}" data-product="${escape(p.product)}">`,
+    `<section class="product${flagged ? ' flagged' : ''}" id="product-${index}" data-product="${escape(p.product)}">`,
     `<h2>Product: ${escape(p.product)}</h2>`,
+    ...(flagged ? [`<p class="warning" data-flags="${escape(p.flags.map((f) => f.code).join(' '))}">Warning: ${escape(positivesWarning(p.flags)!)}.</p>`] : []),
     `<p>${p.n.toLocaleString('en-US')} customers, ${p.positives.toLocaleString('en-US')} positives, base rate ${(p.baseRate * 100).toFixed(2)} %.` +
-      (p.bestByAuc ? ` Best AUC: <strong>${escape(p.bestByAuc)}</strong>.` : '') +
+      (p.bestByAuc && !flagged ? ` Best AUC: <strong>${escape(p.bestByAuc)}</strong>.` : '') +
       '</p>',
+    `<p class="verdict" data-outcome="${p.verdict.outcome}">Verdict: ${escape(p.verdict.text)}.</p>`,
+    `<div class="figures">`,
     '<table class="metrics"><thead><tr><th>Scores</th><th>Kind</th><th>Version</th>',
-    METRIC_COLUMNS.map(([, heading]) => `<th>${heading}</th>`).join(''),
+    METRIC_COLUMNS.map(([key, heading]) => `<th>${heading}</th>${key === 'auc' ? '<th>AUC 95 % CI (DeLong)</th>' : ''}`).join(''),
     '<th>Note</th></tr></thead><tbody>',
     rows,
     '</tbody></table>',
@@ -108,6 +115,7 @@ function productSection(p: ProductReport, index: number): string {
       series: reliability,
       diagonalLabel: 'perfect calibration',
     }),
+    '</div>',
     '</div>',
     '</section>',
   ].join('\n');
@@ -134,4 +142,7 @@ const STYLE = [
   'table.metrics td[data-metric]{text-align:right;font-variant-numeric:tabular-nums}',
   'tr.best th{font-weight:700}.swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px}',
   '.charts{display:flex;flex-wrap:wrap;gap:12px}code{font-size:12px}',
+  'td[data-ci]{text-align:right;font-variant-numeric:tabular-nums;color:#555}tr.published th{text-decoration:underline}',
+  '.warning{color:#8a5a00;background:#fff6e0;padding:4px 8px;border-left:3px solid #e0a000}',
+  '.flagged .figures{opacity:.45;filter:grayscale(1)}.verdict{font-weight:600}',
 ].join('');

@@ -1,9 +1,27 @@
 /**
  * The evaluation report: for every product, each trained model, the ensemble and the baselines, scored
- * on the same customers and the same label window after training, with the run's header and stats.
+ * on the same customers and the same label window after training, with the run's header and stats; every
+ * AUC with its 95 % DeLong interval, the paired difference between the published scores and the best
+ * baseline, a verdict, and flags for products with too few positives.
+ *
+ * report.json (formatVersion 1; fields are only ever added), per product:
+ *   product, n, positives (evaluation window), baseRate, ensemble (spec or null)
+ *   positivesBySet     { training?, validation?, evaluation } positives per set, where known
+ *   entries[]          { name, kind: model|ensemble|baseline, modelVersion, note, metrics (metrics.auc …), aucCi }
+ *                      aucCi: { auc, se, lower, upper } (95 % DeLong) or null without both classes
+ *   bestByAuc          the entry with the highest AUC
+ *   published          the entry whose scores are published (the ensemble when there is one)
+ *   bestBaseline       the baseline with the highest AUC, or null
+ *   comparison         { published, baseline, difference, se, lower, upper, pValue }: AUC(published) −
+ *                      AUC(bestBaseline) on the same customers, paired 95 % DeLong interval; or null
+ *   verdict            { outcome: beats|loses|level|undetermined, text }
+ *   flags[]            { code, set, positives, minimum, message } (see positives.ts)
  */
 import { InputError } from '../../core/errors.js';
+import { aucInterval, type AucInterval } from './delong.js';
 import { computeMetrics, type Metrics, type MetricsOptions } from './metrics.js';
+import { positivesFlags, type PositivesBySet, type ProductFlag } from './positives.js';
+import { compare, verdictOf, type Comparison, type Verdict } from './verdict.js';
 
 export interface ReportHeader {
   account: string;
@@ -41,6 +59,10 @@ export interface ProductEvaluationInput {
   ensemble?: { spec: EnsembleSummary; scores: Float32Array };
   /** E.g. the recency-frequency heuristic and the logistic regression on counts. */
   baselines: { name: string; scores: Float32Array; note?: string }[];
+  /** The entry whose scores are published. @default 'ensemble' when given, else the first model */
+  published?: string;
+  /** Positives in training and validation, for the flags (the evaluation's come from `labels`). @default unknown */
+  positives?: { training?: number | null; validation?: number | null };
 }
 
 export interface ReportInput {
@@ -59,6 +81,8 @@ export interface ReportEntry {
   modelVersion: string | null;
   note: string | null;
   metrics: Metrics;
+  /** The AUC with its 95 % DeLong interval; null without both classes or with sample weights. */
+  aucCi: AucInterval | null;
 }
 
 export interface ProductReport {
@@ -71,6 +95,16 @@ export interface ProductReport {
   entries: ReportEntry[];
   /** The entry with the highest AUC (first on ties); null when AUC is undefined. */
   bestByAuc: string | null;
+  positivesBySet: PositivesBySet;
+  /** The entry whose scores are published; null without models. */
+  published: string | null;
+  /** The baseline with the highest AUC (first on ties); null without baselines or AUCs. */
+  bestBaseline: string | null;
+  /** AUC(published) − AUC(bestBaseline), paired DeLong; null when either is undefined. */
+  comparison: Comparison | null;
+  verdict: Verdict;
+  /** Too few positives somewhere: these figures are noise. Empty when none. */
+  flags: ProductFlag[];
 }
 
 export interface EvaluationReport {
@@ -91,7 +125,9 @@ export function buildReport(input: ReportInput): EvaluationReport {
           `product "${p.product}": ${kind} "${name}" has ${scores.length} scores for ${p.labels.length} labelled customers; every score array must follow the labels' row order`,
         );
       }
-      return { name, kind, modelVersion, note, metrics: computeMetrics(p.labels, scores, p.sampleWeights, input.metrics) };
+      const metrics = computeMetrics(p.labels, scores, p.sampleWeights, input.metrics);
+      // DeLong's variance is for unweighted rows.
+      return { name, kind, modelVersion, note, metrics, aucCi: p.sampleWeights ? null : aucInterval(p.labels, scores) };
     };
     const entries = [
       ...p.models.map((m) => score(m.name, 'model', m.scores, m.modelVersion, null)),
@@ -106,14 +142,35 @@ export function buildReport(input: ReportInput): EvaluationReport {
       if (e.metrics.auc !== null && (best === null || e.metrics.auc > best.metrics.auc!)) best = e;
     }
     const first = entries[0]?.metrics;
+    const positives = first?.positives ?? countPositives(p.labels);
+    const scoresOf = new Map([...p.models, ...(p.ensemble ? [{ name: 'ensemble', scores: p.ensemble.scores }] : []), ...p.baselines].map((e) => [e.name, e.scores]));
+    const published = p.published ?? (p.ensemble ? 'ensemble' : (p.models[0]?.name ?? null));
+    if (published !== null && !scoresOf.has(published)) throw new InputError(`product "${p.product}": the published entry "${published}" is not among its models or ensemble`);
+    let bestBaseline: ReportEntry | null = null;
+    for (const e of entries) {
+      if (e.kind === 'baseline' && e.metrics.auc !== null && (bestBaseline === null || e.metrics.auc > bestBaseline.metrics.auc!)) bestBaseline = e;
+    }
+    const comparison =
+      published !== null && bestBaseline !== null && !p.sampleWeights
+        ? compare(p.labels, { name: published, scores: scoresOf.get(published)! }, { name: bestBaseline.name, scores: scoresOf.get(bestBaseline.name)! })
+        : null;
+    const why =
+      published === null ? 'no published scores' : p.baselines.length === 0 ? 'no baseline to compare with' : p.sampleWeights ? 'weighted rows' : 'fewer than 2 positives or 2 negatives';
+    const positivesBySet: PositivesBySet = { ...p.positives, evaluation: positives };
     return {
       product: p.product,
       n: p.labels.length,
-      positives: first?.positives ?? countPositives(p.labels),
+      positives,
       baseRate: first?.baseRate ?? (p.labels.length > 0 ? countPositives(p.labels) / p.labels.length : 0),
       ensemble: p.ensemble?.spec ?? null,
       entries,
       bestByAuc: best?.name ?? null,
+      positivesBySet,
+      published,
+      bestBaseline: bestBaseline?.name ?? null,
+      comparison,
+      verdict: verdictOf(comparison, why),
+      flags: positivesFlags(positivesBySet),
     };
   });
   return { formatVersion: 1, header: input.header, stats: input.stats ?? {}, products };

@@ -5,23 +5,42 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { log as defaultLog, type Logger } from '../../core/log.js';
 import { DAY_MS, type Job } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
 import { applyEnsemble, fitEnsemble, type EnsembleSpec } from '../ensemble/index.js';
 import {
   buildReport,
+  layoutOfNames,
+  positivesWarning,
   logisticRegressionBaseline,
-  readCounts,
+  LOGISTIC_COUNTS,
+  RECENCY_FREQUENCY,
   recencyFrequencyScores,
+  selectRows,
+  withAggregates,
   writeReport,
+  type AggregateReader,
+  type EvaluationReport,
+  type ReportEntry,
   type Metrics,
   type ProductEvaluationInput,
+  type Verdict,
 } from '../evaluate/index.js';
+import type { AggregateLayout } from '../features/index.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { readScoreColumns, readScoreSetRows, scoreKey, type ScoreSetRows } from './collect.js';
 import { type RunFolder } from './run-folder.js';
 import { writeJsonDurably } from '../../core/durable-fs.js';
 import { files, type ModelEntry, type ModelsFile, type StageName } from './state.js';
+
+/** An AUC and its 95 % DeLong interval (null bounds where undefined). */
+export interface SummaryAuc {
+  name: string;
+  auc: number | null;
+  lower: number | null;
+  upper: number | null;
+}
 
 export interface EvaluationSummary {
   /** Where the figures come from, in words. */
@@ -31,12 +50,28 @@ export interface EvaluationSummary {
     product: string;
     n: number;
     positives: number;
+    /** The published scores' metrics (the ensemble's). */
     ensemble: Pick<Metrics, 'auc' | 'brier' | 'logLoss' | 'lift5' | 'lift20' | 'f1'>;
-    baselines: { recencyFrequency: { auc: number | null } | null; logistic: { auc: number | null } | null };
+    published: SummaryAuc | null;
+    /** recency-frequency and logistic-counts, where computed. */
+    baselines: SummaryAuc[];
+    bestBaseline: string | null;
+    verdict: Verdict;
+    /** For people: too few positives somewhere (report.json's flags in words); null when none. */
+    warning: string | null;
   }[];
   reportHtml: string;
   reportJson: string;
 }
+
+/**
+ * What preprocess writes beside the shards for the baselines: per set, the aggregate features per customer
+ * and product (coordinator/features), and their names.
+ */
+type PreprocessWithFeatures = PreprocessResult & {
+  featuresFiles?: Partial<Record<'train' | 'score', string>>;
+  aggregateFeatures?: string[];
+};
 
 export interface EnsembleFile {
   products: Record<string, EnsembleSpec & { modelVersions: string[] }>;
@@ -54,6 +89,8 @@ export interface EvaluateStageOptions {
   pre: PreprocessResult;
   models: ModelsFile;
   timed: <T>(stage: StageName, fn: () => Promise<T>) => Promise<T>;
+  /** Where warnings (too few positives) go. @default the process logger */
+  logger?: Logger;
 }
 
 /** Each model's validation scores (validation.json), read once per stage however many products ask. */
@@ -97,11 +134,12 @@ function modelsOf(models: ModelsFile, product: string): ModelEntry[] {
   return models.models.filter((m) => m.product === product || m.architecture === 'attention');
 }
 
-export async function fitEnsembles(job: Job, models: ModelsFile, cache: ValidationFiles = new Map()): Promise<EnsembleFile> {
+export async function fitEnsembles(job: Job, models: ModelsFile, cache: ValidationFiles = new Map(), logger: Logger = defaultLog): Promise<EnsembleFile> {
   const out: EnsembleFile = { products: {} };
   for (const product of models.products) {
     const v = await alignedValidation(cache, models, product);
     const spec = fitEnsemble(job.ensemble.method, { labels: v.labels, models: v.models });
+    if (spec.fallbackReason && spec.models.length > 1) logger.warn('ensemble.fell_back', { product, requested: spec.requested, used: spec.method, reason: spec.fallbackReason });
     out.products[product] = { ...spec, modelVersions: v.models.map((m) => m.modelVersion) };
   }
   return out;
@@ -134,12 +172,43 @@ function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
   return Int8Array.from({ length: rows.customerIds.length }, (_, i) => rows.labels![i * p + j]!);
 }
 
+function count(labels: Int8Array): number {
+  let c = 0;
+  for (const y of labels) c += y;
+  return c;
+}
+
+/** The features' layout, or null when preprocess wrote no features files (the baselines are then left out). */
+function featureLayout(job: Job, pre: PreprocessWithFeatures): AggregateLayout | null {
+  if (!pre.aggregateFeatures || !pre.featuresFiles) return null;
+  return layoutOfNames(pre.aggregateFeatures, {
+    eventTypes: job.events.types,
+    purchase: job.events.purchase,
+    numericColumns: job.columns.numeric.map((c) => c.column),
+    lookbackDays: job.sequence.lookbackDays,
+  });
+}
+
+/** Runs `fn` with a reader of `set`'s features file for `customerIds`, or with null when there is none. */
+async function withSetFeatures<T>(
+  pre: PreprocessWithFeatures,
+  layout: AggregateLayout | null,
+  set: 'train' | 'score',
+  customerIds: readonly string[],
+  fn: (reader: AggregateReader | null) => Promise<T>,
+): Promise<T> {
+  const file = pre.featuresFiles?.[set];
+  return layout && file ? withAggregates(file, layout, customerIds, fn) : fn(null);
+}
+
 /** Returns the summary, and the night's ensembled scores so that publish in the same run need not read them again. */
 export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary: EvaluationSummary; night: NightScores }> {
-  const { job, folder, pre, models } = o;
+  const { job, folder, models } = o;
+  const pre = o.pre as PreprocessWithFeatures;
+  const logger = o.logger ?? defaultLog;
   const validation: ValidationFiles = new Map();
   const ensembles = await o.timed('ensemble', async () => {
-    const e = await fitEnsembles(job, models, validation);
+    const e = await fitEnsembles(job, models, validation, logger);
     await writeJsonDurably(files(folder).ensemble, e);
     return e;
   });
@@ -148,23 +217,35 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
     const { rows, perProduct } = night;
     const labelled = rows.labels !== null;
     const train = await readScoreSetRows(pre.train!.shards.map((s) => s.file));
-    const trainCounts = pre.countsFiles.train ? await readCounts(pre.countsFiles.train, train.customerIds) : null;
     const dateMs = parseDateMs(folder.date)!;
     const horizon = job.label.horizonDays;
-    const evalCounts = labelled && pre.countsFiles.score ? await readCounts(pre.countsFiles.score, rows.customerIds) : null;
-    const products: ProductEvaluationInput[] = [];
-    for (const p of perProduct) {
-      if (labelled) {
-        const baselines = [];
-        if (evalCounts) baselines.push({ name: 'recency-frequency', scores: recencyFrequencyScores(evalCounts) });
-        if (evalCounts && trainCounts) {
-          baselines.push({ name: 'logistic-counts', scores: logisticRegressionBaseline(trainCounts, labelsOf(train, p.product), evalCounts) });
+    const layout = featureLayout(job, pre);
+    const products: ProductEvaluationInput[] = await withSetFeatures(pre, layout, 'train', train.customerIds, (trainFeatures) =>
+      withSetFeatures(pre, labelled ? layout : null, 'score', rows.customerIds, async (evalFeatures) => {
+        const out: ProductEvaluationInput[] = [];
+        for (const p of perProduct) {
+          const positives = {
+            training: pre.train?.positives[p.product] ?? null,
+            validation: count((await alignedValidation(validation, models, p.product)).labels),
+          };
+          if (labelled) {
+            const baselines = [];
+            if (evalFeatures) {
+              const evalAgg = await evalFeatures.product(p.product);
+              baselines.push({ name: RECENCY_FREQUENCY, scores: recencyFrequencyScores(evalAgg) });
+              if (trainFeatures) {
+                const trainAgg = await trainFeatures.product(p.product);
+                baselines.push({ name: LOGISTIC_COUNTS, scores: logisticRegressionBaseline(trainAgg, labelsOf(train, p.product), evalAgg) });
+              }
+            }
+            out.push({ product: p.product, labels: labelsOf(rows, p.product), models: p.models, ensemble: p.ensemble, baselines, positives });
+          } else {
+            out.push({ ...(await validationEvaluation(validation, models, p.product, ensembles, train, trainFeatures)), positives });
+          }
         }
-        products.push({ product: p.product, labels: labelsOf(rows, p.product), models: p.models, ensemble: p.ensemble, baselines });
-      } else {
-        products.push(await validationEvaluation(validation, models, p.product, ensembles, train, trainCounts));
-      }
-    }
+        return out;
+      }),
+    );
     const report = buildReport({
       header: {
         account: job.account,
@@ -184,37 +265,50 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
         trainCustomers: pre.train?.customers,
         scoredCustomers: pre.score?.customers,
         evaluatedOn: labelled ? 'label window after the scored date' : 'validation customers of the training window (the label window after the scored date has not happened yet)',
+        ...(layout ? {} : { baselines: 'none: preprocess wrote no features files' }),
       },
       products,
     });
+    for (const pr of report.products) {
+      for (const flag of pr.flags) logger.warn('evaluate.few_positives', { product: pr.product, set: flag.set, positives: flag.positives, minimum: flag.minimum });
+    }
     const written = await writeReport(folder.reportDir, report);
     await writeJsonDurably(files(folder).evaluation, { labelled });
     const from = labelled ? folder.date : pre.train!.asOf;
     const to = labelled ? formatDate(dateMs + (horizon - 1) * DAY_MS) : formatDate(dateMs - DAY_MS);
-    const summary: EvaluationSummary = {
+    const summary = evaluationSummary(report, {
       windowLabel: labelled
         ? `on the held-out label window ${from} .. ${to} (purchases after the scored date, features before it)`
         : `on the validation customers of the training window (labels ${from} .. ${to}); the window after ${folder.date} has not happened yet`,
       kind: labelled ? 'label-window' : 'validation',
-      products: report.products.map((pr) => {
-        const entry = (name: string) => pr.entries.find((e) => e.name === name)?.metrics ?? null;
-        const ens = pr.entries.find((e) => e.kind === 'ensemble')?.metrics ?? pr.entries[0]!.metrics;
-        return {
-          product: pr.product,
-          n: pr.n,
-          positives: pr.positives,
-          ensemble: { auc: ens.auc, brier: ens.brier, logLoss: ens.logLoss, lift5: ens.lift5, lift20: ens.lift20, f1: ens.f1 },
-          baselines: {
-            recencyFrequency: entry('recency-frequency') && { auc: entry('recency-frequency')!.auc },
-            logistic: entry('logistic-counts') && { auc: entry('logistic-counts')!.auc },
-          },
-        };
-      }),
       reportHtml: written.html,
       reportJson: written.json,
-    };
+    });
     return { summary, night };
   });
+}
+
+/** What the run summary shows of a report: per product the published scores' figures, every AUC with its interval, the verdict and the warnings. */
+export function evaluationSummary(report: EvaluationReport, o: Omit<EvaluationSummary, 'products'>): EvaluationSummary {
+  const summaryAuc = (e: ReportEntry): SummaryAuc => ({ name: e.name, auc: e.metrics.auc, lower: e.aucCi?.lower ?? null, upper: e.aucCi?.upper ?? null });
+  return {
+    ...o,
+    products: report.products.map((pr) => {
+      const published = pr.entries.find((e) => e.name === pr.published) ?? null;
+      const ens = published?.metrics ?? pr.entries[0]!.metrics;
+      return {
+        product: pr.product,
+        n: pr.n,
+        positives: pr.positives,
+        ensemble: { auc: ens.auc, brier: ens.brier, logLoss: ens.logLoss, lift5: ens.lift5, lift20: ens.lift20, f1: ens.f1 },
+        published: published && summaryAuc(published),
+        baselines: pr.entries.filter((e) => e.kind === 'baseline').map(summaryAuc),
+        bestBaseline: pr.bestBaseline,
+        verdict: pr.verdict,
+        warning: positivesWarning(pr.flags),
+      };
+    }),
+  };
 }
 
 /** Evaluation on the training window's validation customers, when the night's labels are not known yet. */
@@ -224,28 +318,24 @@ async function validationEvaluation(
   product: string,
   ensembles: EnsembleFile,
   train: ScoreSetRows,
-  trainCounts: Awaited<ReturnType<typeof readCounts>> | null,
+  trainFeatures: AggregateReader | null,
 ): Promise<ProductEvaluationInput> {
   const { ids, labels, models: modelScores } = await alignedValidation(cache, models, product);
   const spec = ensembles.products[product]!;
   const baselines = [];
-  if (trainCounts) {
-    const validation = new Set(ids);
+  if (trainFeatures) {
+    const all = await trainFeatures.product(product);
     const trainLabels = labelsOf(train, product);
-    const pick = (keep: (id: string) => boolean) => {
-      const idx = train.customerIds.map((id, i) => [id, i] as const).filter(([id]) => keep(id)).map(([, i]) => i);
-      return {
-        counts: { ...trainCounts, n: idx.length, counts: trainCounts.counts.map((c) => Float64Array.from(idx, (i) => c[i]!)), daysSinceLast: Float64Array.from(idx, (i) => trainCounts.daysSinceLast[i]!) },
-        labels: Int8Array.from(idx, (i) => trainLabels[i]!),
-        ids: idx.map((i) => train.customerIds[i]!),
-      };
-    };
-    const fitPart = pick((id) => !validation.has(id));
-    const evalPart = pick((id) => validation.has(id));
-    const order = new Map(evalPart.ids.map((id, i) => [id, i]));
-    const align = (s: Float32Array) => Float32Array.from(ids, (id) => s[order.get(id)!]!);
-    baselines.push({ name: 'recency-frequency', scores: align(recencyFrequencyScores(evalPart.counts)) });
-    baselines.push({ name: 'logistic-counts', scores: align(logisticRegressionBaseline(fitPart.counts, fitPart.labels, evalPart.counts)) });
+    const rowOf = new Map(train.customerIds.map((id, i) => [id, i]));
+    const validationRows = ids.map((id) => rowOf.get(id)!);
+    const isValidation = new Set(ids);
+    const fitRows = train.customerIds.flatMap((id, i) => (isValidation.has(id) ? [] : [i]));
+    const evalPart = selectRows(all, validationRows);
+    baselines.push({ name: RECENCY_FREQUENCY, scores: recencyFrequencyScores(evalPart) });
+    baselines.push({
+      name: LOGISTIC_COUNTS,
+      scores: logisticRegressionBaseline(selectRows(all, fitRows), Int8Array.from(fitRows, (i) => trainLabels[i]!), evalPart),
+    });
   }
   return { product, labels, models: modelScores, ensemble: { spec, scores: applyEnsemble(spec, modelScores) }, baselines };
 }

@@ -22,6 +22,7 @@ import { publishStage, type PublishSummary } from './publish-stage.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
+export { evaluationSummary, type EvaluationSummary } from './evaluate-stage.js';
 export { files as runFiles, requireJson, type ModelEntry, type ModelsFile } from './state.js';
 
 export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';

@@ -10,6 +10,7 @@ import type { TokenColumn } from '../../proto/shard-batch.js';
 import { initialWeights } from '../../worker/model/index.js';
 import { countModelResult, fitCountModel, readTrainingRows, warmStart, type CountCoefficients } from './count-model.js';
 import type { TrainParticipant } from './participant.js';
+import { log } from '../../core/log.js';
 import { correctForClassWeight } from './prior-correction.js';
 import { randomSearch, sampleTrials, type SearchResult } from './search.js';
 import { trainModel, type EpochMetrics, type TrainedModel, type TrainShard } from './trainer.js';
@@ -21,7 +22,7 @@ export { averageWeights } from './average.js';
 export { inProcessParticipant } from './in-process.js';
 export { meanProductAuc } from './auc.js';
 export { correctForClassWeight } from './prior-correction.js';
-export { randomSearch, sampleTrials } from './search.js';
+export { randomSearch, sampleTrials, selectionAuc } from './search.js';
 
 export interface TrainingSet {
   customers: number;
@@ -128,6 +129,7 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
         participants: o.participants,
         checkpointDir: (t) => path.join(o.checkpointDir, plan.name, `trial-${t}`),
       });
+      if (result.warning) log.warn('train.search_kept_configuration', { model: plan.name, reason: result.warning });
       out.push({ ...plan, spec: result.best.spec, model: correctForClassWeight(result.best), search: result.trials });
     } else {
       const model = await trainModel({ ...common, spec: plan.spec, initialWeights: start(plan.spec), participants: o.participants, checkpointDir: path.join(o.checkpointDir, plan.name) });

@@ -2,7 +2,9 @@
  * Helpers for the ensemble and evaluation tests: seeded synthetic labels and scores, and brute-force
  * metric computations written independently of coordinator/evaluate (pairs, sorts and loops, no tie groups).
  */
+import { writeFile, rm } from 'node:fs/promises';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { aggregateLayout } from '../../coordinator/features/index.js';
 import { seededRandom } from './publish.js';
 
 export { seededRandom };
@@ -123,77 +125,130 @@ export function bruteCalibration(labels: Int8Array, scores: ArrayLike<number>): 
   });
 }
 
-/** Writes a counts file the way preprocess does: customer_id, n_<type> BIGINT…, days_since_last DOUBLE. */
-export async function writeCountsParquet(
+/**
+ * Writes a features file the way preprocess does (the contract of coordinator/evaluate/aggregates.ts):
+ * customer_id VARCHAR, product VARCHAR, one DOUBLE per feature name; null and NaN become NULL.
+ */
+export async function writeFeaturesParquet(
   file: string,
-  eventTypes: string[],
-  rows: { customerId: string; counts: number[]; daysSinceLast: number | null }[],
+  names: readonly string[],
+  rows: { customerId: string; product: string; values: ArrayLike<number | null> }[],
 ): Promise<void> {
+  const csv = `${file}.csv`;
+  const cell = (v: number | null) => (v === null || Number.isNaN(v) ? '' : String(v));
+  const quote = (t: string) => `"${t.replaceAll('"', '""')}"`;
+  await writeFile(csv, rows.map((r) => [quote(r.customerId), quote(r.product), ...Array.from(r.values, cell)].join(',')).join('\n'));
   const instance = await DuckDBInstance.create(':memory:');
   try {
     const connection = await instance.connect();
-    const columns = ['customer_id VARCHAR', ...eventTypes.map((t) => `"n_${t}" BIGINT`), 'days_since_last DOUBLE'];
-    await connection.run(`CREATE TABLE counts (${columns.join(', ')})`);
-    for (const r of rows) {
-      await connection.run(
-        `INSERT INTO counts VALUES (${['$1', ...r.counts.map((_, j) => `$${j + 2}`), `$${r.counts.length + 2}`].join(', ')})`,
-        [r.customerId, ...r.counts, r.daysSinceLast],
-      );
-    }
-    await connection.run('COPY counts TO $file (FORMAT parquet)', { file });
+    const columns = [`'customer_id': 'VARCHAR'`, `'product': 'VARCHAR'`, ...names.map((n) => `'${n.replaceAll("'", "''")}': 'DOUBLE'`)];
+    await connection.run(`COPY (SELECT * FROM read_csv($csv, header = false, columns = {${columns.join(', ')}})) TO $file (FORMAT parquet)`, { csv, file });
     connection.closeSync();
   } finally {
     instance.closeSync();
+    await rm(csv, { force: true });
   }
 }
 
+/** The fixture's aggregate layout: view, cart and buy over 7 and 28 days, no numeric column. */
+export const FIXTURE_LAYOUT = aggregateLayout({ eventTypes: ['view', 'cart', 'buy'], purchase: 'buy', numericColumns: [], windowsDays: [7, 28], lookbackDays: 28 });
+
+export interface CategoryFixture {
+  customerIds: string[];
+  /** 'any' and the categories. */
+  products: string[];
+  /** Labels per product, in customer order. */
+  labels: Map<string, Int8Array>;
+  rows: { customerId: string; product: string; values: Float64Array }[];
+}
+
 /**
- * From the Taobao sample, what preprocess would write for one as-of date: per customer with an event
- * in [asOf − lookback, asOf), event counts and days since the last event (counts file), and whether they
- * bought in [asOf, asOf + horizon) (labels, in the returned customer order).
+ * Customers browsing three categories (A, B, C), whose next purchase in category A or B depends on their
+ * views and carts *in that category* (and recency there), not on their overall activity: the case where one
+ * set of all-category counts for every product misleads. Raw values in FIXTURE_LAYOUT order.
  */
-export async function taobaoCountsAndLabels(
-  eventsCsv: string,
-  countsFile: string,
-  o: { asOf: string; lookbackDays: number; horizonDays: number },
-): Promise<{ customerIds: string[]; labels: Int8Array }> {
-  const instance = await DuckDBInstance.create(':memory:');
-  try {
-    const connection = await instance.connect();
-    const params = { csv: eventsCsv, asOf: o.asOf, lookback: o.lookbackDays, horizon: o.horizonDays };
-    await connection.run(
-      `CREATE TABLE events AS
-         SELECT CAST(user_id AS VARCHAR) AS customer_id, behavior_type AS kind, to_timestamp(timestamp)::TIMESTAMP AS ts
-         FROM read_csv($csv)`,
-      { csv: eventsCsv },
-    );
-    await connection.run(
-      `COPY (
-         SELECT customer_id,
-                count(*) FILTER (kind = 'pv')   AS n_pv,
-                count(*) FILTER (kind = 'cart') AS n_cart,
-                count(*) FILTER (kind = 'fav')  AS n_fav,
-                count(*) FILTER (kind = 'buy')  AS n_buy,
-                date_diff('second', max(ts), CAST($asOf AS TIMESTAMP)) / 86400.0 AS days_since_last
-         FROM events
-         WHERE ts < CAST($asOf AS TIMESTAMP) AND ts >= CAST($asOf AS TIMESTAMP) - to_days(CAST($lookback AS INTEGER))
-         GROUP BY customer_id ORDER BY customer_id
-       ) TO $file (FORMAT parquet)`,
-      { asOf: o.asOf, lookback: o.lookbackDays, file: countsFile },
-    );
-    const reader = await connection.runAndReadAll(
-      `SELECT customer_id,
-              bool_or(kind = 'buy' AND ts >= CAST($asOf AS TIMESTAMP) AND ts < CAST($asOf AS TIMESTAMP) + to_days(CAST($horizon AS INTEGER)))
-         FROM events
-         WHERE ts < CAST($asOf AS TIMESTAMP) + to_days(CAST($horizon AS INTEGER))
-           AND ts >= CAST($asOf AS TIMESTAMP) - to_days(CAST($lookback AS INTEGER))
-         GROUP BY customer_id ORDER BY customer_id`,
-      { asOf: params.asOf, horizon: params.horizon, lookback: params.lookback },
-    );
-    const rows = reader.getRowsJS();
-    connection.closeSync();
-    return { customerIds: rows.map((r) => String(r[0])), labels: Int8Array.from(rows, (r) => (r[1] ? 1 : 0)) };
-  } finally {
-    instance.closeSync();
+export function categoryFixture(n: number, seed: number): CategoryFixture {
+  const random = seededRandom(seed);
+  const poisson = (lambda: number) => {
+    const limit = Math.exp(-lambda);
+    let k = 0;
+    for (let p = random(); p > limit; p *= random()) k++;
+    return k;
+  };
+  const categories = ['A', 'B', 'C'];
+  const products = ['any', 'A', 'B'];
+  const customerIds = Array.from({ length: n }, (_, i) => `c${String(i).padStart(5, '0')}`);
+  const labels = new Map(products.map((p) => [p, new Int8Array(n)]));
+  const rows: CategoryFixture['rows'] = [];
+  for (let i = 0; i < n; i++) {
+    // counts[k][t] over 28 days, 7-day share, days since the last event per category.
+    const n28 = categories.map(() => [0, 0, 0]);
+    const n7 = categories.map(() => [0, 0, 0]);
+    const lastEvent = categories.map(() => Number.NaN);
+    const lastBuy = categories.map(() => Number.NaN);
+    for (let k = 0; k < 3; k++) {
+      const interest = random() < 0.5 ? 0 : 2 * random() ** 2;
+      n28[k] = [poisson(0.5 + 6 * interest), poisson(0.6 * interest), poisson(0.1 + 0.2 * interest)];
+      n7[k] = n28[k]!.map((c) => Array.from({ length: c }, () => random() < 0.3).filter(Boolean).length);
+      const events = n28[k]!.reduce((a, b) => a + b, 0);
+      if (events > 0) lastEvent[k] = (28 * random()) / (1 + 0.3 * events);
+      if (n28[k]![2]! > 0) lastBuy[k] = Math.max(lastEvent[k]!, 28 * random());
+    }
+    const tenure = 28 + 200 * random();
+    const valuesOf = (scope: number[]) => {
+      const sum = (w: number[][], t: number) => scope.reduce((a, k) => a + w[k]![t]!, 0);
+      const minOf = (d: number[]) => scope.reduce((a, k) => (Number.isNaN(d[k]!) ? a : Number.isNaN(a) ? d[k]! : Math.min(a, d[k]!)), Number.NaN);
+      return { counts: (w: number[][]) => [0, 1, 2].map((t) => sum(w, t)), lastEvent: minOf(lastEvent), lastBuy: minOf(lastBuy) };
+    };
+    const all = valuesOf([0, 1, 2]);
+    for (const product of products) {
+      const cat = product === 'any' ? all : valuesOf([categories.indexOf(product)]);
+      const byName = new Map<string, number>();
+      for (const [scope, v] of [['cat', cat], ['all', all]] as const) {
+        ['view', 'cart', 'buy'].forEach((t, j) => {
+          byName.set(`${scope}_n_${t}_7d`, v.counts(n7)[j]!);
+          byName.set(`${scope}_n_${t}_28d`, v.counts(n28)[j]!);
+        });
+        byName.set(`${scope}_days_since_event`, v.lastEvent);
+        byName.set(`${scope}_days_since_buy`, v.lastBuy);
+      }
+      byName.set('tenure_days', tenure);
+      rows.push({ customerId: customerIds[i]!, product, values: Float64Array.from(FIXTURE_LAYOUT.names, (name) => byName.get(name)!) });
+    }
+    let anyLabel = 0;
+    for (const product of ['A', 'B']) {
+      const k = categories.indexOf(product);
+      const recent = Number.isNaN(lastEvent[k]!) ? 0 : Math.exp(-lastEvent[k]! / 5);
+      const z = -4 + 0.9 * Math.log1p(n28[k]![0]!) + 1.2 * Math.log1p(n28[k]![1]!) + 1.5 * recent;
+      const y = random() < sigmoid(z) ? 1 : 0;
+      labels.get(product)![i] = y;
+      anyLabel ||= y;
+    }
+    if (random() < 0.03) anyLabel = 1; // purchases in C, unrelated to A and B
+    labels.get('any')![i] = anyLabel;
   }
+  return { customerIds, products, labels, rows };
+}
+
+/**
+ * DeLong's variance of AUC(a) − AUC(b) (b = a: of AUC(a)) straight from its definition: the kernel
+ * ψ(x, y) = 1 if x > y, ½ if x = y, 0 otherwise over every positive–negative pair, its row means V10 and
+ * V01, and their sample (co)variances. O(m·n): for small sets.
+ */
+export function bruteDeLongVariance(labels: Int8Array, a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const pos = [...labels.keys()].filter((i) => labels[i] === 1);
+  const neg = [...labels.keys()].filter((i) => labels[i] === 0);
+  const psi = (x: number, y: number) => (x > y ? 1 : x === y ? 0.5 : 0);
+  const v10 = (s: ArrayLike<number>) => pos.map((i) => neg.reduce((acc, j) => acc + psi(s[i]!, s[j]!), 0) / neg.length);
+  const v01 = (s: ArrayLike<number>) => neg.map((j) => pos.reduce((acc, i) => acc + psi(s[i]!, s[j]!), 0) / pos.length);
+  const cov = (x: number[], y: number[]) => {
+    const mx = x.reduce((p, q) => p + q, 0) / x.length;
+    const my = y.reduce((p, q) => p + q, 0) / y.length;
+    return x.reduce((acc, xi, k) => acc + (xi - mx) * (y[k]! - my), 0) / (x.length - 1);
+  };
+  const [a10, b10, a01, b01] = [v10(a), v10(b), v01(a), v01(b)];
+  const s10 = cov(a10, a10) + cov(b10, b10) - 2 * cov(a10, b10);
+  const s01 = cov(a01, a01) + cov(b01, b01) - 2 * cov(a01, b01);
+  const same = a === b;
+  return same ? cov(a10, a10) / pos.length + cov(a01, a01) / neg.length : s10 / pos.length + s01 / neg.length;
 }
