@@ -16,7 +16,10 @@
  * as-of date D − jH sees labels drawn from exactly the same function of its own lookback: the pipeline's
  * training set (as-of D − H) and training snapshots at D − 2H, D − 3H, … are samples of the process it is
  * scored on, and `truth.csv` holds the p used for [D, D + H). Its labels are the events' purchases in that
- * window. The Bayes-optimal AUC of a product is the AUC of p against those labels.
+ * window. The Bayes-optimal AUC of a product is the AUC of p against those labels. With the defaults (H 7,
+ * L 28, warmup 14) the data start at D − 49 days, so as-of dates down to D − 3H have their whole lookback.
+ * Other as-of dates (not a multiple of H before D) straddle two blocks: their labels are still real
+ * purchases, but no single p produced them.
  *
  * The true logit for target category k. Every term reads only the lookback [t0 − L, t0), so a model that
  * sees the whole lookback can reach it; the constants are TRUTH below, the strengths are on the logit:
@@ -45,9 +48,9 @@
  * interested in some target categories (40 % chance each) and has 5 favourite noise categories; interest in a
  * target category comes in episodes (start 5 %/day, end 30 %/day, 8× the weight), which is what makes recency
  * and counts informative. In-category events are pv 86 %, cart 9 %, fav 5 %; events in noise categories are
- * `buy` 4 % of the time (noise purchases: they never enter a target label, but they close pending carts). Items are skewed within their
- * category and carry a fixed price (no signal). Timestamps are strictly increasing per customer, so no event
- * is a duplicate the pipeline would drop.
+ * `buy` 4 % of the time (noise purchases: they never enter a target label, but they close pending carts).
+ * Items are skewed within their category and carry a fixed price (no signal). Timestamps are strictly
+ * increasing per customer, so no event is a duplicate the pipeline would drop.
  *
  * Speed and determinism: one PRNG per customer (core/random.ts's mulberry32 seeded from (seed, customer)),
  * typed arrays only (no object per event), CSV written through one 4 MiB byte buffer. Same options → same bytes.

@@ -232,12 +232,15 @@ async function compare(kt: KnownTruth, outDir: string): Promise<Verdict[]> {
     const ratio = pub && bayes ? pub.auc / bayes.auc : null;
 
     console.log(`product ${product}`);
-    console.log(`  customers ${n(rows)} · positives ${n(positives)} (truth file) · report: ${rp ? `${rp.n === null ? '–' : n(rp.n)} customers, ${rp.positives === null ? '–' : n(rp.positives)} positives${rp.positives !== null && rp.positives !== positives ? '  !! differs from the truth file' : ''}` : '–'}`);
+    const count = (x: number | null) => (x === null ? '–' : n(x));
+    const differs = rp && rp.positives !== null && rp.positives !== positives ? '  !! differs from the truth file' : '';
+    const reportCounts = rp ? `${count(rp.n)} customers, ${count(rp.positives)} positives${differs}` : '–';
+    console.log(`  customers ${n(rows)} · positives ${n(positives)} (truth file) · report: ${reportCounts}`);
     if (missing > 0 || extra > 0) console.log(`  !! published table: ${n(missing)} truth customers missing, ${n(extra)} customers not in the truth file`);
     console.log(`  Bayes-optimal AUC      ${ci(bayes)}`);
     console.log(`  published AUC          ${ci(pub)}   = ${f(ratio)} × Bayes-optimal`);
     console.log(`  models (report)        ${models.length > 0 ? models.map(entryText).join(' · ') : '–'}`);
-    console.log(`  ensemble (report)      ${ensembles.length > 0 ? ensembles.map(entryText).join(' · ') : '–'}`);
+    console.log(`  ensemble, other (rep.) ${ensembles.length > 0 ? ensembles.map(entryText).join(' · ') : '–'}`);
     console.log(`  baselines (report)     ${baselines.length > 0 ? baselines.map(entryText).join(' · ') : '–'}`);
     console.log(`  count-logistic (bench) ${ci(countAuc)} = ${f(countAuc && bayes ? countAuc.auc / bayes.auc : null)} × Bayes-optimal`);
     console.log(`  published − count-logistic (bench, paired): ${signed(vsCounts)}`);

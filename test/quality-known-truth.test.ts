@@ -7,6 +7,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { aucWithCi, pairedAucDifference } from '../bench/auc-ci.js';
+import { computeMetrics } from '../coordinator/evaluate/index.js';
 import {
   BUY,
   CART,
@@ -174,3 +176,35 @@ describe('the known-truth generator', () => {
     expect((await readFile(other.eventsFile)).equals(await readFile(kt.eventsFile))).toBe(false);
   });
 });
+
+describe("the benchmark's AUC intervals (DeLong)", () => {
+  test('a worked example: AUC 5/6 with variance 1/18', () => {
+    // Positives 0.9, 0.4; negatives 0.5, 0.2, 0.1. V10 = (1, 2/3), V01 = (1/2, 1, 1): S10 = 1/18, S01 = 1/12.
+    const r = aucWithCi(Int8Array.from([1, 1, 0, 0, 0]), [0.9, 0.4, 0.5, 0.2, 0.1])!;
+    expect(r.auc).toBeCloseTo(5 / 6, 12);
+    expect(r.se).toBeCloseTo(Math.sqrt(1 / 18), 12);
+    expect(r.upper).toBe(1);
+  });
+
+  test('the AUC equals the evaluation metrics\' (ties included), and a paired difference with itself is exactly 0', () => {
+    const width = kt.products.length;
+    const labels = Int8Array.from({ length: kt.score.customerIds.length }, (_, r) => kt.score.labels[r * width]!);
+    // Rounded to 2 decimals so that there are many ties.
+    const scores = Float32Array.from({ length: labels.length }, (_, r) => Math.round(kt.score.probability[r * width]! * 100) / 100);
+    const r = aucWithCi(labels, scores)!;
+    expect(r.auc).toBeCloseTo(computeMetrics(labels, scores).auc!, 9);
+    expect(r.lower).toBeLessThan(r.auc);
+    expect(r.upper).toBeGreaterThan(r.auc);
+    const self = pairedAucDifference(labels, scores, scores)!;
+    expect([self.auc, self.se]).toEqual([0, 0]);
+    // Against a noisier score on the same customers the difference is positive, and pairing (the two scores
+    // are correlated) makes its standard error smaller than that of two independent AUCs.
+    const noisy = Float32Array.from(scores, (s, i) => s + ((i * 7919) % 100) / 500);
+    const d = pairedAucDifference(labels, scores, noisy)!;
+    expect(d.auc).toBeCloseTo(r.auc - aucWithCi(labels, noisy)!.auc, 12);
+    expect(d.auc).toBeGreaterThan(0);
+    expect(d.se).toBeLessThan(Math.hypot(r.se, aucWithCi(labels, noisy)!.se));
+    expect(aucWithCi(Int8Array.from([0, 0]), [0.1, 0.2])).toBeNull();
+  });
+});
+
