@@ -61,7 +61,7 @@ describe('nextbuy run on a transaction log', () => {
       `SELECT count(*)::INTEGER AS n FROM read_csv('${path.join(dir, 'transactions.csv')}', all_varchar = true, ignore_errors = true)
        WHERE TRY_CAST(Quantity AS INTEGER) < 0 AND CustomerID <> '' AND InvoiceDate >= '2011-01-30' AND InvoiceDate < '${DATE}'`,
     );
-    const [got] = await duck<{ n: number }>(`SELECT sum(n_return)::INTEGER AS n FROM '${pre.countsFiles.score}'`);
+    const [got] = await duck<{ n: number }>(`SELECT sum(all_n_return_21d)::INTEGER AS n FROM '${pre.featuresFiles.score}' WHERE product = 'any'`);
     expect(want!.n).toBeGreaterThan(0);
     expect(got!.n).toBe(want!.n);
   });

@@ -117,13 +117,15 @@ describe('point-in-time correctness', () => {
       expect(a.dt).toEqual(times.map((t, i) => Math.fround(i === 0 ? 0 : Math.log1p((t - times[i - 1]!) / 1000))));
       expect(a.age).toEqual(times.map((t) => Math.fround(Math.log1p((D - t) / 1000))));
 
-      // The counts file follows the same windows.
-      const counts = await duck<{ customer_id: string; n_view: bigint; n_cart: bigint; n_buy: bigint; days_since_last: number | null }>(`SELECT * FROM '${r.countsFiles.score}'`);
+      // The aggregate features follow the same windows (the widest window covers the whole lookback).
+      const counts = await duck<{ customer_id: string; all_n_view_7d: number; all_n_cart_7d: number; all_n_buy_7d: number; all_days_since_event: number | null }>(
+        `SELECT * FROM '${r.featuresFiles.score}' WHERE product = 'any'`,
+      );
       const quiet = counts.find((c) => c.customer_id === 'quiet')!;
-      expect(quiet.days_since_last).toBeNull();
+      expect(quiet.all_days_since_event).toBeNull();
       const ca = counts.find((c) => c.customer_id === 'a')!;
-      expect([Number(ca.n_view), Number(ca.n_cart), Number(ca.n_buy)]).toEqual([2, 2, 0]);
-      expect(ca.days_since_last).toBeCloseTo(1 / DAY, 9);
+      expect([ca.all_n_view_7d, ca.all_n_cart_7d, ca.all_n_buy_7d]).toEqual([2, 2, 0]);
+      expect(ca.all_days_since_event).toBeCloseTo(1 / DAY, 9);
     });
   });
 

@@ -51,12 +51,12 @@ describe('preprocess on the real Taobao sample', () => {
       expect(Math.max(...rows.map((x) => x.event.length))).toBeLessThanOrEqual(50);
       expect(rows.filter((x) => x.labels![0] === 1)).toHaveLength(237);
 
-      // The counts file: one row per customer of the set, n_<type> and days_since_last.
-      const counts = await duck<Record<string, number | string | null>>(`SELECT * FROM '${r.countsFiles.score}' ORDER BY customer_id`);
-      expect(Object.keys(counts[0]!)).toEqual(['customer_id', 'n_pv', 'n_cart', 'n_fav', 'n_buy', 'days_since_last']);
+      // The aggregate features: one row per customer of the set and product; the lookback's counts add up to its history.
+      const counts = await duck<Record<string, number | string | null>>(`SELECT * FROM '${r.featuresFiles.score}' WHERE product = 'any' ORDER BY customer_id`);
+      expect(Object.keys(counts[0]!).slice(0, 3)).toEqual(['customer_id', 'product', 'cat_n_pv_1d']);
       expect(counts).toHaveLength(814);
       const one = byCustomer(rows).get(String(counts[0]!.customer_id))!;
-      const n = Number(counts[0]!.n_pv) + Number(counts[0]!.n_cart) + Number(counts[0]!.n_fav) + Number(counts[0]!.n_buy);
+      const n = Number(counts[0]!.all_n_pv_7d) + Number(counts[0]!.all_n_cart_7d) + Number(counts[0]!.all_n_fav_7d) + Number(counts[0]!.all_n_buy_7d);
       expect(n).toBe(one.history_length);
     });
   });

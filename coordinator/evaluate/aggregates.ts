@@ -8,7 +8,7 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { InputError } from '../../core/errors.js';
-import { aggregateLayout, type AggregateLayout, type AggregateLayoutOptions } from '../features/index.js';
+import type { AggregateLayout } from '../features/index.js';
 import { createCustomerOrder, quoteIdentifier, withDuckDB } from './duckdb.js';
 
 export interface ProductAggregates {
@@ -20,35 +20,6 @@ export interface ProductAggregates {
   columns: Float64Array[];
   /** Customers asked for that the file does not list for this product: zero counts and sums, unknown recency and tenure. */
   missing: number;
-}
-
-/**
- * The layout whose feature names are `names` (preprocess.json's `aggregateFeatures`), for the job's event
- * types, purchase type, numeric columns and lookback; the windows are the ones the names carry.
- */
-export function layoutOfNames(names: readonly string[], o: Omit<AggregateLayoutOptions, 'windowsDays'>): AggregateLayout {
-  const windows = new Set<number>();
-  for (const t of o.eventTypes) {
-    const prefix = `all_n_${t}_`;
-    for (const name of names) {
-      const w = name.startsWith(prefix) ? /^(\d+)d$/.exec(name.slice(prefix.length)) : null;
-      if (w) windows.add(Number(w[1]));
-    }
-  }
-  const layout = aggregateLayout({ ...o, windowsDays: [...windows].sort((a, b) => a - b) });
-  const expected = new Set(layout.names);
-  const given = new Set(names);
-  const unknown = names.filter((n) => !expected.has(n));
-  const lacking = layout.names.filter((n) => !given.has(n));
-  if (unknown.length > 0 || lacking.length > 0 || windows.size === 0) {
-    throw new InputError(
-      `preprocess.json's aggregateFeatures do not match the job's event types, purchase type and numeric columns` +
-        (unknown.length > 0 ? `: unknown [${unknown.join(', ')}]` : '') +
-        (lacking.length > 0 ? `: lacking [${lacking.join(', ')}]` : '') +
-        '; rerun preprocess with this job file',
-    );
-  }
-  return layout;
 }
 
 export interface AggregateReader {

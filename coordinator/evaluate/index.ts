@@ -6,7 +6,7 @@ export { computeMetrics } from './metrics.js';
 export type { Metrics, MetricsOptions, CalibrationBin, RocPoint, GainsPoint } from './metrics.js';
 export { aucInterval, aucDifference, Z_95 } from './delong.js';
 export type { AucInterval, AucDifference } from './delong.js';
-export { withAggregates, layoutOfNames, selectRows } from './aggregates.js';
+export { withAggregates, selectRows } from './aggregates.js';
 export type { ProductAggregates, AggregateReader } from './aggregates.js';
 export { recencyFrequencyScores, logisticRegressionBaseline, modelInput, trainingSample, RECENCY_FREQUENCY, LOGISTIC_COUNTS } from './baselines.js';
 export type { RecencyFrequencyOptions, LogisticBaselineOptions } from './baselines.js';

@@ -5,13 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { InputError } from '../../core/errors.js';
 import { log as defaultLog, type Logger } from '../../core/log.js';
 import { DAY_MS, type Job } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
 import { applyEnsemble, fitEnsemble, type EnsembleSpec } from '../ensemble/index.js';
 import {
   buildReport,
-  layoutOfNames,
   positivesWarning,
   logisticRegressionBaseline,
   LOGISTIC_COUNTS,
@@ -27,7 +27,7 @@ import {
   type ProductEvaluationInput,
   type Verdict,
 } from '../evaluate/index.js';
-import type { AggregateLayout } from '../features/index.js';
+import { jobAggregateLayout, type AggregateLayout } from '../features/index.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { readScoreColumns, readScoreSetRows, scoreKey, type ScoreSetRows } from './collect.js';
 import { type RunFolder } from './run-folder.js';
@@ -64,14 +64,6 @@ export interface EvaluationSummary {
   reportJson: string;
 }
 
-/**
- * What preprocess writes beside the shards for the baselines: per set, the aggregate features per customer
- * and product (coordinator/features), and their names.
- */
-type PreprocessWithFeatures = PreprocessResult & {
-  featuresFiles?: Partial<Record<'train' | 'score', string>>;
-  aggregateFeatures?: string[];
-};
 
 export interface EnsembleFile {
   products: Record<string, EnsembleSpec & { modelVersions: string[] }>;
@@ -179,19 +171,18 @@ function count(labels: Int8Array): number {
 }
 
 /** The features' layout, or null when preprocess wrote no features files (the baselines are then left out). */
-function featureLayout(job: Job, pre: PreprocessWithFeatures): AggregateLayout | null {
+function featureLayout(job: Job, pre: PreprocessResult): AggregateLayout | null {
   if (!pre.aggregateFeatures || !pre.featuresFiles) return null;
-  return layoutOfNames(pre.aggregateFeatures, {
-    eventTypes: job.events.types,
-    purchase: job.events.purchase,
-    numericColumns: job.columns.numeric.map((c) => c.column),
-    lookbackDays: job.sequence.lookbackDays,
-  });
+  const layout = jobAggregateLayout(job);
+  if (layout.names.join(',') !== pre.aggregateFeatures.join(',')) {
+    throw new InputError(`preprocess.json's aggregate features do not match ${job.file}'s: rerun preprocess with this job file`);
+  }
+  return layout;
 }
 
 /** Runs `fn` with a reader of `set`'s features file for `customerIds`, or with null when there is none. */
 async function withSetFeatures<T>(
-  pre: PreprocessWithFeatures,
+  pre: PreprocessResult,
   layout: AggregateLayout | null,
   set: 'train' | 'score',
   customerIds: readonly string[],
@@ -204,7 +195,7 @@ async function withSetFeatures<T>(
 /** Returns the summary, and the night's ensembled scores so that publish in the same run need not read them again. */
 export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary: EvaluationSummary; night: NightScores }> {
   const { job, folder, models } = o;
-  const pre = o.pre as PreprocessWithFeatures;
+  const pre = o.pre;
   const logger = o.logger ?? defaultLog;
   const validation: ValidationFiles = new Map();
   const ensembles = await o.timed('ensemble', async () => {

@@ -112,7 +112,6 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     stats: { rowsRead: counts.rowsRead, rowsAccepted: 0, rejected: counts.rejected, outsideWindow: counts.outsideWindow, quarantineFile: null, inputFiles: input.files.length, timings, freshness },
     vocabulary,
     products,
-    countsFiles: {},
     featuresFiles: {},
     aggregateFeatures: aggregates.names,
   };
@@ -164,9 +163,8 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
 
     progress('shards', 0, open.length);
     for (const [i, x] of open.entries()) {
-      const { set, countsFile, featuresFile } = await x.finish();
+      const { set, featuresFile } = await x.finish();
       result[set.name] = set;
-      result.countsFiles[set.name] = countsFile;
       result.featuresFiles[set.name] = featuresFile;
       progress('shards', i + 1, open.length);
     }

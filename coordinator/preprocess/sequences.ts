@@ -3,7 +3,7 @@
  *
  * DuckDB sorts (spilling to its temp directory under memory_limit) and streams data chunks; this module
  * reads them as typed arrays and keeps per customer only O(max_length) state per set (a ring of the last
- * max_length feature events, counts, label flags), so one customer with 100,000 events costs no more memory
+ * max_length feature events, aggregates, label flags), so one customer with 100,000 events costs no more memory
  * than one with 50. Within one customer and timestamp the events are ordered by (type, item, category,
  * numeric values) here, which makes the order stable and puts exact duplicates side by side: they are
  * dropped and reported (an event is a duplicate when customer, time, type, numeric values and the 64-bit
@@ -15,7 +15,6 @@
 import type { Job } from '../../jobs/job.js';
 import { AggregateAccumulator, transformAggregate, type AggregateLayout } from '../features/index.js';
 import { columnReader, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
-import type { CountsWriter } from './counts.js';
 import type { FeaturesWriter } from './features-file.js';
 import { sampleUnit, shardOfBytes, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
@@ -35,7 +34,6 @@ export interface SetSink {
   /** The validation split applies (the train set only). */
   split: boolean;
   builders: ShardBuilder[];
-  counts: CountsWriter;
   /** Raw aggregate features of the latest snapshot's rows, per customer and product. */
   features: FeaturesWriter;
   /** Called when a shard's builder is full: take its batch now (before the next row arrives). */
@@ -99,7 +97,7 @@ export function streamSql(events: string, customerType: 'BIGINT' | 'VARCHAR', nu
   return `${withMarkers ? `${recent} UNION ALL ${markers}` : recent} ORDER BY customer, ts`;
 }
 
-/** Per set, per customer state: a ring of the last max_length feature events, counts and label flags. */
+/** Per set, per customer state: a ring of the last max_length feature events, aggregates and label flags. */
 class SetState {
   readonly ts: Float64Array;
   readonly item: Int32Array;
@@ -108,12 +106,10 @@ class SetState {
   readonly numeric: Float32Array;
   /** log1p(seconds since the customer's previous event): the dt feature, except for a set's first event. */
   readonly dt: Float32Array;
-  readonly typeCounts: Int32Array;
   readonly labels: Int8Array;
   count = 0;
   /** Where the next event goes: count % maxLength. */
   head = 0;
-  lastTs = NaN;
   readonly fromMs: number;
   readonly asOfMs: number;
   readonly labelToMs: number;
@@ -141,15 +137,12 @@ class SetState {
     this.event = new Int32Array(maxLength);
     this.numeric = new Float32Array(maxLength * Math.max(1, numericCount));
     this.dt = new Float32Array(maxLength);
-    this.typeCounts = new Int32Array(types);
     this.labels = new Int8Array(products);
   }
 
   reset(): void {
     this.count = 0;
     this.head = 0;
-    this.lastTs = NaN;
-    this.typeCounts.fill(0);
     this.labels.fill(0);
     this.aggregates.reset();
   }
@@ -337,8 +330,6 @@ export class SequenceKernel {
         const numericCount = this.numericCount;
         for (let k = 0; k < numericCount; k++) st.numeric[slot * numericCount + k] = this.gNumT[g * numericCount + k]!;
         st.count = count + 1;
-        st.typeCounts[e]!++;
-        st.lastTs = ts;
       } else if (e === this.purchase && ts >= st.asOfMs && ts < st.labelToMs) {
         for (let p = 0; p < this.products; p++) {
           if (this.productAny[p] || (gHash[4 * g + 2] === this.productLo[p] && gHash[4 * g + 3] === this.productHi[p])) st.labels[p] = 1;
@@ -472,7 +463,6 @@ export class SequenceKernel {
     sink.customers++;
     if (count === 0) sink.noHistory++;
     if (st.snapshot === 0) {
-      sink.counts.add(this.keyLo, this.keyHi, idBytes, 0, idLength, st.typeCounts, st.lastTs);
       sink.features.add(this.keyLo, this.keyHi, idBytes, 0, idLength, raw);
     }
     if (b.full) sink.onFull(this.shard);
@@ -497,7 +487,7 @@ export class SequenceKernel {
 export async function buildSequences(db: DuckDB, o: SequenceOptions): Promise<SequenceTotals> {
   const kernel = new SequenceKernel(o);
   const keyColumn = o.customerType === 'BIGINT' ? 0 : 5;
-  // Its own connection: the caller appends counts and duplicate keys on the main one while this streams.
+  // Its own connection: the caller appends features and duplicate keys on the main one while this streams.
   const connection = await db.connect();
   try {
     for await (const chunk of db.stream(o.sql, connection)) {

@@ -1,6 +1,6 @@
 /**
  * One shard set being written (train or score): its Arrow schema, a builder and a file per shard, the
- * counts file, and the batches waiting to be written. Full batches are taken from a builder at once (so it
+ * aggregate features file, and the batches waiting to be written. Full batches are taken from a builder at once (so it
  * never holds more than batchRows rows) and written between DuckDB chunks.
  */
 import { mkdir, rm } from 'node:fs/promises';
@@ -10,7 +10,6 @@ import type { Job } from '../../jobs/job.js';
 import { shardSchema, type TokenColumn } from '../../proto/shard-batch.js';
 import type { DuckDB } from '../duckdb/index.js';
 import type { AggregateLayout } from '../features/index.js';
-import { CountsWriter } from './counts.js';
 import { FeaturesWriter } from './features-file.js';
 import type { SetSink } from './sequences.js';
 import { ShardBuilder, ShardFileWriter } from './shards.js';
@@ -42,8 +41,6 @@ export class OpenSet {
     private readonly o: OpenSetOptions,
     private readonly writers: ShardFileWriter[],
     builders: ShardBuilder[],
-    counts: CountsWriter,
-    private readonly countsFile: string,
     features: FeaturesWriter,
     private readonly featuresFile: string,
   ) {
@@ -56,7 +53,6 @@ export class OpenSet {
       negativeRate: train ? o.job.sampling.negativeRate : 1,
       split: train,
       builders,
-      counts,
       features,
       onFull: (shard) => this.pending.push({ writer: writers[shard]!, taken: builders[shard]!.take() }),
       customers: 0,
@@ -92,9 +88,8 @@ export class OpenSet {
     const writers: ShardFileWriter[] = [];
     try {
       for (let s = 0; s < job.shards.count; s++) writers.push(await ShardFileWriter.create(path.join(dir, `shard-${s}.arrow`), schema));
-      const counts = await CountsWriter.create(o.db, `counts_${o.window.name}`, o.customerType, job.events.types);
       const features = await FeaturesWriter.create(o.db, `features_${o.window.name}`, o.customerType, o.products.map((p) => p.name), o.aggregates.names);
-      return new OpenSet(o, writers, builders, counts, path.join(dir, 'counts.parquet'), features, path.join(dir, 'features.parquet'));
+      return new OpenSet(o, writers, builders, features, path.join(dir, 'features.parquet'));
     } catch (e) {
       for (const w of writers) await w.abort();
       throw e;
@@ -112,8 +107,8 @@ export class OpenSet {
     this.writeMs += performance.now() - t0;
   }
 
-  /** Writes the last partial batches, ends every shard file and writes the counts file. */
-  async finish(): Promise<{ set: ShardSet; countsFile: string; featuresFile: string }> {
+  /** Writes the last partial batches, ends every shard file and writes the features file. */
+  async finish(): Promise<{ set: ShardSet; featuresFile: string }> {
     const t0 = performance.now();
     this.sink.builders.forEach((b, s) => {
       if (b.rows > 0) this.pending.push({ writer: this.writers[s]!, taken: b.take() });
@@ -123,7 +118,6 @@ export class OpenSet {
     const shards = [];
     for (const [s, writer] of this.writers.entries()) shards.push({ id: `${name}-${s}`, file: writer.file, rows: writer.rows, bytes: await writer.close() });
     this.writers.length = 0;
-    await this.sink.counts.finish(this.countsFile, this.o.window.asOfMs);
     await this.sink.features.finish(this.featuresFile);
     this.writeMs += performance.now() - t0;
     const sink = this.sink;
@@ -138,15 +132,13 @@ export class OpenSet {
         positives: sink.labelled ? Object.fromEntries(this.o.products.map((p, i) => [p.name, sink.positives[i]!])) : {},
         shards,
       },
-      countsFile: this.countsFile,
       featuresFile: this.featuresFile,
     };
   }
 
-  /** Releases files and the counts appender after a failure (finish() not reached). */
+  /** Releases files and the features appender after a failure (finish() not reached). */
   async abort(): Promise<void> {
     for (const w of this.writers) await w.abort();
-    this.sink.counts.close();
     this.sink.features.close();
   }
 }

@@ -44,7 +44,7 @@ export interface PreprocessOptions {
   job: Job;
   /** D, the night being scored: 'YYYY-MM-DD' (UTC). */
   scoreDate: string;
-  /** Where shards, counts files and the quarantine go (created). */
+  /** Where shards, features files and the quarantine go (created). */
   runDir: string;
   /** Which sets to build. @default ['train', 'score'] */
   sets?: ('train' | 'score')[];
@@ -62,8 +62,6 @@ export interface PreprocessResult {
   products: Product[];
   train?: ShardSet;
   score?: ShardSet;
-  /** Per-customer event counts by type in the feature window, for the evaluation's simple baselines: a Parquet file per set. */
-  countsFiles: Partial<Record<'train' | 'score', string>>;
   /**
    * The aggregate features of the set's latest snapshot, one row per customer and product (raw values; see
    * coordinator/preprocess/features-file.ts): a Parquet file per set.
