@@ -20,6 +20,7 @@ import {
 import type { PreprocessResult } from '../preprocess/index.js';
 import { readScoreColumns, readScoreSetRows, scoreKey, type ScoreSetRows } from './collect.js';
 import { type RunFolder } from './run-folder.js';
+import { championStage, withChampions } from './champion-report.js';
 import { writeJsonDurably } from '../../core/durable-fs.js';
 import { files, type ModelEntry, type ModelsFile, type StageName } from './state.js';
 
@@ -57,7 +58,7 @@ export interface EvaluateStageOptions {
 }
 
 /** Each model's validation scores (validation.json), read once per stage however many products ask. */
-type ValidationFiles = Map<string, Promise<Validation>>;
+export type ValidationFiles = Map<string, Promise<Validation>>;
 
 function readValidation(cache: ValidationFiles, m: ModelEntry): Promise<Validation> {
   let v = cache.get(m.dir);
@@ -69,7 +70,7 @@ function readValidation(cache: ValidationFiles, m: ModelEntry): Promise<Validati
  * One product's validation rows as every model that scores it saw them: the customers all of them
  * validated (sorted), their labels, and each model's scores in that order.
  */
-async function alignedValidation(cache: ValidationFiles, models: ModelsFile, product: string) {
+export async function alignedValidation(cache: ValidationFiles, models: ModelsFile, product: string) {
   const entries = modelsOf(models, product);
   const perModel = await Promise.all(
     entries.map(async (m) => {
@@ -128,7 +129,7 @@ export async function ensembledScores(folder: RunFolder, pre: PreprocessResult, 
   return { rows, perProduct };
 }
 
-function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
+export function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
   const j = rows.products.indexOf(product);
   const p = rows.products.length;
   return Int8Array.from({ length: rows.customerIds.length }, (_, i) => rows.labels![i * p + j]!);
@@ -138,10 +139,10 @@ function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
 export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary: EvaluationSummary; night: NightScores }> {
   const { job, folder, pre, models } = o;
   const validation: ValidationFiles = new Map();
-  const ensembles = await o.timed('ensemble', async () => {
+  const { ensembles, champions } = await o.timed('ensemble', async () => {
     const e = await fitEnsembles(job, models, validation);
     await writeJsonDurably(files(folder).ensemble, e);
-    return e;
+    return { ensembles: e, champions: await championStage({ job, folder, models, ensembles: e, validationOf: (p) => alignedValidation(validation, models, p) }) };
   });
   return o.timed('evaluate', async () => {
     const night = await ensembledScores(folder, pre, models, ensembles);
@@ -186,7 +187,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
       },
       products,
     });
-    const written = await writeReport(folder.reportDir, report);
+    const written = await writeReport(folder.reportDir, await withChampions(report, champions, { folder, night, labelsOf, validationOf: (p) => alignedValidation(validation, models, p) }));
     await writeJsonDurably(files(folder).evaluation, { labelled });
     const from = labelled ? folder.date : pre.train!.asOf;
     const to = labelled ? formatDate(dateMs + (horizon - 1) * DAY_MS) : formatDate(dateMs - DAY_MS);
