@@ -5,7 +5,7 @@
  */
 import { ModelError } from '../../core/errors.js';
 import { pairedAucComparison, type PairedAucComparison, type PairedComparisonOptions } from './compare.js';
-import { MIN_VALIDATION_POSITIVES } from './champion.js';
+import { AUC_TOLERANCE, MIN_VALIDATION_POSITIVES, notWorseBeyondNoise } from './champion.js';
 
 export interface ChallengerDecision {
   /** 'challenger': this night's choice is published; 'champion': the previous published one scores the night. */
@@ -40,8 +40,8 @@ export function decideChallenger(
     };
   }
   const cmp = pairedAucComparison(labels, challenger, champion, options);
-  const interval = `${Math.round(cmp.confidence * 100)} % interval ${cmp.lower.toFixed(4)} .. ${cmp.upper.toFixed(4)}`;
-  if (cmp.upper < 0) {
+  const interval = `${Math.round(cmp.confidence * 100)} % interval ${cmp.lower.toFixed(4)} .. ${cmp.upper.toFixed(4)}; deficits up to ${AUC_TOLERANCE} never count`;
+  if (!notWorseBeyondNoise(cmp)) {
     return {
       winner: 'champion',
       reason: `this night's choice is worse beyond noise than the last published model on the same validation customers (AUC ${cmp.aucA.toFixed(4)} vs ${cmp.aucB.toFixed(4)}, difference ${cmp.difference.toFixed(4)}, ${interval}): the last published model scores the night`,

@@ -11,6 +11,18 @@ export const MIN_VALIDATION_POSITIVES = 10;
 
 export const ENSEMBLE_CANDIDATE = 'ensemble';
 
+/**
+ * An AUC deficit this small never counts, however consistent: the bootstrap sees only the noise of the
+ * validation sample, not that of training (two nights' models differ by more than this from seeds alone),
+ * and a paired comparison of two very similar models finds even a 0.001 gap "significant".
+ */
+export const AUC_TOLERANCE = 0.005;
+
+/** Whether a candidate whose AUC minus another's is `cmp` is not worse than it beyond noise. */
+export function notWorseBeyondNoise(cmp: { difference: number; upper: number }): boolean {
+  return cmp.upper >= 0 || cmp.difference >= -AUC_TOLERANCE;
+}
+
 export interface ChampionCandidate {
   /** 'ensemble', or a model name such as 'lstm.any' or 'logistic.any'. */
   name: string;
@@ -75,8 +87,8 @@ export function chooseChampion(labels: Int8Array, candidates: ChampionCandidate[
     if (c === best) continue;
     const cmp = pairedAucComparison(labels, c.scores, best.scores, options);
     results.find((r) => r.name === c.name)!.versusBest = { difference: cmp.difference, lower: cmp.lower, upper: cmp.upper };
-    // Simpler than the best and within noise: the interval of (simpler − best) reaches 0.
-    if (chosen === best && simplicity(c.name) < simplicity(best.name) && cmp.upper >= 0) {
+    // Simpler than the best and within noise: the interval of (simpler − best) reaches 0, or the gap is immaterial.
+    if (chosen === best && simplicity(c.name) < simplicity(best.name) && notWorseBeyondNoise(cmp)) {
       chosen = c;
       reason =
         `"${c.name}" (validation AUC ${cmp.aucA.toFixed(4)}) is simpler than the best, "${best.name}" (${cmp.aucB.toFixed(4)}), ` +

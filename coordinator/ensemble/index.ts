@@ -10,7 +10,7 @@ export { applyEnsemble } from './apply.js';
 export type { EnsembleSpec, EnsembleMethod, ModelScores } from './spec.js';
 export { aucOf, pairedAucComparison } from './compare.js';
 export type { PairedAucComparison, PairedComparisonOptions } from './compare.js';
-export { chooseChampion, simplicity, MIN_VALIDATION_POSITIVES, ENSEMBLE_CANDIDATE } from './champion.js';
+export { chooseChampion, simplicity, notWorseBeyondNoise, MIN_VALIDATION_POSITIVES, ENSEMBLE_CANDIDATE, AUC_TOLERANCE } from './champion.js';
 export type { ChampionCandidate, ChampionChoice, CandidateResult, ChooseChampionOptions } from './champion.js';
 export { decideChallenger } from './challenger.js';
 export type { ChallengerDecision, DecideChallengerOptions } from './challenger.js';
