@@ -22,7 +22,7 @@ export async function championStage(o: {
     models: o.models,
     ensembles: o.ensembles.products,
     validation: o.validationOf,
-    previous: await loadPreviousNight(o.folder),
+    previous: await loadPreviousNight(o.folder).catch((e: Error) => ({ skipped: `the last published night's scores of this night cannot be read (${e.message}): rerun 'nextbuy score'` })),
   });
 }
 

@@ -80,16 +80,33 @@ export async function scorePreviousChampion(o: { job: Job; folder: RunFolder; mo
   try {
     const artifact = await loadArtifact(models.values().next().value!);
     vocabulary = artifact.vocabulary as Vocabulary;
-    products = (artifact.preprocessing as { products: Product[] }).products;
+    products = (artifact.preprocessing as { products?: Product[] } | null)?.products ?? [];
   } catch (e) {
     return skip(`the last published night's model artifacts cannot be read (${(e as Error).message})`);
   }
+  if (!vocabulary || products.length === 0) return skip(`the last published night's model artifact has no vocabulary or products to preprocess with`);
+  try {
+    await scoreWithPrevious(o, record, models, vocabulary, products);
+  } catch (e) {
+    // The night must not fail because last night's model cannot score it (e.g. the job's features changed since).
+    log.warn('champion.previous_failed', { error: (e as Error).message });
+    return skip(`scoring the last published night's model on this night failed: ${(e as Error).message}`);
+  }
+}
+
+async function scoreWithPrevious(
+  o: { job: Job; folder: RunFolder; session: WorkerSession },
+  record: ChampionFile,
+  models: Map<string, string>,
+  vocabulary: Vocabulary,
+  products: Product[],
+): Promise<void> {
   const dir = previousDir(o.folder);
   const pre = await preprocess({ job: o.job, scoreDate: o.folder.date, runDir: dir, vocabulary, products });
   await writeJsonDurably(path.join(dir, 'preprocess.json'), pre);
   for (const [version, artifactDir] of models) o.session.loadModel(version, await loadArtifactFiles(artifactDir));
   for (const [set, scoresDir] of [[pre.train, 'scores-train'], [pre.score, 'scores']] as const) {
-    if (!set) return skip(`preprocess with the last published night's vocabulary built no ${scoresDir === 'scores' ? 'score' : 'training'} set`);
+    if (!set) throw new InputError(`preprocess with the last published night's vocabulary built no ${scoresDir === 'scores' ? 'score' : 'training'} set`);
     await mkdir(path.join(dir, scoresDir), { recursive: true });
     await o.session.scoreShards({
       shards: set.shards,
