@@ -58,7 +58,7 @@ export interface EvaluateStageOptions {
 }
 
 /** Each model's validation scores (validation.json), read once per stage however many products ask. */
-export type ValidationFiles = Map<string, Promise<Validation>>;
+type ValidationFiles = Map<string, Promise<Validation>>;
 
 function readValidation(cache: ValidationFiles, m: ModelEntry): Promise<Validation> {
   let v = cache.get(m.dir);
