@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { JobFileError, PublishError } from '../core/errors.js';
@@ -9,7 +9,11 @@ import {
   readPartition,
   type ActionRule,
 } from '../coordinator/publish/index.js';
+import { warnAboutEmptyAudiences } from '../coordinator/pipeline/publish-stage.js';
+import type { RunSummary } from '../coordinator/pipeline/index.js';
 import { compileJob } from '../jobs/job-file.js';
+import { formatSummary } from '../jobs/summary.js';
+import { tempRunFolder } from './helpers/champion.js';
 import { parseCsv, publishOptions, sampleNight, withTempDir } from './helpers/publish.js';
 
 const minimal = {
@@ -29,6 +33,12 @@ function jobError(actions: unknown): JobFileError {
   }
   throw new Error('expected a JobFileError');
 }
+
+const emptyPublish = { predictionsDir: '/o/p', audiencesDir: '/o/a', csvFile: '/o/c.csv', partitions: [], champions: [], warnings: [] };
+const emptySummary: RunSummary = {
+  account: 'shop-1', date: '2017-12-02', runId: 'r', runDir: '/o/r', tasks: ['publish'],
+  preprocess: null, models: null, evaluation: null, publish: null, timings: {}, totalMs: 1,
+};
 
 const SHARES: ActionRule[] = [
   { name: 'in_store', topShare: 0.05 },
@@ -118,6 +128,27 @@ describe('actions as shares of customers', () => {
       expect(sms.map((r) => Number(r.rank))).toEqual([5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
       expect(path.basename(fine.audiences[1]!.files.csv!)).toBe('sms.csv');
     });
+  });
+
+  test('the run warns about such a product in the log, its summary and report.json', async () => {
+    const folder = await tempRunFolder();
+    await mkdir(folder.reportDir, { recursive: true });
+    const reportFile = path.join(folder.reportDir, 'report.json');
+    await writeFile(reportFile, JSON.stringify({ formatVersion: 1, products: [{ product: 'any' }, { product: 'shoes' }] }));
+    const lines: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+    let warnings: string[];
+    try {
+      warnings = await warnAboutEmptyAudiences(folder, ['shoes']);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(warnings).toEqual([expect.stringMatching(/^product shoes: every audience is empty .*give actions as topShare$/)]);
+    expect(lines.join('')).toMatch(/publish\.empty_audiences/);
+    const report = JSON.parse(await readFile(reportFile, 'utf8'));
+    expect(report.products).toEqual([{ product: 'any' }, { product: 'shoes', warnings }]);
+    expect(formatSummary({ ...emptySummary, publish: { ...emptyPublish, warnings } })).toContain(`warning     ${warnings[0]}`);
   });
 
   test('publish itself refuses mixed or oversized share rules', async () => {

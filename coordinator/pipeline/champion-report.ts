@@ -83,7 +83,7 @@ export async function withChampions(report: EvaluationReport, champions: Champio
     products.push({
       ...pr,
       champion: summary(champion, {
-        on: labelled ? 'label window' : 'validation customers',
+        on: labelled ? 'label window' : 'validation customers (the ones the choice and the calibration were fitted on)',
         auc: m.auc,
         brier: m.brier,
         logLoss: m.logLoss,

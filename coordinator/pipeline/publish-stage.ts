@@ -94,7 +94,7 @@ function publishedProduct(c: ProductChampion, customerIds: string[], scores: Flo
 }
 
 /** Logs a warning per product whose audiences are all empty, and adds them to report.json's products. */
-async function warnAboutEmptyAudiences(folder: RunFolder, products: string[]): Promise<string[]> {
+export async function warnAboutEmptyAudiences(folder: RunFolder, products: string[]): Promise<string[]> {
   const warnings = products.map((p) => `product ${p}: every audience is empty (no customer reached any action); lower the thresholds or give actions as topShare`);
   for (const [i, product] of products.entries()) log.warn('publish.empty_audiences', { product, warning: warnings[i]! });
   const reportFile = path.join(folder.reportDir, 'report.json');
