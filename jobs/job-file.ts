@@ -9,7 +9,7 @@ import { JobFileError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { defaultWindowsDays } from '../coordinator/features/index.js';
 import { checkMappings } from './column-expression.js';
-import { ARCHITECTURES, type Architecture, type Job } from './job.js';
+import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_CHAMPION, type ActionRule, type Architecture, type Job } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -25,7 +25,7 @@ const MEMORY_PATTERN = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
  */
 export const MAX_JOB_FILE_BYTES = 32 * 1024;
 
-export const DEFAULT_ACTIONS = [
+export const DEFAULT_ACTIONS: ActionRule[] = [
   { name: 'in_store', minScore: 0.4 },
   { name: 'sms', minScore: 0.2 },
 ];
@@ -75,7 +75,7 @@ export function compileJob(raw: unknown, file: string): Job {
   const root = f.object(raw, '(root)', true)!;
   f.noUnknown(root, '', [
     'account', 'input', 'columns', 'events', 'validation', 'label', 'sequence', 'features', 'vocabulary', 'products',
-    'sampling', 'training', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'output', 'resources', 'security',
+    'sampling', 'training', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'champion', 'calibration', 'output', 'resources', 'security',
   ]);
   const dir = path.dirname(file);
 
@@ -178,18 +178,11 @@ export function compileJob(raw: unknown, file: string): Job {
   const ensemble = f.object(root.ensemble, 'ensemble') ?? {};
   f.noUnknown(ensemble, 'ensemble', ['method']);
 
-  const actions = root.actions === undefined
-    ? DEFAULT_ACTIONS
-    : (f.array(root.actions, 'actions') ?? []).map((a, i) => {
-        const o = f.object(a, `actions[${i}]`, true)!;
-        f.noUnknown(o, `actions[${i}]`, ['name', 'minScore']);
-        return {
-          name: f.string(o.name, `actions[${i}].name`, { required: true, pattern: /^[a-z][a-z0-9_]{0,31}$/, hint: 'lowercase letters, digits and "_"' })!,
-          minScore: f.number(o.minScore, `actions[${i}].minScore`, { required: true, min: 0, max: 1 })!,
-        };
-      });
-  if (actions.some((a) => a.name === 'none')) f.fail('actions', 'may not name an action "none": it is what customers below every threshold get');
-  if (new Set(actions.map((a) => a.name)).size !== actions.length) f.fail('actions', 'names an action twice');
+  const actions = compileActions(f, root.actions);
+  const champion = compileChampion(f, root.champion);
+  const calibrationRaw = f.object(root.calibration, 'calibration') ?? {};
+  f.noUnknown(calibrationRaw, 'calibration', ['method']);
+  const calibration = { method: (f.oneOf(calibrationRaw.method, 'calibration.method', ['platt', 'none']) ?? DEFAULT_CALIBRATION.method) as 'platt' | 'none' };
 
   const output = f.object(root.output, 'output') ?? {};
   f.noUnknown(output, 'output', ['dir']);
@@ -260,13 +253,61 @@ export function compileJob(raw: unknown, file: string): Job {
     },
     tuning: { trials: f.integer(tuning.trials, 'tuning.trials', { min: 0, max: 10_000 }) ?? 0 },
     ensemble: { method: (f.oneOf(ensemble.method, 'ensemble.method', ['mean', 'fitted']) ?? 'mean') as 'mean' | 'fitted' },
-    actions: [...actions].sort((a, b) => b.minScore - a.minScore),
+    actions,
+    champion,
+    calibration,
     output: { dir: path.resolve(dir, f.localPath(output.dir, 'output.dir') ?? 'out') },
     resources: {
       memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
       threads: f.integer(resources.threads, 'resources.threads', { min: 1, max: 1024 }) ?? null,
     },
     security,
+  };
+}
+
+/**
+ * Actions by threshold (`minScore`, sorted highest first) or by share (`topShare`, kept in list order),
+ * never both in one entry nor both kinds in one list, and shares summing to at most 1.
+ */
+function compileActions(f: Fields, raw: unknown): ActionRule[] {
+  if (raw === undefined) return DEFAULT_ACTIONS;
+  const actions = (f.array(raw, 'actions') ?? []).map((a, i): ActionRule => {
+    const o = f.object(a, `actions[${i}]`, true)!;
+    f.noUnknown(o, `actions[${i}]`, ['name', 'minScore', 'topShare']);
+    const name = f.string(o.name, `actions[${i}].name`, { required: true, pattern: /^[a-z][a-z0-9_]{0,31}$/, hint: 'lowercase letters, digits and "_"' })!;
+    if (o.minScore !== undefined && o.topShare !== undefined) {
+      f.fail(`actions[${i}]`, `gives both minScore and topShare: an action selects customers by a score threshold or by a share of customers, not both; keep one`);
+    }
+    if (o.topShare !== undefined) {
+      return { name, topShare: f.number(o.topShare, `actions[${i}].topShare`, { min: 0, max: 1, hint: 'a share of customers in (0, 1], e.g. 0.05 for the top 5 %' })! };
+    }
+    if (o.minScore === undefined) f.fail(`actions[${i}]`, 'needs minScore (a probability threshold in [0, 1]) or topShare (a share of customers in (0, 1])');
+    return { name, minScore: f.number(o.minScore, `actions[${i}].minScore`, { required: true, min: 0, max: 1 })! };
+  });
+  if (actions.some((a) => a.name === 'none')) f.fail('actions', 'may not name an action "none": it is what customers below every threshold get');
+  if (new Set(actions.map((a) => a.name)).size !== actions.length) f.fail('actions', 'names an action twice');
+  const shares = actions.filter((a) => a.topShare !== undefined);
+  if (shares.length > 0 && shares.length < actions.length) {
+    const byScore = actions.find((a) => a.minScore !== undefined)!;
+    f.fail('actions', `mixes topShare and minScore (e.g. "${shares[0]!.name}" and "${byScore.name}"): give every action a topShare, or every action a minScore`);
+  }
+  shares.forEach((a, i) => {
+    if (!(a.topShare! > 0)) f.fail(`actions[${i}].topShare`, `must be > 0 (a share of customers), got ${a.topShare}`);
+  });
+  const total = shares.reduce((sum, a) => sum + a.topShare!, 0);
+  // A little slack for decimal shares such as 0.1 + 0.2 + 0.7.
+  if (total > 1 + 1e-9) f.fail('actions', `topShare values sum to ${Number(total.toFixed(6))}, more than 1 (all of a product's customers): lower them`);
+  return shares.length > 0 ? actions : [...actions].sort((a, b) => b.minScore! - a.minScore!);
+}
+
+function compileChampion(f: Fields, raw: unknown): NonNullable<Job['champion']> {
+  const c = f.object(raw, 'champion') ?? {};
+  f.noUnknown(c, 'champion', ['select', 'compareWithPrevious', 'minValidationPositives', 'resamples']);
+  return {
+    select: f.boolean(c.select, 'champion.select') ?? DEFAULT_CHAMPION.select,
+    compareWithPrevious: f.boolean(c.compareWithPrevious, 'champion.compareWithPrevious') ?? DEFAULT_CHAMPION.compareWithPrevious,
+    minValidationPositives: f.integer(c.minValidationPositives, 'champion.minValidationPositives', { min: 1, max: 1_000_000 }) ?? DEFAULT_CHAMPION.minValidationPositives,
+    resamples: f.integer(c.resamples, 'champion.resamples', { min: 50, max: 100_000 }) ?? DEFAULT_CHAMPION.resamples,
   };
 }
 

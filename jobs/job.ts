@@ -3,6 +3,8 @@
  * one normalised form every stage reads (Job). `loadJob()` in ./job-file.ts compiles one into the other.
  */
 
+import type { ActionRule } from '../coordinator/publish/actions.js';
+
 /** A job file as written in YAML. Every field not marked required has the default shown. */
 export interface JobFile {
   /** Required. Account name: lowercase letters, digits, '-' and '_' (it becomes a path component). */
@@ -170,8 +172,29 @@ export interface JobFile {
     /** How a product's model scores combine. @default 'mean' */
     method?: 'mean' | 'fitted';
   };
-  /** Actions by score, highest threshold first. @default [{ name: in_store, minScore: 0.4 }, { name: sms, minScore: 0.2 }] */
-  actions?: { name: string; minScore: number }[];
+  /**
+   * Actions per product, each by a (calibrated) score threshold or by a share of the product's customers
+   * by rank, not both, and all entries of one kind. Thresholds: the highest reached wins (listed in any
+   * order). Shares: in list order, the first takes the top `topShare` of customers, the next the
+   * following ones, and so on (ties broken by customer id); the shares sum to at most 1.
+   * E.g. `[{ name: in_store, topShare: 0.05 }, { name: sms, topShare: 0.15 }]`.
+   * @default [{ name: in_store, minScore: 0.4 }, { name: sms, minScore: 0.2 }]
+   */
+  actions?: ({ name: string; minScore: number } | { name: string; topShare: number })[];
+  champion?: {
+    /** Publish, per product, the candidate (the ensemble or one model) best on the validation customers; false: always the ensemble. @default true */
+    select?: boolean;
+    /** Keep the last published model instead of this night's when this night's is worse beyond noise on the same validation customers. @default true */
+    compareWithPrevious?: boolean;
+    /** Below this many validation buyers a product publishes the mean of its models (with a warning) and keeps this night's models. @default 10 */
+    minValidationPositives?: number;
+    /** Bootstrap resamples behind "beyond noise" (a paired, stratified bootstrap of the AUC difference, fixed seed). @default 400 */
+    resamples?: number;
+  };
+  calibration?: {
+    /** 'platt': published scores are fitted to the validation customers' purchase rates (a logistic regression on the score's logit); 'none': raw scores. @default 'platt' */
+    method?: 'platt' | 'none';
+  };
   output?: {
     /** Where prediction tables, reports and run state go: a local folder, relative to the job file (URLs are refused). @default 'out' */
     dir?: string;
@@ -198,6 +221,9 @@ export interface JobFile {
 
 export const ARCHITECTURES = ['logistic', 'lstm', 'attention'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
+
+/** An action by score threshold, or by a share of each product's customers taken in rank order. */
+export type { ActionRule } from '../coordinator/publish/actions.js';
 
 /** The compiled job: every default filled in, every path absolute, every date in epoch milliseconds (UTC). */
 export interface Job {
@@ -259,8 +285,12 @@ export interface Job {
   };
   tuning: { trials: number };
   ensemble: { method: 'mean' | 'fitted' };
-  /** Sorted by minScore, highest first. */
-  actions: { name: string; minScore: number }[];
+  /** Threshold actions sorted by minScore, highest first; share actions in the job file's order. Never both kinds. */
+  actions: ActionRule[];
+  /** Always set by loadJob/compileJob; optional so that Jobs built in code (tests) keep compiling. Absent: DEFAULT_CHAMPION. */
+  champion?: { select: boolean; compareWithPrevious: boolean; minValidationPositives: number; resamples: number };
+  /** Always set by loadJob/compileJob. Absent: DEFAULT_CALIBRATION. */
+  calibration?: { method: 'platt' | 'none' };
   output: { dir: string };
   resources: { memoryLimit: string; threads: number | null };
   /**
@@ -276,3 +306,6 @@ export interface Job {
 }
 
 export const DAY_MS = 86_400_000;
+
+export const DEFAULT_CHAMPION: NonNullable<Job['champion']> = { select: true, compareWithPrevious: true, minValidationPositives: 10, resamples: 400 };
+export const DEFAULT_CALIBRATION: NonNullable<Job['calibration']> = { method: 'platt' };

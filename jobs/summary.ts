@@ -51,6 +51,10 @@ export function formatSummary(s: RunSummary): string {
     const rows = s.publish.partitions.reduce((a, p) => a + p.rows, 0);
     out.push(`published   ${s.publish.partitions.length} partitions, ${n(rows)} predictions: ${rel(s.publish.predictionsDir)}`);
     out.push(`            audiences: ${rel(s.publish.audiencesDir)}`);
+    for (const c of s.publish.champions ?? []) {
+      out.push(`champion    ${c.product.padEnd(12)} ${c.candidate}${c.source === 'previous' ? ' (last published model kept)' : ''} · calibration ${c.calibration} · ${c.reason}`);
+    }
+    for (const w of s.publish.warnings ?? []) out.push(`warning     ${w}`);
   }
   const stages = Object.entries(s.timings).filter(([, ms]) => ms !== undefined) as [string, number][];
   const total = s.totalMs;

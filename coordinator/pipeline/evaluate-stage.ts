@@ -31,6 +31,7 @@ import { jobAggregateLayout, type AggregateLayout } from '../features/index.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { readScoreColumns, readScoreSetRows, scoreKey, type ScoreSetRows } from './collect.js';
 import { type RunFolder } from './run-folder.js';
+import { championStage, withChampions } from './champion-report.js';
 import { writeJsonDurably } from '../../core/durable-fs.js';
 import { files, type ModelEntry, type ModelsFile, type StageName } from './state.js';
 
@@ -98,7 +99,7 @@ function readValidation(cache: ValidationFiles, m: ModelEntry): Promise<Validati
  * One product's validation rows as every model that scores it saw them: the customers all of them
  * validated (sorted), their labels, and each model's scores in that order.
  */
-async function alignedValidation(cache: ValidationFiles, models: ModelsFile, product: string) {
+export async function alignedValidation(cache: ValidationFiles, models: ModelsFile, product: string) {
   const entries = modelsOf(models, product);
   const perModel = await Promise.all(
     entries.map(async (m) => {
@@ -158,7 +159,7 @@ export async function ensembledScores(folder: RunFolder, pre: PreprocessResult, 
   return { rows, perProduct };
 }
 
-function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
+export function labelsOf(rows: ScoreSetRows, product: string): Int8Array {
   const j = rows.products.indexOf(product);
   const p = rows.products.length;
   return Int8Array.from({ length: rows.customerIds.length }, (_, i) => rows.labels![i * p + j]!);
@@ -198,10 +199,10 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
   const pre = o.pre;
   const logger = o.logger ?? defaultLog;
   const validation: ValidationFiles = new Map();
-  const ensembles = await o.timed('ensemble', async () => {
+  const { ensembles, champions } = await o.timed('ensemble', async () => {
     const e = await fitEnsembles(job, models, validation, logger);
     await writeJsonDurably(files(folder).ensemble, e);
-    return e;
+    return { ensembles: e, champions: await championStage({ job, folder, models, ensembles: e, validationOf: (p) => alignedValidation(validation, models, p) }) };
   });
   return o.timed('evaluate', async () => {
     const night = await ensembledScores(folder, pre, models, ensembles);
@@ -263,7 +264,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
     for (const pr of report.products) {
       for (const flag of pr.flags) logger.warn('evaluate.few_positives', { product: pr.product, set: flag.set, positives: flag.positives, minimum: flag.minimum });
     }
-    const written = await writeReport(folder.reportDir, report);
+    const written = await writeReport(folder.reportDir, await withChampions(report, champions, { folder, night, labelsOf, validationOf: (p) => alignedValidation(validation, models, p) }));
     await writeJsonDurably(files(folder).evaluation, { labelled });
     const from = labelled ? folder.date : pre.train!.asOf;
     const to = labelled ? formatDate(dateMs + (horizon - 1) * DAY_MS) : formatDate(dateMs - DAY_MS);

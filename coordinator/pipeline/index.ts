@@ -19,6 +19,7 @@ import { loadArtifactFiles } from './artifacts.js';
 import { trainStage } from './train-stage.js';
 import { evaluateStage, type EvaluationSummary, type NightScores } from './evaluate-stage.js';
 import { publishStage, type PublishSummary } from './publish-stage.js';
+import { scorePreviousChampion } from './previous-champion.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
@@ -123,7 +124,10 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
         }
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         const models = summary.models ?? (await modelsFor(folder));
-        await timed('score', async () => scoreStage(folder, pre, models, await workers(), o.onScoreProgress));
+        await timed('score', async () => {
+          await scoreStage(folder, pre, models, await workers(), o.onScoreProgress);
+          await scorePreviousChampion({ job: o.job, folder, models, session: await workers() });
+        });
         await finish(task, t0);
       } else if (task === 'evaluate') {
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);

@@ -1,8 +1,15 @@
-/** Commits the night's prediction table (the per-product ensemble scores) and the marketing audiences. */
+/** Commits the night's prediction table (each product's champion, calibrated: see champion-stage.ts) and the marketing audiences. */
 import type { Job } from '../../jobs/job.js';
 import { DAY_MS } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
-import { dateDir, exportAudiences, exportCsv, publishPredictions } from '../publish/index.js';
+import path from 'node:path';
+import { log } from '../../core/log.js';
+import { writeJsonDurably } from '../../core/durable-fs.js';
+import { dateDir, exportAudiences, exportCsv, productsWithEmptyAudiences, publishPredictions, type ProductPredictions } from '../publish/index.js';
+import { championFile, type ChampionFile, type ProductChampion } from './champion-stage.js';
+import { nightPublishedScores } from './champion-report.js';
+import { recordPublishedChampions } from './previous-champion.js';
+import { readJson } from './run-folder.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { ensembledScores, type EnsembleFile, type NightScores } from './evaluate-stage.js';
 import type { RunFolder } from './run-folder.js';
@@ -13,6 +20,10 @@ export interface PublishSummary {
   audiencesDir: string;
   csvFile: string;
   partitions: { product: string; rows: number; dir: string }[];
+  /** What each product published, and why. */
+  champions: { product: string; candidate: string; source: 'this-night' | 'previous'; reason: string; calibration: string }[];
+  /** E.g. products whose audiences are all empty. */
+  warnings: string[];
 }
 
 export interface PublishStageOptions {
@@ -27,7 +38,10 @@ export interface PublishStageOptions {
 export async function publishStage(o: PublishStageOptions): Promise<PublishSummary> {
   const { job, folder } = o;
   const ensembles = await requireJson<EnsembleFile>(files(folder).ensemble, 'evaluate', folder);
-  const { rows, perProduct } = o.night ?? (await ensembledScores(folder, o.pre, o.models, ensembles));
+  const night = o.night ?? (await ensembledScores(folder, o.pre, o.models, ensembles));
+  const { rows, perProduct } = night;
+  const champions = await requireJson<ChampionFile>(championFile(folder), 'evaluate', folder);
+  const published = await nightPublishedScores(folder, night, champions);
   const dateMs = parseDateMs(folder.date)!;
   const common = {
     outDir: folder.outDir,
@@ -38,13 +52,7 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
     scoredAt: `${folder.date}T00:00:00.000Z`,
     actions: job.actions,
     inputWindow: { from: formatDate(dateMs - job.sequence.lookbackDays * DAY_MS), to: formatDate(dateMs - DAY_MS) },
-    products: perProduct.map((p) => ({
-      product: p.product,
-      customerIds: rows.customerIds,
-      scores: p.ensemble.scores,
-      modelVersions: p.models.map((m) => m.modelVersion),
-      ensemble: ensembles.products[p.product],
-    })),
+    products: perProduct.map((p) => publishedProduct(champions.products[p.product]!, rows.customerIds, published.get(p.product)!)),
   };
   const result = await publishPredictions({
     ...common,
@@ -52,11 +60,48 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
   });
   const where = { outDir: folder.outDir, account: job.account, date: folder.date };
   const audiences = await exportAudiences(where);
+  const warnings = await warnAboutEmptyAudiences(folder, productsWithEmptyAudiences(audiences.audiences));
+  await recordPublishedChampions(folder, champions);
   const csv = await exportCsv(where);
   return {
     predictionsDir: dateDir(folder.outDir, job.account, folder.date),
     audiencesDir: audiences.dir,
     csvFile: csv.file,
     partitions: result.partitions.map((p) => ({ product: p.product, rows: p.manifest.rowCount, dir: p.dir })),
+    champions: perProduct.map((p) => champions.products[p.product]!).map((c) => ({ product: c.product, candidate: c.candidate, source: c.source, reason: c.reason, calibration: c.calibration.method })),
+    warnings: [...perProduct.map((p) => champions.products[p.product]!).flatMap((c) => c.warnings.map((w) => `product ${c.product}: ${w}`)), ...warnings],
   };
+}
+
+/** A product's published rows: the champion's calibrated scores, with the champion recorded in the manifest. */
+function publishedProduct(c: ProductChampion, customerIds: string[], scores: Float32Array): ProductPredictions {
+  return {
+    product: c.product,
+    customerIds,
+    scores,
+    modelVersions: c.models.map((m) => m.modelVersion),
+    ...(c.ensemble ? { ensemble: c.ensemble } : {}),
+    champion: {
+      candidate: c.candidate,
+      source: c.source,
+      reason: c.reason,
+      calibration: c.calibration,
+      warnings: c.warnings,
+      challenger: c.challenger,
+      validation: c.validation,
+    },
+  };
+}
+
+/** Logs a warning per product whose audiences are all empty, and adds them to report.json's products. */
+export async function warnAboutEmptyAudiences(folder: RunFolder, products: string[]): Promise<string[]> {
+  const warnings = products.map((p) => `product ${p}: every audience is empty (no customer reached any action); lower the thresholds or give actions as topShare`);
+  for (const [i, product] of products.entries()) log.warn('publish.empty_audiences', { product, warning: warnings[i]! });
+  const reportFile = path.join(folder.reportDir, 'report.json');
+  const report = await readJson<{ products: { product: string; warnings?: string[] }[] }>(reportFile);
+  if (report && products.length > 0) {
+    for (const p of report.products) if (products.includes(p.product)) p.warnings = [...(p.warnings ?? []), warnings[products.indexOf(p.product)]!];
+    await writeJsonDurably(reportFile, report);
+  }
+  return warnings;
 }

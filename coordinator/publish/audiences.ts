@@ -109,3 +109,13 @@ export async function exportAudiences(o: ExportAudiencesOptions): Promise<Audien
   }
   return { dir: finalDir, audiences };
 }
+
+/**
+ * Products whose actions all selected nobody: nothing reaches marketing for them (thresholds above every
+ * calibrated score, or shares too small for the customer count). The caller warns about each.
+ */
+export function productsWithEmptyAudiences(audiences: AudienceFile[]): string[] {
+  const rowsByProduct = new Map<string, number>();
+  for (const a of audiences) rowsByProduct.set(a.product, (rowsByProduct.get(a.product) ?? 0) + a.rows);
+  return [...rowsByProduct].filter(([, rows]) => rows === 0).map(([product]) => product);
+}

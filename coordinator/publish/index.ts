@@ -9,10 +9,12 @@ export { readPartition, committedPartitions, committedPartition } from './read.j
 export type { CommittedPartition, PartitionContents, ReadOptions } from './read.js';
 export { loadPredictionsIntoDuckDB, exportCsv } from './load.js';
 export type { LoadedTable, ExportCsvOptions } from './load.js';
-export { exportAudiences, AUDIENCE_MANIFEST } from './audiences.js';
+export { exportAudiences, productsWithEmptyAudiences, AUDIENCE_MANIFEST } from './audiences.js';
 export type { ExportAudiencesOptions, AudienceExport, AudienceFile, AudienceFormat } from './audiences.js';
 export { MANIFEST_NAME } from './manifest.js';
-export type { PartitionManifest, ManifestFile } from './manifest.js';
+export type { PartitionManifest, ManifestFile, PublishedChampion } from './manifest.js';
+export { checkActions, resolveActions } from './actions.js';
+export type { ActionRule, PartitionAction } from './actions.js';
 export { PREDICTION_SCHEMA, NO_ACTION } from './schema.js';
 export type { PredictionRow } from './schema.js';
 export { partitionDir, dateDir, audienceDir, safeComponent, safeDate } from './layout.js';

@@ -6,7 +6,22 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
+import type { PartitionAction } from './actions.js';
 import { PREDICTION_SCHEMA } from './schema.js';
+
+/**
+ * The published candidate as the orchestrator describes it (coordinator/pipeline's champion record fits
+ * this shape): opaque here beyond the fields a reader checks first.
+ */
+export interface PublishedChampion {
+  /** 'ensemble' or a model name. */
+  candidate: string;
+  /** 'this-night': chosen among this run's models; 'previous': the last published model kept scoring. */
+  source: 'this-night' | 'previous';
+  reason: string;
+  calibration: unknown;
+  [more: string]: unknown;
+}
 
 export const MANIFEST_NAME = '_manifest.json';
 
@@ -29,9 +44,11 @@ export interface PartitionManifest {
   modelVersions: string[];
   /** How the models' scores were combined, when the orchestrator passed it. */
   ensemble: EnsembleSpec | null;
+  /** Which candidate (the ensemble, one model, or the last published model) scored this partition, why, and its calibration; null when not recorded. */
+  champion?: PublishedChampion | null;
   inputWindow: { from: string; to: string };
-  /** The thresholds that chose each row's action, highest first. */
-  actions: { name: string; minScore: number }[];
+  /** The rules that chose each row's action: thresholds highest first, or shares in order with the last rank each reaches. */
+  actions: PartitionAction[];
   /** Rows per action, 'none' included. */
   actionCounts: Record<string, number>;
   scoredAt: string;

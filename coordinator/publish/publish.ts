@@ -20,9 +20,10 @@ import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
 import { commitRename, fsyncDir, writeTempFile } from '../../core/durable-fs.js';
 import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
-import { MANIFEST_NAME, manifestPath, schemaRecord, type PartitionManifest } from './manifest.js';
+import { checkActions, resolveActions, type ActionRule } from './actions.js';
+import { MANIFEST_NAME, manifestPath, schemaRecord, type PartitionManifest, type PublishedChampion } from './manifest.js';
 import { dateDir, partitionDir, productFolders, safeComponent, safeDate } from './layout.js';
-import { NO_ACTION, type ParquetCompression } from './schema.js';
+import type { ParquetCompression } from './schema.js';
 import { writePartitionFile, type ScoreSource } from './write-partition.js';
 
 /** Where publishPredictions can be told to stop dead, in the order it passes them. */
@@ -39,6 +40,8 @@ export interface ProductPredictions {
   modelVersions: string[];
   /** How the scores were combined, recorded in the manifest. @default null */
   ensemble?: EnsembleSpec;
+  /** Which candidate was published and why, and its calibration, recorded in the manifest. @default null */
+  champion?: PublishedChampion;
 }
 
 export interface PublishOptions extends DuckDBSettings {
@@ -49,8 +52,11 @@ export interface PublishOptions extends DuckDBSettings {
   runId: string;
   /** ISO 8601 instant written in every row's scored_at (an input, so that reruns give the same bytes). */
   scoredAt: string;
-  /** Highest threshold first (sorted here anyway); a score below all of them gets action 'none'. */
-  actions: { name: string; minScore: number }[];
+  /**
+   * By threshold (sorted highest first here; a score below all of them gets action 'none') or by share of
+   * each product's customers in rank order (the first rule takes the top share, and so on; the rest get 'none').
+   */
+  actions: ActionRule[];
   inputWindow: { from: string; to: string };
   products: ProductPredictions[];
   /** The manifests' createdAt. @default the current time */
@@ -91,6 +97,7 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
       await mkdir(dir, { recursive: true });
       await fsyncDir(path.dirname(dir));
       crash('before-data', p.product);
+      const actions = resolveActions(checked.actions, p.customerIds.length);
       const written = await writePartitionFile(
         connection,
         sources.get(p.product)!,
@@ -100,7 +107,7 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
           modelVersion: p.modelVersions.join('+'),
           runId: o.runId,
           scoredAt: checked.scoredAt,
-          actions: checked.actions,
+          actions,
           compression: o.compression ?? 'zstd',
         },
         p.customerIds.length,
@@ -119,8 +126,9 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
         files: [file],
         modelVersions: [...p.modelVersions],
         ensemble: p.ensemble ?? null,
+        champion: p.champion ?? null,
         inputWindow: { from: o.inputWindow.from, to: o.inputWindow.to },
-        actions: checked.actions,
+        actions,
         actionCounts,
         scoredAt: checked.scoredAt,
         createdAt,
@@ -208,7 +216,7 @@ async function loadProducts(connection: DuckDBConnection, products: ProductPredi
 
 interface CheckedOptions {
   scoredAt: string;
-  actions: { name: string; minScore: number }[];
+  actions: ActionRule[];
 }
 
 function checkOptions(o: PublishOptions): CheckedOptions {
@@ -218,16 +226,7 @@ function checkOptions(o: PublishOptions): CheckedOptions {
   const scoredAtMs = Date.parse(o.scoredAt);
   if (Number.isNaN(scoredAtMs)) throw new PublishError(`scoredAt "${o.scoredAt}" is not an ISO 8601 instant, e.g. 2017-12-03T02:00:00Z`);
 
-  const names = new Set<string>();
-  for (const a of o.actions) {
-    safeComponent('action', a.name);
-    if (a.name === NO_ACTION) throw new PublishError(`"${NO_ACTION}" is the action below every threshold; name the action differently`);
-    if (names.has(a.name)) throw new PublishError(`action "${a.name}" is listed twice`);
-    names.add(a.name);
-    if (!(Number.isFinite(a.minScore) && a.minScore >= 0 && a.minScore <= 1)) {
-      throw new PublishError(`action "${a.name}" has minScore ${a.minScore}: thresholds are probabilities in [0, 1]`);
-    }
-  }
+  const actions = checkActions(o.actions);
   const products = new Set<string>();
   for (const p of o.products) {
     safeComponent('product', p.product);
@@ -245,7 +244,7 @@ function checkOptions(o: PublishOptions): CheckedOptions {
   }
   return {
     scoredAt: new Date(scoredAtMs).toISOString(),
-    actions: [...o.actions].sort((a, b) => b.minScore - a.minScore).map((a) => ({ name: a.name, minScore: a.minScore })),
+    actions,
   };
 }
 

@@ -10,6 +10,7 @@ import { PublishError } from '../../core/errors.js';
 import { commitRename, fsyncFile, sha256File, tempSibling } from '../../core/durable-fs.js';
 import { quoteIdentifier } from './duckdb.js';
 import type { ManifestFile } from './manifest.js';
+import { actionCase, actionParams, shareActionCounts, type PartitionAction } from './actions.js';
 import { NO_ACTION, parquetOptions, type ParquetCompression } from './schema.js';
 
 export interface PartitionConstants {
@@ -17,8 +18,8 @@ export interface PartitionConstants {
   modelVersion: string;
   runId: string;
   scoredAt: string;
-  /** Highest threshold first. */
-  actions: { name: string; minScore: number }[];
+  /** As resolved for this partition's rows (threshold rules highest first, or share rules in order). */
+  actions: PartitionAction[];
   compression: ParquetCompression;
 }
 
@@ -33,7 +34,7 @@ function sourceSql(source: ScoreSource): string {
 }
 
 /** The prediction rows of a source, in rank order. */
-export function predictionSelect(source: ScoreSource, actionCount: number): string {
+export function predictionSelect(source: ScoreSource, actions: PartitionAction[]): string {
   return `
     WITH ranked AS (
       SELECT customer_id, score, row_number() OVER (ORDER BY score DESC, customer_id ASC) AS rank
@@ -44,27 +45,12 @@ export function predictionSelect(source: ScoreSource, actionCount: number): stri
            score,
            CAST(rank AS INTEGER) AS rank,
            CAST((rank - 1) * 10 // $rows + 1 AS INTEGER) AS decile,
-           ${actionCase(actionCount)} AS action,
+           ${actionCase(actions)} AS action,
            $modelVersion AS model_version,
            $runId AS run_id,
            CAST($scoredAt AS TIMESTAMP WITH TIME ZONE) AS scored_at
     FROM ranked
     ORDER BY rank`;
-}
-
-/** The first action whose threshold the score reaches (compared as doubles, like JavaScript does), else 'none'. */
-function actionCase(actionCount: number): string {
-  const cases = Array.from({ length: actionCount }, (_, k) => `WHEN CAST(score AS DOUBLE) >= $threshold${k} THEN $action${k}`);
-  return actionCount > 0 ? `CASE ${cases.join(' ')} ELSE $none END` : '$none';
-}
-
-function actionParams(actions: PartitionConstants['actions']): Record<string, DuckDBValue> {
-  const params: Record<string, DuckDBValue> = { none: NO_ACTION };
-  actions.forEach((a, k) => {
-    params[`threshold${k}`] = a.minScore;
-    params[`action${k}`] = a.name;
-  });
-  return params;
 }
 
 export function predictionParams(c: PartitionConstants, rows: number): Record<string, DuckDBValue> {
@@ -96,7 +82,7 @@ export async function writePartitionFile(
 ): Promise<WrittenFile> {
   const tmp = tempSibling(path.join(dir, 'part.parquet'));
   try {
-    await connection.run(`COPY (${predictionSelect(source, constants.actions.length)}) TO $target (${parquetOptions(constants.compression)})`, {
+    await connection.run(`COPY (${predictionSelect(source, constants.actions)}) TO $target (${parquetOptions(constants.compression)})`, {
       ...predictionParams(constants, rows),
       target: tmp,
     });
@@ -109,11 +95,18 @@ export async function writePartitionFile(
   const name = `part-${sha256.slice(0, 16)}.parquet`;
   await commitRename(tmp, path.join(dir, name));
 
-  const counted = await connection.runAndReadAll(
-    `SELECT ${actionCase(constants.actions.length)} AS action, count(*) FROM ${sourceSql(source)} GROUP BY action`,
-    actionParams(constants.actions),
-  );
-  const actionCounts: Record<string, number> = Object.fromEntries([NO_ACTION, ...constants.actions.map((a) => a.name)].map((a) => [a, 0]));
-  for (const [action, count] of counted.getRowsJS()) actionCounts[String(action)] = Number(count);
+  const actionCounts = await countActions(connection, source, constants.actions, rows);
   return { name, rows, bytes, sha256, actionCounts };
+}
+
+/** Rows per action, 'none' included: arithmetic for share rules, a query for thresholds (compared as the file's rows are). */
+async function countActions(connection: DuckDBConnection, source: ScoreSource, actions: PartitionAction[], rows: number): Promise<Record<string, number>> {
+  if (actions.length > 0 && actions.every((a) => 'upToRank' in a)) return shareActionCounts(actions, rows);
+  const counted = await connection.runAndReadAll(
+    `SELECT ${actionCase(actions)} AS action, count(*) FROM ${sourceSql(source)} GROUP BY action`,
+    actionParams(actions),
+  );
+  const actionCounts: Record<string, number> = Object.fromEntries([NO_ACTION, ...actions.map((a) => a.name)].map((a) => [a, 0]));
+  for (const [action, count] of counted.getRowsJS()) actionCounts[String(action)] = Number(count);
+  return actionCounts;
 }
