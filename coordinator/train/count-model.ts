@@ -67,12 +67,15 @@ export async function readTrainingRows(shards: readonly TrainShard[]): Promise<T
   return rows;
 }
 
-/** Fits product p's coefficients on the rows of split 0. */
-export function fitCountModel(rows: TrainingRows, product: string): CountCoefficients {
+/**
+ * Fits product p's coefficients on the training rows (split 0), or on every row once the validation scores are
+ * taken (a convex fit with nothing to stop early: more rows only help the published model).
+ */
+export function fitCountModel(rows: TrainingRows, product: string, on: 'training' | 'all' = 'training'): CountCoefficients {
   const p = rows.products.indexOf(product);
   const { width: W, products } = rows;
   const train: number[] = [];
-  for (let i = 0; i < rows.n; i++) if (rows.split[i] === 0) train.push(i);
+  for (let i = 0; i < rows.n; i++) if (on === 'all' || rows.split[i] === 0) train.push(i);
   const columns = Array.from({ length: W }, (_, j) => Float64Array.from(train, (i) => rows.wide[(i * products.length + p) * W + j]!));
   const labels = Int8Array.from(train, (i) => rows.labels[i * products.length + p]!);
   const sampleWeights = Float64Array.from(train, (i) => rows.weight[i]!);
@@ -116,8 +119,11 @@ export function warmStart(spec: ModelSpec, initial: Float32Array, byProduct: Rea
   return out;
 }
 
-/** The count model as a trained model of the night: its validation scores and AUC on split 1. */
-export function countModelResult(spec: ModelSpec, rows: TrainingRows, c: CountCoefficients): TrainedModel {
+/**
+ * The count model as a trained model of the night: validation scores and AUC on split 1 from the coefficients
+ * fitted on split 0 (`c`), and the weights refitted on every row (`refit`).
+ */
+export function countModelResult(spec: ModelSpec, rows: TrainingRows, c: CountCoefficients, refit: CountCoefficients): TrainedModel {
   const p = rows.products.indexOf(spec.product!);
   const W = rows.width;
   const customerIds: string[] = [];
@@ -136,7 +142,7 @@ export function countModelResult(spec: ModelSpec, rows: TrainingRows, c: CountCo
   const validationAuc = auc(validation.scores, validation.labels);
   return {
     spec,
-    weights: countModelWeights(spec, c),
+    weights: countModelWeights(spec, refit),
     bestEpoch: 1,
     bestAuc: validationAuc,
     history: [{ epoch: 1, trainLoss: Number.NaN, validationAuc, examples: rows.n - customerIds.length, rounds: 0, participants: 0, bytesMoved: 0, ms: 0 }],

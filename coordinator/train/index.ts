@@ -109,7 +109,8 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
     const rows = await readTrainingRows(o.shards);
     for (const product of rows.products) coefficients.set(product, fitCountModel(rows, product));
     for (const plan of o.plans.filter((p) => p.spec.architecture === 'logistic')) {
-      out.push({ ...plan, model: countModelResult(plan.spec, rows, coefficients.get(plan.spec.product!)!), search: null });
+      const product = plan.spec.product!;
+      out.push({ ...plan, model: countModelResult(plan.spec, rows, coefficients.get(product)!, fitCountModel(rows, product, 'all')), search: null });
     }
   }
   const start = (spec: ModelSpec) => warmStart(spec, initialWeights(spec), coefficients);
