@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
+import { pathComponent } from '../../core/path-component.js';
 import { columnReader, type DuckDB } from '../duckdb/index.js';
 import { Int64Map } from './hash.js';
 
@@ -70,7 +71,25 @@ export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts)
   if (products.length === 0) {
     throw new InputError(`the job models no product: set products.overall: true or list products.categories in ${job.file}`);
   }
+  checkProductFolders(products);
   return products;
+}
+
+/**
+ * A product's name is a category value from the data: it becomes folder names (checkpoints, models,
+ * partitions, audiences) only through pathComponent, checked here, as it is chosen and before any
+ * training, to give every product a folder of its own.
+ */
+function checkProductFolders(products: Product[]): void {
+  const seen = new Map<string, string>();
+  for (const p of products) {
+    const folder = pathComponent(p.name);
+    const other = seen.get(folder);
+    if (other !== undefined) {
+      throw new InputError(`products ${JSON.stringify(other)} and ${JSON.stringify(p.name)} would share the folder name "${folder}": list one of them in products.categories instead of using topCategories`);
+    }
+    seen.set(folder, p.name);
+  }
 }
 
 /**

@@ -4,6 +4,8 @@
  *
  *   <outDir>/audiences/account=<a>/date=<d>/product=<p>/<action>.csv|.parquet   and _audiences.json
  *
+ * (folder and file names through core/path-component.ts, like the prediction table's).
+ *
  * Built from the committed partitions only, in a fresh folder that then takes the date's place, so a
  * rerun never leaves the audience of an action that no longer exists next to the new ones.
  */
@@ -12,7 +14,8 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, writeFileDurably } from '../../core/durable-fs.js';
 import { withDuckDB } from './duckdb.js';
-import { audienceDir, safeComponent } from './layout.js';
+import { audienceDir, productFolder } from './layout.js';
+import { pathComponent } from '../../core/path-component.js';
 import { requireCommitted } from './load.js';
 import { COMMITTED_FILES, filesList } from './read.js';
 import { parquetOptions } from './schema.js';
@@ -54,18 +57,18 @@ export async function exportAudiences(o: ExportAudiencesOptions): Promise<Audien
   const audiences: AudienceFile[] = [];
   await withDuckDB({}, async (connection) => {
     for (const p of partitions) {
-      const productDir = path.join(stagingDir, `product=${p.product}`);
+      const productDir = path.join(stagingDir, productFolder(p.product));
       await mkdir(productDir, { recursive: true });
       for (const { name: action } of p.manifest.actions) {
-        safeComponent('action', action);
         const select = `SELECT customer_id, product, score, rank, action FROM ${COMMITTED_FILES} WHERE action = $action ORDER BY rank`;
         const params = { files: filesList(p.files), action };
         const files: Partial<Record<AudienceFormat, string>> = {};
         for (const format of formats) {
-          const staged = path.join(productDir, `${action}.${format}`);
+          const file = `${pathComponent(action)}.${format}`;
+          const staged = path.join(productDir, file);
           const options = format === 'csv' ? 'FORMAT csv, HEADER true' : parquetOptions();
           await connection.run(`COPY (${select}) TO $target (${options})`, { ...params, target: staged });
-          files[format] = path.join(finalDir, `product=${p.product}`, `${action}.${format}`);
+          files[format] = path.join(finalDir, productFolder(p.product), file);
         }
         const counted = await connection.runAndReadAll(`SELECT count(*) FROM (${select})`, params);
         audiences.push({ product: p.product, action, rows: Number(counted.getRows()[0]![0]), files });

@@ -20,8 +20,8 @@ import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
 import { commitRename, fsyncDir, writeTempFile } from '../../core/durable-fs.js';
 import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
-import { MANIFEST_NAME, manifestPath, schemaRecord, type PartitionManifest } from './manifest.js';
-import { dateDir, partitionDir, productFolders, safeComponent, safeDate } from './layout.js';
+import { MANIFEST_NAME, manifestPath, readManifest, schemaRecord, type PartitionManifest } from './manifest.js';
+import { dateDir, partitionDir, productFolder, productFolders, safeComponent, safeDate } from './layout.js';
 import { NO_ACTION, type ParquetCompression } from './schema.js';
 import { writePartitionFile, type ScoreSource } from './write-partition.js';
 
@@ -138,10 +138,13 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
   const removedProducts: string[] = [];
   if (o.replaceOtherProducts ?? true) {
     crash('before-remove-stale', '');
-    const keep = new Set(o.products.map((p) => p.product));
-    for (const product of await productFolders(dateDir(o.outDir, o.account, o.date))) {
-      if (keep.has(product)) continue;
-      await removePartition(partitionDir(o.outDir, o.account, o.date, product));
+    const keep = new Set(o.products.map((p) => productFolder(p.product)));
+    const parent = dateDir(o.outDir, o.account, o.date);
+    for (const folder of await productFolders(parent)) {
+      if (keep.has(folder)) continue;
+      const dir = path.join(parent, folder);
+      const product = (await readManifest(dir).catch(() => null))?.product ?? folder;
+      await removePartition(dir);
       removedProducts.push(product);
     }
   }
@@ -228,11 +231,12 @@ function checkOptions(o: PublishOptions): CheckedOptions {
       throw new PublishError(`action "${a.name}" has minScore ${a.minScore}: thresholds are probabilities in [0, 1]`);
     }
   }
-  const products = new Set<string>();
+  const folders = new Set<string>();
   for (const p of o.products) {
-    safeComponent('product', p.product);
-    if (products.has(p.product)) throw new PublishError(`product "${p.product}" is listed twice`);
-    products.add(p.product);
+    if (typeof p.product !== 'string') throw new PublishError(`a product name must be a string, got ${typeof p.product}`);
+    // Distinct names have distinct folders (core/path-component.ts), so a repeated folder is a repeated name.
+    if (folders.has(productFolder(p.product))) throw new PublishError(`product "${p.product}" is listed twice`);
+    folders.add(productFolder(p.product));
     if (p.scores.length !== p.customerIds.length) {
       throw new PublishError(`product "${p.product}" has ${p.scores.length} scores for ${p.customerIds.length} customers`);
     }

@@ -3,6 +3,7 @@
  * trained data-parallel across the participants (or by random search when the job asks for trials).
  */
 import path from 'node:path';
+import { pathComponent } from '../../core/path-component.js';
 import type { Job } from '../../jobs/job.js';
 import type { ModelSpec } from '../../proto/model-spec.js';
 import type { TokenColumn } from '../../proto/shard-batch.js';
@@ -27,7 +28,10 @@ export interface TrainingSet {
 }
 
 export interface ModelPlan {
-  /** Stable name within a run: 'lstm.<product>' or 'attention'. */
+  /**
+   * Stable name within a run: 'lstm.<product as a path component>' or 'attention'. It names the model's
+   * checkpoint and artifact folders, so a product name from the data goes through pathComponent.
+   */
   name: string;
   spec: ModelSpec;
 }
@@ -58,7 +62,7 @@ export function planModels(
   });
   const plans: ModelPlan[] = [];
   if (m.architectures.includes('lstm')) {
-    for (const p of products) plans.push({ name: `lstm.${p}`, spec: base('lstm', p, set.positives[p] ?? 0, set.customers) });
+    for (const p of products) plans.push({ name: `lstm.${pathComponent(p)}`, spec: base('lstm', p, set.positives[p] ?? 0, set.customers) });
   }
   if (m.architectures.includes('attention')) {
     const positives = products.reduce((s, p) => s + (set.positives[p] ?? 0), 0);
