@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { JobFileError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
+import { formatMode, modesOf, PRIVATE_MODES, type FileModes } from '../core/file-modes.js';
 import type { Architecture, Job } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -175,7 +176,8 @@ export function compileJob(raw: unknown, file: string): Job {
   if (new Set(actions.map((a) => a.name)).size !== actions.length) f.fail('actions', 'names an action twice');
 
   const output = f.object(root.output, 'output') ?? {};
-  f.noUnknown(output, 'output', ['dir']);
+  f.noUnknown(output, 'output', ['dir', 'mode', 'publishedMode', 'csvFormulaGuard']);
+  const mode = fileMode(f, output.mode, 'output.mode') ?? PRIVATE_MODES;
   const resources = f.object(root.resources, 'resources') ?? {};
   f.noUnknown(resources, 'resources', ['memoryLimit', 'threads']);
   const security = compileSecurity(f, root.security, dir, inputPath);
@@ -240,13 +242,29 @@ export function compileJob(raw: unknown, file: string): Job {
     tuning: { trials: f.integer(tuning.trials, 'tuning.trials', { min: 0, max: 10_000 }) ?? 0 },
     ensemble: { method: (f.oneOf(ensemble.method, 'ensemble.method', ['mean', 'fitted']) ?? 'mean') as 'mean' | 'fitted' },
     actions: [...actions].sort((a, b) => b.minScore - a.minScore),
-    output: { dir: path.resolve(dir, f.string(output.dir, 'output.dir') ?? 'out') },
+    output: {
+      dir: path.resolve(dir, f.string(output.dir, 'output.dir') ?? 'out'),
+      mode,
+      publishedMode: fileMode(f, output.publishedMode, 'output.publishedMode') ?? mode,
+      csvFormulaGuard: f.boolean(output.csvFormulaGuard, 'output.csvFormulaGuard') ?? true,
+    },
     resources: {
       memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
       threads: f.integer(resources.threads, 'resources.threads', { min: 1, max: 1024 }) ?? null,
     },
     security,
   };
+}
+
+/** A quoted octal file mode ('0640'): the owner reads and writes, nobody else writes, no execute bits. */
+function fileMode(f: Fields, v: unknown, field: string): FileModes | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !/^0?[0-7]{3}$/.test(v)) f.fail(field, `must be an octal file mode in quotes, like '0600' or '0640', got ${describe(v)}`);
+  const m = Number.parseInt(v, 8);
+  if ((m & 0o600) !== 0o600) f.fail(field, `must let the owner read and write (${formatMode(m | 0o600)}), got '${v}'`);
+  if (m & 0o111) f.fail(field, `is a file mode and must have no execute bits (folders get them where r is set), got '${v}'`);
+  if (m & 0o002) f.fail(field, `must not let everyone write, got '${v}'`);
+  return modesOf(m);
 }
 
 /** No control characters (NUL, newlines, escapes): they have no place in a file name and confuse logs and SQL. */

@@ -9,6 +9,7 @@ import duckdb from '@duckdb/node-bindings';
 import { BIGINT, DOUBLE, INTEGER, VARCHAR, DuckDBDataChunk, type DuckDBAppender } from '@duckdb/node-api';
 import { DAY_MS } from '../../jobs/job.js';
 import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
+import { setFileMode } from '../../core/file-modes.js';
 
 const CHUNK_ROWS = 2048;
 
@@ -72,6 +73,7 @@ export class CountsWriter {
     await this.db.run(`COPY (SELECT ${id} AS customer_id, ${n},
         CASE WHEN isnan(last_ms) THEN NULL ELSE (${asOfMs} - last_ms) / ${DAY_MS} END AS days_since_last
       FROM ${this.table}) TO ${sqlString(file)} (FORMAT parquet)`);
+    await setFileMode(file);
     await this.db.run(`DROP TABLE ${this.table}`);
   }
 

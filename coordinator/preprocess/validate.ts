@@ -5,6 +5,7 @@
 import { rm } from 'node:fs/promises';
 import type { Job } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
+import { setFileMode } from '../../core/file-modes.js';
 import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
 import { REASONS, rawColumns, type RejectReason } from './events.js';
 
@@ -66,6 +67,7 @@ export async function writeQuarantine(db: DuckDB, job: Job, file: string, source
     FROM (${sources.eventsWithRaw}) WHERE reason > 0`;
   const all = sources.duplicates ? `${shaped} UNION ALL ${sources.duplicates}` : shaped;
   await db.run(`COPY (${all} ORDER BY source_file, source_row) TO ${sqlString(file)} (FORMAT parquet)`);
+  await setFileMode(file); // DuckDB created it under the umask
   return file;
 }
 

@@ -5,8 +5,8 @@
  * Ids: 0 = padding, 1 = unknown, 2.. = tokens in Vocabulary order (most frequent first, ties by value,
  * count ≥ minCount, at most maxSize). Event types are always job.events.types in their given order.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileDurably } from '../../core/durable-fs.js';
 import type { Job } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
 import { pathComponent } from '../../core/path-component.js';
@@ -134,8 +134,7 @@ export async function tokenIds(db: DuckDB, tokens: readonly string[], type: stri
 }
 
 export async function saveVocabulary(file: string, v: Vocabulary): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, `${JSON.stringify({ format: VOCABULARY_FORMAT, ...v })}\n`);
+  await writeFileDurably(file, `${JSON.stringify({ format: VOCABULARY_FORMAT, ...v })}\n`);
 }
 
 export async function loadVocabulary(file: string): Promise<Vocabulary> {

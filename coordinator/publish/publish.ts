@@ -14,11 +14,12 @@
  * One publisher per account and date at a time: step 4 removes files it does not know.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { readdir, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
 import { commitRename, fsyncDir, writeTempFile } from '../../core/durable-fs.js';
+import { currentFileModes, makeDir, type FileModes } from '../../core/file-modes.js';
 import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
 import { MANIFEST_NAME, manifestPath, readManifest, schemaRecord, type PartitionManifest } from './manifest.js';
 import { dateDir, partitionDir, productFolder, productFolders, safeComponent, safeDate } from './layout.js';
@@ -57,6 +58,11 @@ export interface PublishOptions extends DuckDBSettings {
   createdAt?: string;
   /** Parquet compression of the data files: zstd is smaller, snappy faster to write. @default 'zstd' */
   compression?: ParquetCompression;
+  /**
+   * Permissions of the table's files and of the folders publish creates for them (a warehouse loader's
+   * group may be given read access here: the job's output.publishedMode). @default the modes in force (private)
+   */
+  modes?: FileModes;
   /** Remove the date's partitions of products this publish does not include, so that a rerun replaces the date whole. @default true */
   replaceOtherProducts?: boolean;
   /**
@@ -83,12 +89,13 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
   const crash = crashHook(o.crashAt);
   const createdAt = o.createdAt ?? new Date().toISOString();
   const partitions: PublishedPartition[] = [];
+  const modes = o.modes ?? currentFileModes();
 
   await withDuckDB(o, async (connection) => {
     const sources = await loadProducts(connection, o.products);
     for (const p of o.products) {
       const dir = partitionDir(o.outDir, o.account, o.date, p.product);
-      await mkdir(dir, { recursive: true });
+      await makeDir(dir, modes);
       await fsyncDir(path.dirname(dir));
       crash('before-data', p.product);
       const written = await writePartitionFile(
@@ -105,6 +112,7 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
         },
         p.customerIds.length,
         () => crash('after-temp-data', p.product),
+        modes,
       );
       crash('after-data', p.product);
 
@@ -126,7 +134,7 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
         createdAt,
         schema: schemaRecord(),
       };
-      const tmp = await writeTempFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+      const tmp = await writeTempFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`, modes);
       crash('before-manifest', p.product);
       await commitRename(tmp, manifestPath(dir));
       crash('after-manifest', p.product);

@@ -15,6 +15,8 @@ export interface TinyEvents {
   customers?: string[];
   /** Category values, each bought by every customer in the training window. @default ['k0', 'k1'] */
   categories?: string[];
+  /** Rows of an unknown event type (rejected into the quarantine). @default 0 */
+  unknownEvents?: number;
 }
 
 /** One CSV cell, quoted as RFC 4180 says (doubling quotes), so commas, quotes and line breaks survive. */
@@ -41,6 +43,7 @@ export function tinyEventsCsv(o: TinyEvents = {}): string {
       if ((c + k) % 3 === 0) lines.push([cid, START_S + 6 * DAY_S + 3600 + k, 'buy', item, cat].map(cell).join(','));
     });
   });
+  for (let i = 0; i < (o.unknownEvents ?? 0); i++) lines.push([customers[0]!, START_S + 3600 + i, 'wishlist', 'i0', categories[0]!].map(cell).join(','));
   return `${lines.join('\n')}\n`;
 }
 
