@@ -139,3 +139,18 @@ describe('a whole run over hostile category values', () => {
     expect(folders.sort()).toEqual(['any', ...categories].map((c) => `product=${pathComponent(c)}`).sort());
   });
 });
+
+test('a category named like the overall product stops the run as the products are chosen, before any training', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-paths-'));
+  try {
+    const conf = await writeTinyRun(dir, { categories: ['any', 'k1'] }, tinyJob(2));
+    const r = await runCli(['run', '--account', 'acme', '--date', TINY_DATE, '--conf', conf]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/a category is named "any", like the overall product: set products.overall: false/);
+    const written = (await walkTree(path.join(dir, 'out'))).map((e) => e.path);
+    expect(written.some((p) => p.includes('checkpoints') || p.includes('models'))).toBe(false);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+

@@ -71,7 +71,7 @@ export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts)
   if (products.length === 0) {
     throw new InputError(`the job models no product: set products.overall: true or list products.categories in ${job.file}`);
   }
-  checkProductFolders(products);
+  checkProductFolders(job, products);
   return products;
 }
 
@@ -80,13 +80,16 @@ export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts)
  * partitions, audiences) only through pathComponent, checked here, as it is chosen and before any
  * training, to give every product a folder of its own.
  */
-function checkProductFolders(products: Product[]): void {
+function checkProductFolders(job: Job, products: Product[]): void {
   const seen = new Map<string, string>();
   for (const p of products) {
     const folder = pathComponent(p.name);
     const other = seen.get(folder);
+    if (other === p.name) {
+      throw new InputError(`a category is named "${p.name}", like the overall product: set products.overall: false or list the categories to model in products.categories (${job.file})`);
+    }
     if (other !== undefined) {
-      throw new InputError(`products ${JSON.stringify(other)} and ${JSON.stringify(p.name)} would share the folder name "${folder}": list one of them in products.categories instead of using topCategories`);
+      throw new InputError(`products ${JSON.stringify(other)} and ${JSON.stringify(p.name)} would share the folder name "${folder}": list the categories to model in products.categories (${job.file})`);
     }
     seen.set(folder, p.name);
   }
