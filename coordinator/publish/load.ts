@@ -59,8 +59,7 @@ export interface ExportCsvOptions {
 }
 
 /**
- * Every committed partition of the date as one CSV (header; products by name, rows by rank: the files'
- * own order, which DuckDB's insertion-order preservation keeps without a sort), scored_at in ISO 8601
+ * Every committed partition of the date as one CSV (header; products by name, rows by rank), scored_at in ISO 8601
  * UTC, text cells guarded against formula injection unless told otherwise; written atomically.
  */
 export async function exportCsv(o: ExportCsvOptions): Promise<{ file: string; rows: number }> {
@@ -76,7 +75,9 @@ export async function exportCsv(o: ExportCsvOptions): Promise<{ file: string; ro
         c.name === 'scored_at' ? { name: c.name, sql: ISO_TIMESTAMP_SQL, text: false } : { name: c.name, sql: quoteIdentifier(c.name), text: c.type === 'VARCHAR' },
       );
       await connection.run(
-        `COPY (SELECT ${csvSelectList(columns, guard)} FROM ${COMMITTED_FILES}) TO $target (${csvCopyOptions(columns, guard)})`,
+        // Ordered explicitly: DuckDB keeps the files' order for a plain projection, but not once the guard's CASE is in it.
+        `COPY (SELECT ${csvSelectList(columns, guard)} FROM read_parquet($files, hive_partitioning = false, filename = true) AS t
+           ORDER BY list_position($files, t.filename), t.rank) TO $target (${csvCopyOptions(columns, guard)})`,
         { files: filesList(partitions.flatMap((p) => p.files)), target: tmp },
       );
     });

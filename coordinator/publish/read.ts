@@ -36,8 +36,8 @@ export interface ReadOptions {
 }
 
 /**
- * The committed partitions of an account and date, in folder-name order; folders without a manifest are
- * not committed. Each partition's product is the name its manifest records.
+ * The committed partitions of an account and date, by product name; folders without a manifest are not
+ * committed. Each partition's product is the name its manifest records.
  */
 export async function committedPartitions(
   outDir: string,
@@ -52,7 +52,7 @@ export async function committedPartitions(
     const found = await consistentRead(dir, () => verifiedPartition(dir, null, options));
     if (found) partitions.push(found);
   }
-  return partitions;
+  return partitions.sort((a, b) => (a.product < b.product ? -1 : a.product > b.product ? 1 : 0));
 }
 
 export async function committedPartition(
