@@ -25,7 +25,7 @@ export function modesOf(file: number): FileModes {
   return { file, dir: file | ((file & 0o444) >> 2) };
 }
 
-/** '0640' (as written in octal); for messages and manifests. */
+/** '0640' (as written in octal), for messages. */
 export function formatMode(mode: number): string {
   return `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
 }
