@@ -1,11 +1,13 @@
 /**
  * File operations in the order a crash-safe commit needs them: data reaches the disk (fsync) before a
- * rename makes it visible, and the directory entry itself is synced after the rename.
+ * rename makes it visible, and the directory entry itself is synced after the rename. Files and the
+ * folders made for them get the modes in force (core/file-modes.ts: private by default).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, stat } from 'node:fs/promises';
+import { open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { currentFileModes, makeDir, type FileModes } from './file-modes.js';
 
 export async function fsyncFile(file: string): Promise<void> {
   const handle = await open(file, 'r+');
@@ -34,10 +36,11 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Writes `data` to a temporary sibling and fsyncs it; the caller renames it into place when ready. */
-export async function writeTempFile(file: string, data: string | Uint8Array): Promise<string> {
+export async function writeTempFile(file: string, data: string | Uint8Array, modes: FileModes = currentFileModes()): Promise<string> {
   const tmp = tempSibling(file);
-  const handle = await open(tmp, 'wx');
+  const handle = await open(tmp, 'wx', modes.file);
   try {
+    await handle.chmod(modes.file); // exactly: the umask may have taken bits off a wider configured mode
     await handle.writeFile(data);
     await handle.sync();
   } finally {
@@ -52,13 +55,13 @@ export async function commitRename(tmp: string, file: string): Promise<void> {
 }
 
 /** Readers see the old file or the new one, never half of one, and the new one survives a crash once this resolves. */
-export async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  await commitRename(await writeTempFile(file, data), file);
+export async function writeFileDurably(file: string, data: string | Uint8Array, modes: FileModes = currentFileModes()): Promise<void> {
+  await makeDir(path.dirname(file), modes);
+  await commitRename(await writeTempFile(file, data, modes), file);
 }
 
-export async function writeJsonDurably(file: string, value: unknown): Promise<void> {
-  await writeFileDurably(file, `${JSON.stringify(value, null, 2)}\n`);
+export async function writeJsonDurably(file: string, value: unknown, modes: FileModes = currentFileModes()): Promise<void> {
+  await writeFileDurably(file, `${JSON.stringify(value, null, 2)}\n`, modes);
 }
 
 /** `.tmp-<pid>-<random>-<name>` next to `file`: hidden, unique, and recognisable as garbage after a crash. */

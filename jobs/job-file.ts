@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { JobFileError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
+import { formatMode, modesOf, PRIVATE_MODES, type FileModes } from '../core/file-modes.js';
 import { defaultWindowsDays } from '../coordinator/features/index.js';
 import { checkMappings } from './column-expression.js';
 import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_CHAMPION, type ActionRule, type Architecture, type Job } from './job.js';
@@ -185,7 +186,8 @@ export function compileJob(raw: unknown, file: string): Job {
   const calibration = { method: (f.oneOf(calibrationRaw.method, 'calibration.method', ['platt', 'none']) ?? DEFAULT_CALIBRATION.method) as 'platt' | 'none' };
 
   const output = f.object(root.output, 'output') ?? {};
-  f.noUnknown(output, 'output', ['dir']);
+  f.noUnknown(output, 'output', ['dir', 'mode', 'publishedMode', 'csvFormulaGuard']);
+  const mode = fileMode(f, output.mode, 'output.mode') ?? PRIVATE_MODES;
   const resources = f.object(root.resources, 'resources') ?? {};
   f.noUnknown(resources, 'resources', ['memoryLimit', 'threads']);
   const security = compileSecurity(f, root.security, dir, inputPath);
@@ -256,7 +258,12 @@ export function compileJob(raw: unknown, file: string): Job {
     actions,
     champion,
     calibration,
-    output: { dir: path.resolve(dir, f.localPath(output.dir, 'output.dir') ?? 'out') },
+    output: {
+      dir: path.resolve(dir, f.localPath(output.dir, 'output.dir') ?? 'out'),
+      mode,
+      publishedMode: fileMode(f, output.publishedMode, 'output.publishedMode') ?? mode,
+      csvFormulaGuard: f.boolean(output.csvFormulaGuard, 'output.csvFormulaGuard') ?? true,
+    },
     resources: {
       memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
       threads: f.integer(resources.threads, 'resources.threads', { min: 1, max: 1024 }) ?? null,
@@ -309,6 +316,17 @@ function compileChampion(f: Fields, raw: unknown): NonNullable<Job['champion']> 
     minValidationPositives: f.integer(c.minValidationPositives, 'champion.minValidationPositives', { min: 1, max: 1_000_000 }) ?? DEFAULT_CHAMPION.minValidationPositives,
     resamples: f.integer(c.resamples, 'champion.resamples', { min: 50, max: 100_000 }) ?? DEFAULT_CHAMPION.resamples,
   };
+}
+
+/** A quoted octal file mode ('0640'): the owner reads and writes, nobody else writes, no execute bits. */
+function fileMode(f: Fields, v: unknown, field: string): FileModes | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !/^0?[0-7]{3}$/.test(v)) f.fail(field, `must be an octal file mode in quotes, like '0600' or '0640', got ${describe(v)}`);
+  const m = Number.parseInt(v, 8);
+  if ((m & 0o600) !== 0o600) f.fail(field, `must let the owner read and write (${formatMode(m | 0o600)}), got '${v}'`);
+  if (m & 0o111) f.fail(field, `is a file mode and must have no execute bits (folders get them where r is set), got '${v}'`);
+  if (m & 0o002) f.fail(field, `must not let everyone write, got '${v}'`);
+  return modesOf(m);
 }
 
 /** No control characters (NUL, newlines, escapes): they have no place in a file name and confuse logs and SQL. */

@@ -1,3 +1,5 @@
+import type { FileModes } from '../core/file-modes.js';
+
 /**
  * The job file: what a user writes (JobFile, friendly values with documented defaults) and the
  * one normalised form every stage reads (Job). `loadJob()` in ./job-file.ts compiles one into the other.
@@ -198,6 +200,19 @@ export interface JobFile {
   output?: {
     /** Where prediction tables, reports and run state go: a local folder, relative to the job file (URLs are refused). @default 'out' */
     dir?: string;
+    /**
+     * Permissions of everything a run writes that holds customer data (run folder, shards, quarantine,
+     * checkpoints, models, scores, reports, audiences, exports), as a quoted octal file mode; folders get
+     * x wherever r is set ('0600' → folders 0700). Set exactly, whatever the umask. @default '0600'
+     */
+    mode?: string;
+    /** The same for the published prediction table (e.g. '0640': the warehouse loader's group reads it, folders 0750). @default output.mode */
+    publishedMode?: string;
+    /**
+     * CSV cells (audiences, the CSV export) that start with =, +, -, @, tab or CR get a leading single quote,
+     * and text cells are quoted, so spreadsheets do not run them as formulas. Turn off for machine consumers. @default true
+     */
+    csvFormulaGuard?: boolean;
   };
   security?: {
     /**
@@ -291,7 +306,8 @@ export interface Job {
   champion?: { select: boolean; compareWithPrevious: boolean; minValidationPositives: number; resamples: number };
   /** Always set by loadJob/compileJob. Absent: DEFAULT_CALIBRATION. */
   calibration?: { method: 'platt' | 'none' };
-  output: { dir: string };
+  /** Fields beyond `dir` are always set by loadJob/compileJob; optional so that Jobs built in code keep compiling (defaults: private modes, guard on). */
+  output: { dir: string; mode?: FileModes; publishedMode?: FileModes; csvFormulaGuard?: boolean };
   resources: { memoryLimit: string; threads: number | null };
   /**
    * Always set by loadJob/compileJob; optional so that Jobs built in code (tests) keep compiling.

@@ -194,11 +194,14 @@ describe('publish commits each partition exactly once', () => {
     });
   });
 
-  test('an unsafe product name is refused, and so are unknown crash points', async () => {
+  test('a product name that looks like a path is published under an encoded folder, and unknown crash points are refused', async () => {
     await withTempDir(async (out) => {
       const [p] = sampleNight({ customers: 5, products: ['any'], seed: 1 });
-      await expect(publishPredictions(publishOptions(out, [{ ...p!, product: 'a/../../b' }]))).rejects.toThrow(SecurityError);
-      await expect(readPartition(out, 'shop-1', '2017-12-02', '..')).rejects.toThrow(SecurityError);
+      const result = await publishPredictions(publishOptions(out, [{ ...p!, product: 'a/../../b' }]));
+      expect(path.basename(result.partitions[0]!.dir)).toBe('product=a%2F..%2F..%2Fb');
+      expect((await readPartition(out, 'shop-1', '2017-12-02', 'a/../../b'))!.rows.map((r) => r.product)).toEqual(Array(5).fill('a/../../b'));
+      expect(await readPartition(out, 'shop-1', '2017-12-02', '..')).toBeNull();
+      expect((await committedPartitions(out, 'shop-1', '2017-12-02')).map((c) => c.product)).toEqual(['a/../../b']);
       await expect(publishPredictions(publishOptions(out, [p!], { crashAt: 'halfway' }))).rejects.toThrow(CRASH_POINTS.join(', '));
     });
   });

@@ -3,7 +3,8 @@
  * is opened (`await using db = await openDuckDB(...)`), SQL quoting, small results as plain objects, and
  * large results as a stream of data chunks whose columns are read as typed arrays (./vectors.ts).
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { makeDir } from '../../core/file-modes.js';
 import { DuckDBInstance, type DuckDBConnection, type DuckDBDataChunk } from '@duckdb/node-api';
 
 export { columnReader, isValid, type ColumnReader, type VarcharColumn } from './vectors.js';
@@ -48,7 +49,7 @@ export async function openDuckDB(o: DuckDBOptions = {}): Promise<DuckDB> {
   if (o.memoryLimit) settings.memory_limit = o.memoryLimit;
   if (o.threads) settings.threads = String(o.threads);
   if (o.tempDirectory) {
-    await mkdir(o.tempDirectory, { recursive: true });
+    await makeDir(o.tempDirectory);
     settings.temp_directory = o.tempDirectory;
   }
   const instance = await DuckDBInstance.create(':memory:', settings);

@@ -5,9 +5,10 @@
  * scored shards are not scored again, and the publish commit replaces a partition whole.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError } from '../../core/errors.js';
+import { makeDir, PRIVATE_MODES, withFileModes } from '../../core/file-modes.js';
 import { metrics } from '../../core/metrics.js';
 import type { Job } from '../../jobs/job.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
@@ -59,10 +60,17 @@ export interface RunSummary {
   totalMs: number;
 }
 
+/** Everything the run writes gets the job's output.mode (private by default), whatever the umask. */
 export async function runDate(o: RunOptions): Promise<RunSummary> {
+  return withFileModes(o.job.output.mode ?? PRIVATE_MODES, () => runDateWithModes(o));
+}
+
+async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
   const started = Date.now();
   const folder = runFolder(o.job, o.date);
-  await mkdir(folder.dir, { recursive: true });
+  // The output folder leads to the published table too: when it is new, it gets the table's folder mode.
+  await makeDir(folder.outDir, o.job.output.publishedMode ?? PRIVATE_MODES);
+  await makeDir(folder.dir);
   const state = await openState(o, folder);
   /** Stages run by this invocation (state.timings keeps every stage's last run). */
   const timings: Partial<Record<StageName, number>> = {};
@@ -184,7 +192,7 @@ async function openState(o: RunOptions, folder: RunFolder): Promise<RunState> {
     );
   }
   if (existing) await rm(folder.dir, { recursive: true, force: true });
-  await mkdir(folder.dir, { recursive: true });
+  await makeDir(folder.dir);
   const state: RunState = { runId: folder.runId, account: folder.account, date: folder.date, inputFingerprint, done: {}, timings: {} };
   await writeState(folder, state);
   return state;
@@ -224,7 +232,7 @@ async function scoreStage(
 ): Promise<void> {
   if (!pre.score) throw new InputError(`preprocess for ${folder.date} built no score set: rerun 'nextbuy preprocess'`);
   for (const m of models.models) session.loadModel(m.modelVersion, await loadArtifactFiles(m.dir));
-  await mkdir(folder.scoresDir, { recursive: true });
+  await makeDir(folder.scoresDir);
   const done = new Set((await readdir(folder.scoresDir)).filter((f) => f.endsWith('.arrow')).map((f) => f.slice(0, -'.arrow'.length)));
   const pending = pre.score.shards.filter((s) => !done.has(s.id));
   if (pending.length === 0) return;

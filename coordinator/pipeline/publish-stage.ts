@@ -57,8 +57,9 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
   const result = await publishPredictions({
     ...common,
     memoryLimit: job.resources.memoryLimit,
+    ...(job.output.publishedMode ? { modes: job.output.publishedMode } : {}),
   });
-  const where = { outDir: folder.outDir, account: job.account, date: folder.date };
+  const where = { outDir: folder.outDir, account: job.account, date: folder.date, csvFormulaGuard: job.output.csvFormulaGuard ?? true };
   const audiences = await exportAudiences(where);
   const warnings = await warnAboutEmptyAudiences(folder, productsWithEmptyAudiences(audiences.audiences));
   await recordPublishedChampions(folder, champions);

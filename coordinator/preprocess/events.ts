@@ -15,7 +15,7 @@ import type { Job } from '../../jobs/job.js';
 import { sqlIdent, sqlString } from '../duckdb/index.js';
 import type { InputSource } from './input.js';
 
-export const REASONS = ['missing_customer', 'bad_time', 'time_out_of_range', 'unknown_event_type', 'negative_value', 'duplicate', 'malformed_line'] as const;
+export const REASONS = ['missing_customer', 'customer_line_break', 'bad_time', 'time_out_of_range', 'unknown_event_type', 'negative_value', 'duplicate', 'malformed_line'] as const;
 export type RejectReason = (typeof REASONS)[number];
 /**
  * reason column value for REASONS[i] is i + 1; duplicates are found later, among valid rows, and malformed
@@ -79,6 +79,8 @@ export function eventsSql(job: Job, input: InputSource, o: EventsSqlOptions = {}
   const v = job.validation;
   const rules = [
     `customer IS NULL`,
+    // A line break in an id splits a row of every CSV made from it (audiences, exports) in the tools that read them.
+    customerType === 'VARCHAR' ? `contains(customer, chr(10)) OR contains(customer, chr(13))` : 'false',
     `ts IS NULL`,
     [v.validFromMs !== null ? `ts < ${v.validFromMs}` : null, v.validToMs !== null ? `ts >= ${v.validToMs}` : null].filter(Boolean).join(' OR ') || 'false',
     `e IS NULL`,

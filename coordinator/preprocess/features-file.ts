@@ -9,6 +9,7 @@
  */
 import duckdb from '@duckdb/node-bindings';
 import { BIGINT, DOUBLE, UTINYINT, USMALLINT, VARCHAR, DuckDBDataChunk, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
+import { setFileMode } from '../../core/file-modes.js';
 import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
 
 const CHUNK_ROWS = 2048;
@@ -78,6 +79,7 @@ export class FeaturesWriter {
     await this.db.run(`COPY (SELECT ${id} AS customer_id, p.name AS product, ${names}
         FROM ${this.table} f JOIN (VALUES ${productNames}) p(i, name) ON p.i = f.product
         ORDER BY customer_id, f.product) TO ${sqlString(file)} (FORMAT parquet)`);
+    await setFileMode(file); // DuckDB created it under the umask
     await this.db.run(`DROP TABLE ${this.table}`);
   }
 

@@ -7,10 +7,10 @@
  *   sequences      one sorted pass over the valid events → a row per customer and set (./sequences.ts)
  *   shards         Arrow IPC stream files per set and shard, counts files (./sets.ts)
  */
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DAY_MS } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
+import { makeDir } from '../../core/file-modes.js';
 import { TOKEN_COLUMNS, type TokenColumn } from '../../proto/shard-batch.js';
 import { openDuckDB, type DuckDB } from '../duckdb/index.js';
 import { jobAggregateLayout } from '../features/index.js';
@@ -38,7 +38,7 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
   let t = performance.now();
   progress('windows', 0, null);
   const plan = planWindows(job, o.scoreDate, setNames, !o.vocabulary || !o.products);
-  await mkdir(o.runDir, { recursive: true });
+  await makeDir(o.runDir);
   await using db = await openDuckDB({
     memoryLimit: job.resources.memoryLimit,
     threads: job.resources.threads,

@@ -3,7 +3,8 @@
  * aggregate features file, and the batches waiting to be written. Full batches are taken from a builder at once (so it
  * never holds more than batchRows rows) and written between DuckDB chunks.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { makeDir } from '../../core/file-modes.js';
 import path from 'node:path';
 import type { RecordBatch } from 'apache-arrow';
 import type { Job } from '../../jobs/job.js';
@@ -75,7 +76,7 @@ export class OpenSet {
     });
     const dir = path.join(o.runDir, o.window.name);
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
+    await makeDir(dir);
     const layout = {
       tokenColumns: o.tokenColumns,
       numericCount: job.columns.numeric.length,

@@ -19,6 +19,7 @@ import {
 } from 'apache-arrow';
 import type { TokenColumn } from '../../proto/shard-batch.js';
 import { InputError } from '../../core/errors.js';
+import { currentFileModes } from '../../core/file-modes.js';
 
 export interface ShardLayout {
   tokenColumns: TokenColumn[];
@@ -212,7 +213,10 @@ export class ShardFileWriter {
   private constructor(readonly file: string, private readonly handle: FileHandle) {}
 
   static async create(file: string, schema: Schema): Promise<ShardFileWriter> {
-    const w = new ShardFileWriter(file, await open(file, 'w'));
+    const mode = currentFileModes().file;
+    const handle = await open(file, 'w', mode);
+    await handle.chmod(mode); // also when the file was there already
+    const w = new ShardFileWriter(file, handle);
     w.writer.reset(undefined, schema);
     await w.flush();
     return w;

@@ -5,6 +5,7 @@
 import { rm } from 'node:fs/promises';
 import type { Job } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
+import { setFileMode } from '../../core/file-modes.js';
 import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
 import { REASONS, rawColumns, type RejectReason } from './events.js';
 import type { InputSource } from './input.js';
@@ -104,6 +105,7 @@ export async function writeQuarantine(db: DuckDB, input: InputSource, file: stri
       SELECT ${names.map((n) => `NULL::VARCHAR AS ${sqlIdent(n)}`).join(', ')}, 'malformed_line' AS reason, source_file, source_row, detail, line_text FROM (${malformed})`;
   }
   await db.run(`COPY (SELECT * FROM (${all}) ORDER BY source_file, source_row) TO ${sqlString(file)} (FORMAT parquet)`);
+  await setFileMode(file); // DuckDB created it under the umask
   return file;
 }
 

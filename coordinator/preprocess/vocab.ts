@@ -5,10 +5,11 @@
  * Ids: 0 = padding, 1 = unknown, 2.. = tokens in Vocabulary order (most frequent first, ties by value,
  * count ≥ minCount, at most maxSize). Event types are always job.events.types in their given order.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileDurably } from '../../core/durable-fs.js';
 import type { Job } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
+import { pathComponent } from '../../core/path-component.js';
 import { columnReader, type DuckDB } from '../duckdb/index.js';
 import { Int64Map } from './hash.js';
 
@@ -73,6 +74,7 @@ export async function buildProducts(db: DuckDB, job: Job, counts: PrepassCounts)
   if (products.length === 0) {
     throw new InputError(`the job models no product: set products.overall: true or list products.categories in ${job.file}`);
   }
+  checkProductFolders(job, products);
   return products;
 }
 
@@ -99,6 +101,26 @@ export function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/**
+ * A product's name is a category value from the data: it becomes folder names (checkpoints, models,
+ * partitions, audiences) only through pathComponent, checked here, as it is chosen and before any
+ * training, to give every product a folder of its own.
+ */
+function checkProductFolders(job: Job, products: Product[]): void {
+  const seen = new Map<string, string>();
+  for (const p of products) {
+    const folder = pathComponent(p.name);
+    const other = seen.get(folder);
+    if (other === p.name) {
+      throw new InputError(`a category is named "${p.name}", like the overall product: set products.overall: false or list the categories to model in products.categories (${job.file})`);
+    }
+    if (other !== undefined) {
+      throw new InputError(`products ${JSON.stringify(other)} and ${JSON.stringify(p.name)} would share the folder name "${folder}": list the categories to model in products.categories (${job.file})`);
+    }
+    seen.set(folder, p.name);
+  }
 }
 
 /**
@@ -143,8 +165,7 @@ export async function tokenIds(db: DuckDB, tokens: readonly string[], type: stri
 }
 
 export async function saveVocabulary(file: string, v: Vocabulary): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, `${JSON.stringify({ format: VOCABULARY_FORMAT, ...v })}\n`);
+  await writeFileDurably(file, `${JSON.stringify({ format: VOCABULARY_FORMAT, ...v })}\n`);
 }
 
 export async function loadVocabulary(file: string): Promise<Vocabulary> {

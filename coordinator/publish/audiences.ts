@@ -4,15 +4,20 @@
  *
  *   <outDir>/audiences/account=<a>/date=<d>/product=<p>/<action>.csv|.parquet   and _audiences.json
  *
+ * (folder and file names through core/path-component.ts, like the prediction table's).
+ *
  * Built from the committed partitions only, in a fresh folder that then takes the date's place, so a
  * rerun never leaves the audience of an action that no longer exists next to the new ones.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { makeDir, setFileMode } from '../../core/file-modes.js';
 import path from 'node:path';
 import { fsyncDir, writeFileDurably } from '../../core/durable-fs.js';
+import { csvCopyOptions, csvSelectList, type CsvColumn } from './csv-guard.js';
 import { withDuckDB } from './duckdb.js';
-import { audienceDir, safeComponent } from './layout.js';
+import { audienceDir, productFolder } from './layout.js';
+import { pathComponent } from '../../core/path-component.js';
 import { requireCommitted } from './load.js';
 import { COMMITTED_FILES, filesList } from './read.js';
 import { parquetOptions } from './schema.js';
@@ -25,7 +30,18 @@ export interface ExportAudiencesOptions {
   date: string;
   /** @default ['csv', 'parquet'] */
   formats?: AudienceFormat[];
+  /** Neutralise CSV cells a spreadsheet would run as formulas (./csv-guard.ts); Parquet is written as is. @default true */
+  csvFormulaGuard?: boolean;
 }
+
+/** An audience's columns; the customer, product and action are text. */
+const AUDIENCE_COLUMNS: CsvColumn[] = [
+  { name: 'customer_id', sql: 'customer_id', text: true },
+  { name: 'product', sql: 'product', text: true },
+  { name: 'score', sql: 'score', text: false },
+  { name: 'rank', sql: 'rank', text: false },
+  { name: 'action', sql: 'action', text: true },
+];
 
 export interface AudienceFile {
   product: string;
@@ -44,30 +60,36 @@ export const AUDIENCE_MANIFEST = '_audiences.json';
 
 export async function exportAudiences(o: ExportAudiencesOptions): Promise<AudienceExport> {
   const formats = o.formats ?? ['csv', 'parquet'];
+  const guard = o.csvFormulaGuard ?? true;
   const partitions = await requireCommitted(o.outDir, o.account, o.date);
   const finalDir = audienceDir(o.outDir, o.account, o.date);
   const parent = path.dirname(finalDir);
   const base = path.basename(finalDir);
   const stagingDir = path.join(parent, `.tmp-${base}-${randomBytes(6).toString('hex')}`);
-  await mkdir(stagingDir, { recursive: true });
+  await makeDir(stagingDir);
 
   const audiences: AudienceFile[] = [];
   await withDuckDB({}, async (connection) => {
     for (const p of partitions) {
-      const productDir = path.join(stagingDir, `product=${p.product}`);
-      await mkdir(productDir, { recursive: true });
+      const productDir = path.join(stagingDir, productFolder(p.product));
+      await makeDir(productDir);
       for (const { name: action } of p.manifest.actions) {
-        safeComponent('action', action);
-        const select = `SELECT customer_id, product, score, rank, action FROM ${COMMITTED_FILES} WHERE action = $action ORDER BY rank`;
+        const select = (guarded: boolean) =>
+          `SELECT ${csvSelectList(AUDIENCE_COLUMNS, guarded)} FROM ${COMMITTED_FILES} WHERE action = $action ORDER BY rank`;
         const params = { files: filesList(p.files), action };
         const files: Partial<Record<AudienceFormat, string>> = {};
         for (const format of formats) {
-          const staged = path.join(productDir, `${action}.${format}`);
-          const options = format === 'csv' ? 'FORMAT csv, HEADER true' : parquetOptions();
-          await connection.run(`COPY (${select}) TO $target (${options})`, { ...params, target: staged });
-          files[format] = path.join(finalDir, `product=${p.product}`, `${action}.${format}`);
+          const file = `${pathComponent(action)}.${format}`;
+          const staged = path.join(productDir, file);
+          const copy =
+            format === 'csv'
+              ? `COPY (${select(guard)}) TO $target (${csvCopyOptions(AUDIENCE_COLUMNS, guard)})`
+              : `COPY (${select(false)}) TO $target (${parquetOptions()})`;
+          await connection.run(copy, { ...params, target: staged });
+          await setFileMode(staged);
+          files[format] = path.join(finalDir, productFolder(p.product), file);
         }
-        const counted = await connection.runAndReadAll(`SELECT count(*) FROM (${select})`, params);
+        const counted = await connection.runAndReadAll(`SELECT count(*) FROM (${select(false)})`, params);
         audiences.push({ product: p.product, action, rows: Number(counted.getRows()[0]![0]), files });
       }
     }

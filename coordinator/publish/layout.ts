@@ -1,11 +1,13 @@
 /**
  * Where things live: <outDir>/predictions/account=<a>/date=<d>/product=<p>/ and <outDir>/audiences/….
- * Account, date, product and action names become path components; anything that could climb out of
- * the output folder or surprise a shell is refused before a single file is touched.
+ * Account and date names are checked at load and refused here too if anything could climb out of the
+ * output folder or surprise a shell. Product names come from the data: they are never refused, but
+ * encoded by core/path-component.ts (`product=<encoded>`; the name itself is in the rows and manifest).
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SecurityError } from '../../core/errors.js';
+import { isPathComponent, pathComponent } from '../../core/path-component.js';
 
 /** Letters, digits, '-', '_' and '.', not starting with '.', at most 128 characters. */
 const COMPONENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
@@ -36,17 +38,25 @@ export function dateDir(outDir: string, account: string, date: string): string {
   return path.join(outDir, 'predictions', `account=${safeComponent('account', account)}`, `date=${safeDate(date)}`);
 }
 
+export const PRODUCT_PREFIX = 'product=';
+
+/** `product=<encoded name>`: the folder of a product, whatever its name. */
+export function productFolder(product: string): string {
+  return `${PRODUCT_PREFIX}${pathComponent(product)}`;
+}
+
 export function partitionDir(outDir: string, account: string, date: string, product: string): string {
-  return path.join(dateDir(outDir, account, date), `product=${safeComponent('product', product)}`);
+  return path.join(dateDir(outDir, account, date), productFolder(product));
 }
 
 export function audienceDir(outDir: string, account: string, date: string): string {
   return path.join(outDir, 'audiences', `account=${safeComponent('account', account)}`, `date=${safeDate(date)}`);
 }
 
-export const PRODUCT_PREFIX = 'product=';
-
-/** The product names that have a folder under a date (committed or not), sorted; folders no publish could have made are ignored. */
+/**
+ * The product folders under a date (committed or not), as folder names (`product=…`), sorted; folders no
+ * publish could have made are ignored. The product a folder holds is the name in its manifest.
+ */
 export async function productFolders(dir: string): Promise<string[]> {
   let entries;
   try {
@@ -56,8 +66,7 @@ export async function productFolders(dir: string): Promise<string[]> {
     throw e;
   }
   return entries
-    .filter((e) => e.isDirectory() && e.name.startsWith(PRODUCT_PREFIX))
-    .map((e) => e.name.slice(PRODUCT_PREFIX.length))
-    .filter((name) => COMPONENT.test(name))
+    .filter((e) => e.isDirectory() && e.name.startsWith(PRODUCT_PREFIX) && isPathComponent(e.name.slice(PRODUCT_PREFIX.length)))
+    .map((e) => e.name)
     .sort();
 }

@@ -3,10 +3,12 @@
  * Both read only the files the manifests list, after checking their checksums.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { makeDir, setFileMode } from '../../core/file-modes.js';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import { commitRename, fsyncFile, tempSibling } from '../../core/durable-fs.js';
+import { csvCopyOptions, csvSelectList, type CsvColumn } from './csv-guard.js';
 import { quoteIdentifier, withDuckDB } from './duckdb.js';
 import { safeComponent, safeDate } from './layout.js';
 import { committedPartitions, COMMITTED_FILES, filesList, type CommittedPartition } from './read.js';
@@ -52,27 +54,34 @@ export interface ExportCsvOptions {
   date: string;
   /** @default <outDir>/exports/account=<account>/date=<date>/predictions.csv */
   file?: string;
+  /** Neutralise cells a spreadsheet would run as formulas (./csv-guard.ts). @default true */
+  csvFormulaGuard?: boolean;
 }
 
 /**
- * Every committed partition of the date as one CSV (header; products by name, rows by rank: the files'
- * own order, which DuckDB's insertion-order preservation keeps without a sort), scored_at in ISO 8601
- * UTC; written atomically.
+ * Every committed partition of the date as one CSV (header; products by name, rows by rank), scored_at in ISO 8601
+ * UTC, text cells guarded against formula injection unless told otherwise; written atomically.
  */
 export async function exportCsv(o: ExportCsvOptions): Promise<{ file: string; rows: number }> {
   const partitions = await requireCommitted(o.outDir, o.account, o.date);
   const file =
     o.file ?? path.join(o.outDir, 'exports', `account=${safeComponent('account', o.account)}`, `date=${safeDate(o.date)}`, 'predictions.csv');
-  await mkdir(path.dirname(file), { recursive: true });
+  await makeDir(path.dirname(file));
   const tmp = tempSibling(file);
   try {
     await withDuckDB({}, async (connection) => {
-      const columns = PREDICTION_SCHEMA.map((c) => (c.name === 'scored_at' ? `${ISO_TIMESTAMP_SQL} AS scored_at` : quoteIdentifier(c.name)));
+      const guard = o.csvFormulaGuard ?? true;
+      const columns: CsvColumn[] = PREDICTION_SCHEMA.map((c) =>
+        c.name === 'scored_at' ? { name: c.name, sql: ISO_TIMESTAMP_SQL, text: false } : { name: c.name, sql: quoteIdentifier(c.name), text: c.type === 'VARCHAR' },
+      );
       await connection.run(
-        `COPY (SELECT ${columns.join(', ')} FROM ${COMMITTED_FILES}) TO $target (FORMAT csv, HEADER true)`,
+        // Ordered explicitly: DuckDB keeps the files' order for a plain projection, but not once the guard's CASE is in it.
+        `COPY (SELECT ${csvSelectList(columns, guard)} FROM read_parquet($files, hive_partitioning = false, filename = true) AS t
+           ORDER BY list_position($files, t.filename), t.rank) TO $target (${csvCopyOptions(columns, guard)})`,
         { files: filesList(partitions.flatMap((p) => p.files)), target: tmp },
       );
     });
+    await setFileMode(tmp);
     await fsyncFile(tmp);
     await commitRename(tmp, file);
   } catch (e) {

@@ -80,6 +80,7 @@ export async function readManifest(partitionDir: string): Promise<PartitionManif
   const wellFormed =
     m.formatVersion === 1 &&
     typeof m.runId === 'string' &&
+    typeof m.product === 'string' &&
     typeof m.rowCount === 'number' &&
     Array.isArray(m.files) &&
     m.files.every((f) => typeof f.name === 'string' && !f.name.includes('/') && !f.name.includes('\\') && typeof f.sha256 === 'string') &&

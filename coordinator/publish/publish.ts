@@ -14,15 +14,16 @@
  * One publisher per account and date at a time: step 4 removes files it does not know.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { readdir, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
 import { commitRename, fsyncDir, writeTempFile } from '../../core/durable-fs.js';
+import { currentFileModes, makeDir, type FileModes } from '../../core/file-modes.js';
 import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
 import { checkActions, resolveActions, type ActionRule } from './actions.js';
-import { MANIFEST_NAME, manifestPath, schemaRecord, type PartitionManifest, type PublishedChampion } from './manifest.js';
-import { dateDir, partitionDir, productFolders, safeComponent, safeDate } from './layout.js';
+import { MANIFEST_NAME, manifestPath, readManifest, schemaRecord, type PartitionManifest, type PublishedChampion } from './manifest.js';
+import { dateDir, partitionDir, productFolder, productFolders, safeComponent, safeDate } from './layout.js';
 import type { ParquetCompression } from './schema.js';
 import { writePartitionFile, type ScoreSource } from './write-partition.js';
 
@@ -63,6 +64,11 @@ export interface PublishOptions extends DuckDBSettings {
   createdAt?: string;
   /** Parquet compression of the data files: zstd is smaller, snappy faster to write. @default 'zstd' */
   compression?: ParquetCompression;
+  /**
+   * Permissions of the table's files and of the folders publish creates for them (a warehouse loader's
+   * group may be given read access here: the job's output.publishedMode). @default the modes in force (private)
+   */
+  modes?: FileModes;
   /** Remove the date's partitions of products this publish does not include, so that a rerun replaces the date whole. @default true */
   replaceOtherProducts?: boolean;
   /**
@@ -89,12 +95,13 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
   const crash = crashHook(o.crashAt);
   const createdAt = o.createdAt ?? new Date().toISOString();
   const partitions: PublishedPartition[] = [];
+  const modes = o.modes ?? currentFileModes();
 
   await withDuckDB(o, async (connection) => {
     const sources = await loadProducts(connection, o.products);
     for (const p of o.products) {
       const dir = partitionDir(o.outDir, o.account, o.date, p.product);
-      await mkdir(dir, { recursive: true });
+      await makeDir(dir, modes);
       await fsyncDir(path.dirname(dir));
       crash('before-data', p.product);
       const actions = resolveActions(checked.actions, p.customerIds.length);
@@ -112,6 +119,7 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
         },
         p.customerIds.length,
         () => crash('after-temp-data', p.product),
+        modes,
       );
       crash('after-data', p.product);
 
@@ -134,7 +142,7 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
         createdAt,
         schema: schemaRecord(),
       };
-      const tmp = await writeTempFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+      const tmp = await writeTempFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`, modes);
       crash('before-manifest', p.product);
       await commitRename(tmp, manifestPath(dir));
       crash('after-manifest', p.product);
@@ -146,10 +154,13 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
   const removedProducts: string[] = [];
   if (o.replaceOtherProducts ?? true) {
     crash('before-remove-stale', '');
-    const keep = new Set(o.products.map((p) => p.product));
-    for (const product of await productFolders(dateDir(o.outDir, o.account, o.date))) {
-      if (keep.has(product)) continue;
-      await removePartition(partitionDir(o.outDir, o.account, o.date, product));
+    const keep = new Set(o.products.map((p) => productFolder(p.product)));
+    const parent = dateDir(o.outDir, o.account, o.date);
+    for (const folder of await productFolders(parent)) {
+      if (keep.has(folder)) continue;
+      const dir = path.join(parent, folder);
+      const product = (await readManifest(dir).catch(() => null))?.product ?? folder;
+      await removePartition(dir);
       removedProducts.push(product);
     }
   }
@@ -227,11 +238,12 @@ function checkOptions(o: PublishOptions): CheckedOptions {
   if (Number.isNaN(scoredAtMs)) throw new PublishError(`scoredAt "${o.scoredAt}" is not an ISO 8601 instant, e.g. 2017-12-03T02:00:00Z`);
 
   const actions = checkActions(o.actions);
-  const products = new Set<string>();
+  const folders = new Set<string>();
   for (const p of o.products) {
-    safeComponent('product', p.product);
-    if (products.has(p.product)) throw new PublishError(`product "${p.product}" is listed twice`);
-    products.add(p.product);
+    if (typeof p.product !== 'string') throw new PublishError(`a product name must be a string, got ${typeof p.product}`);
+    // Distinct names have distinct folders (core/path-component.ts), so a repeated folder is a repeated name.
+    if (folders.has(productFolder(p.product))) throw new PublishError(`product "${p.product}" is listed twice`);
+    folders.add(productFolder(p.product));
     if (p.scores.length !== p.customerIds.length) {
       throw new PublishError(`product "${p.product}" has ${p.scores.length} scores for ${p.customerIds.length} customers`);
     }

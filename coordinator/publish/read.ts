@@ -9,7 +9,7 @@ import { PublishError } from '../../core/errors.js';
 import { sha256File } from '../../core/durable-fs.js';
 import { withDuckDB } from './duckdb.js';
 import { manifestPath, readManifest, type PartitionManifest } from './manifest.js';
-import { dateDir, partitionDir, productFolders, safeComponent } from './layout.js';
+import { dateDir, partitionDir, productFolder, productFolders, safeComponent } from './layout.js';
 import { ISO_TIMESTAMP_SQL, type PredictionRow } from './schema.js';
 
 /**
@@ -35,7 +35,10 @@ export interface ReadOptions {
   verify?: boolean;
 }
 
-/** The committed partitions of an account and date, by product name; folders without a manifest are not committed. */
+/**
+ * The committed partitions of an account and date, by product name; folders without a manifest are not
+ * committed. Each partition's product is the name its manifest records.
+ */
 export async function committedPartitions(
   outDir: string,
   account: string,
@@ -43,11 +46,13 @@ export async function committedPartitions(
   options: ReadOptions = {},
 ): Promise<CommittedPartition[]> {
   const partitions: CommittedPartition[] = [];
-  for (const product of await productFolders(dateDir(outDir, account, date))) {
-    const found = await committedPartition(outDir, account, date, product, options);
+  const parent = dateDir(outDir, account, date);
+  for (const folder of await productFolders(parent)) {
+    const dir = path.join(parent, folder);
+    const found = await consistentRead(dir, () => verifiedPartition(dir, null, options));
     if (found) partitions.push(found);
   }
-  return partitions;
+  return partitions.sort((a, b) => (a.product < b.product ? -1 : a.product > b.product ? 1 : 0));
 }
 
 export async function committedPartition(
@@ -57,14 +62,18 @@ export async function committedPartition(
   product: string,
   options: ReadOptions = {},
 ): Promise<CommittedPartition | null> {
-  safeComponent('product', product);
   const dir = partitionDir(outDir, account, date, product);
   return consistentRead(dir, () => verifiedPartition(dir, product, options));
 }
 
-async function verifiedPartition(dir: string, product: string, options: ReadOptions): Promise<CommittedPartition | null> {
+/** `product`: the name the caller asked for, or null to take the manifest's (which must belong in this folder either way). */
+async function verifiedPartition(dir: string, asked: string | null, options: ReadOptions): Promise<CommittedPartition | null> {
   const manifest = await readManifest(dir);
   if (!manifest) return null;
+  const product = manifest.product;
+  if ((asked !== null && product !== asked) || productFolder(product) !== path.basename(dir)) {
+    throw new PublishError(`${dir}: its manifest is for another product; the partition is damaged, rerun publish for this date`);
+  }
   const files = manifest.files.map((f) => path.join(dir, safeComponent('data file', f.name)));
   if (options.verify ?? true) {
     for (const [k, f] of manifest.files.entries()) {
@@ -92,7 +101,6 @@ export interface PartitionContents {
 
 /** One committed partition's rows (verified), or null when it was never committed. */
 export async function readPartition(outDir: string, account: string, date: string, product: string): Promise<PartitionContents | null> {
-  safeComponent('product', product);
   const dir = partitionDir(outDir, account, date, product);
   return consistentRead(dir, async () => {
     const partition = await verifiedPartition(dir, product, {});

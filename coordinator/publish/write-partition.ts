@@ -8,6 +8,7 @@ import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import { commitRename, fsyncFile, sha256File, tempSibling } from '../../core/durable-fs.js';
+import { currentFileModes, setFileMode, type FileModes } from '../../core/file-modes.js';
 import { quoteIdentifier } from './duckdb.js';
 import type { ManifestFile } from './manifest.js';
 import { actionCase, actionParams, shareActionCounts, type PartitionAction } from './actions.js';
@@ -70,7 +71,8 @@ export interface WrittenFile extends ManifestFile {
 
 /**
  * Writes the table's rows to `<dir>/part-<sha256 prefix>.parquet` via a temporary file that is fsynced
- * before the rename. `beforeRename` runs with the complete temporary file on disk (a crash point).
+ * before the rename, with `modes.file` as its permissions. `beforeRename` runs with the complete temporary
+ * file on disk (a crash point).
  */
 export async function writePartitionFile(
   connection: DuckDBConnection,
@@ -79,6 +81,7 @@ export async function writePartitionFile(
   constants: PartitionConstants,
   rows: number,
   beforeRename: () => void,
+  modes: FileModes = currentFileModes(),
 ): Promise<WrittenFile> {
   const tmp = tempSibling(path.join(dir, 'part.parquet'));
   try {
@@ -89,6 +92,7 @@ export async function writePartitionFile(
   } catch (e) {
     throw new PublishError(`writing the ${constants.product} partition to ${dir} failed: ${(e as Error).message}`, { cause: e });
   }
+  await setFileMode(tmp, modes); // DuckDB created it under the umask
   await fsyncFile(tmp);
   beforeRename();
   const { sha256, bytes } = await sha256File(tmp);

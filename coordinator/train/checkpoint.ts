@@ -4,7 +4,8 @@
  * same weights as an uninterrupted run (workers restart their optimizer state at every epoch).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { makeDir } from '../../core/file-modes.js';
 import path from 'node:path';
 import type { ModelSpec } from '../../proto/model-spec.js';
 import type { ValidateOutput } from '../../worker/engine.js';
@@ -33,7 +34,7 @@ export function specHash(spec: ModelSpec, extra: unknown): string {
 }
 
 export async function saveCheckpoint(dir: string, c: Checkpoint): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await makeDir(dir);
   await writeFileDurably(path.join(dir, 'weights.f32'), bytesOf(c.weights));
   await writeFileDurably(path.join(dir, 'best.f32'), bytesOf(c.best));
   await writeJsonDurably(path.join(dir, 'best-validation.json'), {

@@ -4,6 +4,7 @@
  * trained data-parallel across the participants (or by random search when the job asks for trials).
  */
 import path from 'node:path';
+import { pathComponent } from '../../core/path-component.js';
 import type { Job } from '../../jobs/job.js';
 import type { ModelSpec } from '../../proto/model-spec.js';
 import type { TokenColumn } from '../../proto/shard-batch.js';
@@ -31,7 +32,11 @@ export interface TrainingSet {
 }
 
 export interface ModelPlan {
-  /** Stable name within a run: 'logistic.<product>', 'lstm.<product>' or 'attention'. */
+  /**
+   * Stable name within a run: 'logistic.<product>', 'lstm.<product>' (the product as a path component) or
+   * 'attention'. It names the model's checkpoint and artifact folders, so a product name from the data goes
+   * through pathComponent.
+   */
   name: string;
   spec: ModelSpec;
 }
@@ -65,10 +70,10 @@ export function planModels(
   const plans: ModelPlan[] = [];
   if (m.architectures.includes('logistic') && wideFeatures.length > 0) {
     // Fitted unweighted on the coordinator (count-model.ts): its scores are probabilities as they are.
-    for (const p of products) plans.push({ name: `logistic.${p}`, spec: { ...base('logistic', p, set.positives[p] ?? 0, set.customers), positiveWeight: 1 } });
+    for (const p of products) plans.push({ name: `logistic.${pathComponent(p)}`, spec: { ...base('logistic', p, set.positives[p] ?? 0, set.customers), positiveWeight: 1 } });
   }
   if (m.architectures.includes('lstm')) {
-    for (const p of products) plans.push({ name: `lstm.${p}`, spec: base('lstm', p, set.positives[p] ?? 0, set.customers) });
+    for (const p of products) plans.push({ name: `lstm.${pathComponent(p)}`, spec: base('lstm', p, set.positives[p] ?? 0, set.customers) });
   }
   if (m.architectures.includes('attention')) {
     const positives = products.reduce((s, p) => s + (set.positives[p] ?? 0), 0);

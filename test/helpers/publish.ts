@@ -75,9 +75,50 @@ export function shuffled(products: ProductPredictions[], seed: number): ProductP
   });
 }
 
-/** A tiny CSV reader for files DuckDB wrote (no quoted commas in our values). */
+/** Rows of a CSV file as RFC 4180 reads it (quoted cells may hold commas, quotes and line breaks). */
 export function parseCsv(text: string): Record<string, string>[] {
-  const [header, ...lines] = text.trimEnd().split('\n');
-  const columns = header!.split(',');
-  return lines.filter((l) => l.length > 0).map((line) => Object.fromEntries(line.split(',').map((v, i) => [columns[i]!, v])));
+  const [header, ...rows] = csvCells(text);
+  return rows.map((cells) => Object.fromEntries(cells.map((v, i) => [header![i]!.value, v.value])));
+}
+
+export interface CsvCell {
+  value: string;
+  /** Written in double quotes. */
+  quoted: boolean;
+}
+
+/** Each row's cells, with whether each was quoted in the file. */
+export function csvCells(text: string): CsvCell[][] {
+  const rows: CsvCell[][] = [];
+  let row: CsvCell[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let value = '';
+    let quoted = false;
+    if (text[i] === '"') {
+      quoted = true;
+      i++;
+      for (;;) {
+        const q = text.indexOf('"', i);
+        if (q < 0) throw new Error('unterminated quoted cell');
+        value += text.slice(i, q);
+        i = q + 1;
+        if (text[i] !== '"') break;
+        value += '"';
+        i++;
+      }
+    } else {
+      const end = text.slice(i).search(/[,\n]/);
+      value = end < 0 ? text.slice(i) : text.slice(i, i + end);
+      i += value.length;
+    }
+    row.push({ value, quoted });
+    if (text[i] === ',') i++;
+    else {
+      rows.push(row);
+      row = [];
+      i++; // the line break (or the end)
+    }
+  }
+  return rows;
 }

@@ -11,8 +11,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { writeFileDurably } from '../../core/durable-fs.js';
+import { makeDir } from '../../core/file-modes.js';
 import path from 'node:path';
 import { ModelError } from '../../core/errors.js';
 import { parseSpec, weightCount, type ModelSpec } from './spec.js';
@@ -153,7 +154,7 @@ export function artifactFromFiles(files: Map<string, Uint8Array>): LoadedArtifac
 /** Writes the artifact into `dir` (created if needed); the manifest goes last, so a folder with one is complete. */
 export async function saveArtifact(dir: string, contents: ArtifactContents): Promise<ArtifactManifest> {
   const files = artifactToFiles(contents);
-  await mkdir(dir, { recursive: true });
+  await makeDir(dir);
   for (const [name, bytes] of files) {
     if (name === FILES.manifest) continue;
     await writeFileDurably(path.join(dir, name), bytes);
