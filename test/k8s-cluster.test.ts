@@ -23,7 +23,8 @@ function asLocalWorker(podArgv: string[]): string[] {
 }
 
 async function fakeApi(pods: 'processes' | 'image-pull-backoff'): Promise<FakeKubeApi> {
-  const api = await startFakeKubeApi({ pods, argv: asLocalWorker, cwd: process.cwd() });
+  // Every "pod" is a process on this machine: each serves its probes on a free port, not the pods' fixed one.
+  const api = await startFakeKubeApi({ pods, argv: asLocalWorker, cwd: process.cwd(), podEnv: () => ({ NEXTBUY_METRICS_PORT: '0' }) });
   cleanups.push(() => api.close());
   return api;
 }

@@ -89,6 +89,8 @@ export class LocalBackend implements ClusterBackend {
       cwd: REPO_ROOT,
       env: {
         ...process.env,
+        // The coordinator's own metrics port: local workers would all collide on it (set one in `env` to probe a worker).
+        NEXTBUY_METRICS_PORT: '',
         ...this.o.env,
         ...(this.o.envFor?.(index) ?? {}),
         ...extraEnv,

@@ -189,13 +189,13 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
               ],
               env,
               resources: { requests, limits },
-              // Alive = the gRPC port accepts connections (a hung worker is caught by the coordinator's heartbeats).
-              // Ready = /healthz on the metrics port; readiness gates nothing here (workers register by pod IP,
-              // the Service publishes not-ready pods), so a worker without a metrics server is not restarted.
-              // Loading tfjs-node-gpu on a cold node can take minutes: the startup probe allows 5.
-              startupProbe: { tcpSocket: { port: 'grpc' }, periodSeconds: 5, failureThreshold: 60 },
-              livenessProbe: { tcpSocket: { port: 'grpc' }, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
-              readinessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10 },
+              // worker/health.ts on the metrics port: alive = the process answers; ready = registered with the
+              // coordinator and not draining. Loading tfjs-node-gpu on a cold node can take minutes: the startup
+              // probe allows 5. Readiness gates no traffic (workers register by pod IP, the Service publishes
+              // not-ready pods); it shows in `kubectl get pods` and in kube-state-metrics.
+              startupProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 5, failureThreshold: 60 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
+              readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 2 },
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,

@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseDuration, requireDuration } from '../../../core/duration.js';
 import { ClusterError, JobFileError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
+import { DEFAULT_WORKER_METRICS_PORT } from '../../../worker/health.js';
 
 export interface K8sResources {
   /** e.g. { cpu: '2', memory: '4Gi' } */
@@ -48,7 +49,7 @@ export interface K8sBackendOptions {
   coordinatorHost?: string;
   /** The workers' gRPC port (NEXTBUY_WORKER_PORT). @default 7071 */
   workerPort?: number;
-  /** The workers' /healthz and /metrics port (NEXTBUY_METRICS_PORT). @default 9464 */
+  /** The workers' /healthz, /readyz and /metrics port (NEXTBUY_METRICS_PORT). @default 9470 (DEFAULT_WORKER_METRICS_PORT) */
   metricsPort?: number;
   /** A worker pod not running this long after it appeared fails the run (image pull errors, no GPU, ...). @default '10m' */
   startDeadline?: string | number;
@@ -128,7 +129,7 @@ export function compileK8sBackendOptions(o: K8sBackendOptions): CompiledK8sBacke
     coordinatorPod: podName && podUid ? { name: podName, uid: podUid } : null,
     coordinatorHost: o.coordinatorHost ?? env.POD_IP ?? null,
     workerPort: o.workerPort ?? 7071,
-    metricsPort: o.metricsPort ?? 9464,
+    metricsPort: o.metricsPort ?? DEFAULT_WORKER_METRICS_PORT,
     startDeadlineMs: requireDuration(o.startDeadline ?? '10m', 'startDeadline'),
     backoffLimitPerIndex: o.backoffLimitPerIndex ?? 2,
     activeDeadlineSeconds: Math.ceil(requireDuration(o.activeDeadline ?? '12h', 'activeDeadline') / 1000),
