@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, test } from 'vitest';
 import { startCluster } from '../coordinator/cluster/index.js';
-import { createK8sBackend } from '../coordinator/cluster/k8s/index.js';
+import { createK8sBackend, WORKER_ARGV } from '../coordinator/cluster/k8s/index.js';
 import { ClusterError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { startFakeKubeApi, type FakeKubeApi } from './helpers/fake-kube-api.js';
@@ -18,7 +18,8 @@ afterEach(async () => {
 
 /** The pod's command line, made to run here: echo engine, loopback, any free port. */
 function asLocalWorker(podArgv: string[]): string[] {
-  expect(podArgv.slice(0, 4)).toEqual(['node', '--import', 'tsx', 'worker/main.ts']);
+  // The image runs the compiled worker (WORKER_ARGV); here the same source runs through tsx.
+  expect(podArgv.slice(0, WORKER_ARGV.length)).toEqual(WORKER_ARGV);
   return [process.execPath, '--import', 'tsx', 'worker/main.ts', '--engine', 'echo', '--host', '127.0.0.1', '--port', '0'];
 }
 

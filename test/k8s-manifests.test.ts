@@ -171,10 +171,8 @@ describe('RBAC', () => {
   test("the coordinator's Role is exactly the launcher's needs, in its own namespace, bound to its ServiceAccount", () => {
     const objects = built.base;
     const role = one(objects, 'Role', 'nextbuy-coordinator');
-    const rules = role.rules.map((r: any) => `${r.apiGroups.join(',')}|${r.resources.join(',')}|${[...r.verbs].sort().join(',')}`).sort();
-    expect(rules).toEqual(
-      ['batch|jobs|create,delete,get,list,watch', '|pods|get,list,watch', '|services|create,delete', '|secrets|create,delete'].sort(),
-    );
+    // The exact verbs are checked against the launcher's calls in test/k8s-launcher.test.ts; here: no wildcard.
+    for (const r of role.rules) for (const list of [r.apiGroups, r.resources, r.verbs]) expect(list).not.toContain('*');
     expect(objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toBe(false);
     const binding = one(objects, 'RoleBinding');
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
