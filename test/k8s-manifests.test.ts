@@ -19,6 +19,8 @@ const OVERLAYS = ['dev', 'prod'] as const;
 const EXTERNAL_SECRETS = ['nextbuy-object-store'];
 /** Created by hand per backfill (kubectl create -f), never by an overlay. */
 const BACKFILL_JOB = 'k8s/backfill/job.yaml';
+/** Applied once where cert-manager runs (test/k8s-platform.test.ts checks it). */
+const CERT_MANAGER_EXAMPLE = 'k8s/certs/cert-manager.yaml';
 
 const built = Object.fromEntries(Object.entries(BUILDS).map(([k, dir]) => [k, kustomizeBuild(dir)])) as Record<keyof typeof BUILDS, KubeObject[]>;
 const one = (objects: KubeObject[], kind: string, name?: string) => {
@@ -37,7 +39,7 @@ function yamlFilesUnder(dir: string): string[] {
 describe('manifests', () => {
   test.each(Object.keys(BUILDS))('%s: every object is valid against the Kubernetes schemas, with no unknown fields', (build) => {
     const objects = built[build as keyof typeof BUILDS];
-    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'CronJob', 'PersistentVolumeClaim', 'Role', 'RoleBinding', 'ServiceAccount']);
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'CronJob', 'NetworkPolicy', 'NetworkPolicy', 'PersistentVolumeClaim', 'Role', 'RoleBinding', 'ServiceAccount']);
     for (const o of objects) expect(validateObject(o), `${o.kind}/${o.metadata.name}`).toEqual([]);
   });
 
@@ -50,6 +52,7 @@ describe('manifests', () => {
       for (const p of k.patches ?? []) used.add(path.join(dir, p.path));
     }
     used.add(BACKFILL_JOB);
+    used.add(CERT_MANAGER_EXAMPLE);
     expect(yamlFilesUnder('k8s').filter((f) => !used.has(f))).toEqual([]);
   });
 
@@ -154,10 +157,11 @@ describe('the backfill Job', () => {
     expect(parsed.help).toBe(false);
     if (!parsed.help) expect(parsed.args).toMatchObject({ task: 'backfill', from: env.FROM, to: env.TO, env: 'k8s', parallel: 1 });
 
-    // Same pod as the nightly run, except the command line and the range.
+    // Same pod as the nightly run, except the command line, the range and the size (prod's: test/k8s-platform.test.ts).
     const strip = (spec: any) => {
       const copy = structuredClone(spec);
       delete copy.containers[0].args;
+      delete copy.containers[0].resources;
       copy.containers[0].env = copy.containers[0].env.filter((e: any) => !['FROM', 'TO'].includes(e.name));
       return copy;
     };
