@@ -52,7 +52,7 @@ function launcherObjects(overlay: Overlay) {
   });
   const objects = buildWorkerObjects(
     options,
-    { coordinatorAddress: `0.0.0.0:${options.registrationPort}`, runId: `${job.account}-2024-05-11`, account: job.account, token: 't', workers: job.cluster.workers, tls: job.security.tls },
+    { coordinatorAddress: `0.0.0.0:${options.registrationPort}`, runId: `${job.account}-2024-05-11`, account: job.account, token: 't', workers: job.cluster.workers, tls: job.security?.tls ?? null },
     'ns',
   );
   return { job, options, objects, all: [objects.job, objects.service, objects.secret] as unknown as KubeObject[] };
@@ -108,10 +108,10 @@ describe(`Kubernetes 1.${MIN_KUBERNETES_MINOR}`, () => {
 describe('secure by default in prod', () => {
   test('the coordinator mounts its certificate where the job file reads it, and the worker pods get theirs', () => {
     const { job, objects } = launcherObjects('prod');
-    expect(job.security.tls).not.toBeNull();
+    expect(job.security?.tls).toBeTruthy();
     const spec = podSpecs(one(built.prod, 'CronJob'))[0];
     const c = spec.containers[0];
-    for (const file of Object.values(job.security.tls!)) {
+    for (const file of Object.values(job.security!.tls!)) {
       const mount = c.volumeMounts.find((m: any) => file.startsWith(`${m.mountPath}/`));
       expect(mount, file).toBeDefined();
       const volume = spec.volumes.find((v: any) => v.name === mount.name);
@@ -122,6 +122,8 @@ describe('secure by default in prod', () => {
     const env = Object.fromEntries(pod.containers[0]!.env!.map((e) => [e.name, e.value]));
     expect(env).toMatchObject({ NEXTBUY_TLS_CA: `${TLS_MOUNT}/ca.crt`, NEXTBUY_TLS_CERT: `${TLS_MOUNT}/tls.crt`, NEXTBUY_TLS_KEY: `${TLS_MOUNT}/tls.key` });
     expect(pod.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'nextbuy-worker-tls', defaultMode: 0o440 } });
+    // GPU pods score with ONNX Runtime's CUDA provider (test/model-onnx-device.test.ts: the CPU fallback).
+    expect(env.NEXTBUY_ONNX_DEVICE).toBe('cuda');
   });
 
   test("the cert-manager example issues exactly the two Secrets prod mounts, from one CA, each for client and server", () => {

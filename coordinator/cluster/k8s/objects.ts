@@ -123,6 +123,8 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
     { name: WORKER_ENV.token, valueFrom: { secretKeyRef: { name: secretName, key: 'token' } } },
     { name: 'NEXTBUY_WORKER_PORT', value: String(o.workerPort) },
     { name: 'NEXTBUY_METRICS_PORT', value: String(o.metricsPort) },
+    // GPU pods score with ONNX Runtime's CUDA provider (CPU, with a warning, where it cannot start).
+    ...(o.gpusPerPod > 0 && !(WORKER_ENV.onnxDevice in o.env) ? [{ name: WORKER_ENV.onnxDevice, value: 'cuda' }] : []),
     ...Object.entries(o.env).map(([k, v]) => ({ name: k, value: v })),
   ];
   // Mutual TLS: the coordinator's certificate paths are its own; workers read theirs from a mounted Secret.
