@@ -91,7 +91,8 @@ describe('the nightly CronJob', () => {
     const config = one(objects, 'ConfigMap', 'nextbuy-config');
     const spec = podSpecs(cron)[0];
     const c = spec.containers[0];
-    expect(c.args.slice(0, 2)).toEqual(['node', 'bin/nextbuy.js']);
+    // The compiled CLI (npm run build) that the coordinator image carries: test/k8s-images.test.ts.
+    expect(c.args.slice(0, 2)).toEqual(['node', 'dist/jobs/cli.js']);
     const accountEnv = c.env.find((e: any) => e.name === 'ACCOUNT');
     expect(accountEnv.valueFrom.configMapKeyRef).toEqual({ name: 'nextbuy-config', key: 'account' });
     const argv = c.args.slice(2).map((a: string) => a.replace('$(ACCOUNT)', config.data.account));

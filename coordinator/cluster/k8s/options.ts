@@ -68,7 +68,8 @@ export interface K8sBackendOptions {
   coordinatorHost?: string;
   /**
    * The port the coordinator's registration server listens on (workers dial it; the NetworkPolicy in
-   * k8s/base opens it to the workers only). @default 7070 (DEFAULT_REGISTRATION_PORT)
+   * k8s/base opens it to the workers only; 0 = any free port, for tests: no NetworkPolicy can name it).
+   * @default 7070 (DEFAULT_REGISTRATION_PORT)
    */
   registrationPort?: number;
   /** The workers' gRPC port (NEXTBUY_WORKER_PORT). @default 7071 */
@@ -339,7 +340,7 @@ export function parseWorkersYaml(raw: unknown, file: string): K8sBackendOptions 
     tolerations,
     imagePullPolicy: pullPolicy as K8sBackendOptions['imagePullPolicy'],
     imagePullSecrets,
-    registrationPort: int(raw.registrationPort, 'registrationPort', 1, 65_535),
+    registrationPort: int(raw.registrationPort, 'registrationPort', 0, 65_535),
     workerPort: int(raw.workerPort, 'workerPort', 1, 65_535),
     metricsPort: int(raw.metricsPort, 'metricsPort', 1, 65_535),
     startDeadline: duration(raw.startDeadline, 'startDeadline'),
