@@ -109,14 +109,18 @@ describe('secure by default in prod', () => {
   test('the coordinator mounts its certificate where the job file reads it, and the worker pods get theirs', () => {
     const { job, objects } = launcherObjects('prod');
     expect(job.security?.tls).toBeTruthy();
-    const spec = podSpecs(one(built.prod, 'CronJob'))[0];
-    const c = spec.containers[0];
-    for (const file of Object.values(job.security!.tls!)) {
-      const mount = c.volumeMounts.find((m: any) => file.startsWith(`${m.mountPath}/`));
-      expect(mount, file).toBeDefined();
-      const volume = spec.volumes.find((v: any) => v.name === mount.name);
-      expect(volume.secret.secretName).toBe('nextbuy-coordinator-tls');
-      expect(file.slice(mount.mountPath.length + 1)).toMatch(/^(ca\.crt|tls\.crt|tls\.key)$/);
+    // The nightly pod (the Secret required) and a backfill run in the prod namespace (the same job file).
+    for (const [spec, required] of [[podSpecs(one(built.prod, 'CronJob'))[0], true], [podSpecs(loadYamlFile(BACKFILL_JOB)[0]!)[0], false]] as const) {
+      const c = spec.containers[0];
+      for (const file of Object.values(job.security!.tls!)) {
+        const mount = c.volumeMounts.find((m: any) => file.startsWith(`${m.mountPath}/`));
+        expect(mount, file).toBeDefined();
+        const volume = spec.volumes.find((v: any) => v.name === mount.name);
+        expect(volume.secret.secretName).toBe('nextbuy-coordinator-tls');
+        expect(volume.secret.optional).toBe(!required);
+        expect(volume.secret.defaultMode).toBe(0o440);
+        expect(file.slice(mount.mountPath.length + 1)).toMatch(/^(ca\.crt|tls\.crt|tls\.key)$/);
+      }
     }
     const pod = objects.job.spec!.template.spec!;
     const env = Object.fromEntries(pod.containers[0]!.env!.map((e) => [e.name, e.value]));
