@@ -66,11 +66,12 @@ RUN apt-get update \
  && groupadd --gid 10001 nextbuy \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nextbuy
 WORKDIR /app
+# LD_LIBRARY_PATH: CUDA 12's runtime for ONNX Runtime, before the base's own entries (the driver's, CUDA 11.8's).
 ENV NODE_ENV=production \
     NEXTBUY_WORKER_PORT=7071 \
     NEXTBUY_METRICS_PORT=9470 \
     NEXTBUY_ONNX_DEVICE=cuda \
-    LD_LIBRARY_PATH=/usr/local/cuda-12.${CUDA_12_MINOR}/targets/x86_64-linux/lib:/usr/local/cuda/lib64 \
+    LD_LIBRARY_PATH=/usr/local/cuda-12.${CUDA_12_MINOR}/targets/x86_64-linux/lib:${LD_LIBRARY_PATH} \
     TF_CPP_MIN_LOG_LEVEL=1
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/package.json ./dist/package.json
