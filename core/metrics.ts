@@ -1,6 +1,6 @@
 /**
  * A tiny Prometheus registry (counters, gauges, histograms; text exposition format 0.0.4) and the
- * HTTP server that exposes it on `/metrics`, next to `/healthz`, on the coordinator and on every worker.
+ * HTTP server that exposes it on `/metrics`, next to `/healthz` and `/readyz`, on the coordinator and on every worker.
  *
  * Stages use the shared nextbuy metrics:
  *   metrics.shardsDone.inc();  metrics.sequences.inc(batch.rows);  metrics.queueDepth.set(pending);
@@ -310,8 +310,10 @@ export interface MetricsServerOptions {
   host?: string;
   /** @default defaultRegistry */
   registry?: Registry;
-  /** Answers /healthz; a throw or `ok: false` gives 503. @default always ok */
+  /** Answers /healthz (liveness); a throw or `ok: false` gives 503. @default always ok */
   health?: () => HealthStatus | Promise<HealthStatus>;
+  /** Answers /readyz (readiness: taking work), like `health`. @default the same as `health` */
+  ready?: () => HealthStatus | Promise<HealthStatus>;
 }
 
 export interface MetricsServer {
@@ -325,7 +327,7 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
   const registry = o.registry ?? defaultRegistry;
   const host = o.host ?? '0.0.0.0';
   const server = http.createServer((req, res) => {
-    void answer(req, res, registry, o.health);
+    void answer(req, res, registry, o.health, o.ready ?? o.health);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -354,6 +356,7 @@ async function answer(
   res: http.ServerResponse,
   registry: Registry,
   health: MetricsServerOptions['health'],
+  ready: MetricsServerOptions['ready'],
 ): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -366,18 +369,20 @@ async function answer(
     res.end(req.method === 'HEAD' ? undefined : body);
     return;
   }
-  if (path === '/healthz') {
+  if (path === '/healthz' || path === '/readyz') {
+    const check = path === '/healthz' ? health : ready;
     let status: HealthStatus;
     try {
-      status = health ? await health() : { ok: true };
+      status = check ? await check() : { ok: true };
     } catch (e) {
       status = { ok: false, detail: (e as Error).message };
     }
     res.writeHead(status.ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(req.method === 'HEAD' ? undefined : `${status.ok ? 'ok' : 'unhealthy'}${status.detail ? `: ${status.detail}` : ''}\n`);
+    const word = status.ok ? 'ok' : path === '/healthz' ? 'unhealthy' : 'not ready';
+    res.end(req.method === 'HEAD' ? undefined : `${word}${status.detail ? `: ${status.detail}` : ''}\n`);
     return;
   }
-  res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: try /metrics or /healthz\n');
+  res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: try /metrics, /healthz or /readyz\n');
 }
 
 /** NEXTBUY_METRICS_PORT as a port number, or null when unset (no metrics server). */

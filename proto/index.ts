@@ -49,6 +49,8 @@ export const WORKER_ENV = {
   tlsKey: 'NEXTBUY_TLS_KEY',
   /** How long a worker keeps trying to register before it exits. @default 300000 */
   registerTimeoutMs: 'NEXTBUY_REGISTER_TIMEOUT_MS',
+  /** ONNX Runtime's execution provider for scoring: auto, cpu or cuda (GPU pods). @default 'auto' */
+  onnxDevice: 'NEXTBUY_ONNX_DEVICE',
 } as const;
 
 /**

@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, test } from 'vitest';
 import { startCluster } from '../coordinator/cluster/index.js';
-import { createK8sBackend } from '../coordinator/cluster/k8s/index.js';
+import { createK8sBackend, WORKER_ARGV } from '../coordinator/cluster/k8s/index.js';
 import { ClusterError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { startFakeKubeApi, type FakeKubeApi } from './helpers/fake-kube-api.js';
@@ -18,12 +18,14 @@ afterEach(async () => {
 
 /** The pod's command line, made to run here: echo engine, loopback, any free port. */
 function asLocalWorker(podArgv: string[]): string[] {
-  expect(podArgv.slice(0, 4)).toEqual(['node', '--import', 'tsx', 'worker/main.ts']);
+  // The image runs the compiled worker (WORKER_ARGV); here the same source runs through tsx.
+  expect(podArgv.slice(0, WORKER_ARGV.length)).toEqual(WORKER_ARGV);
   return [process.execPath, '--import', 'tsx', 'worker/main.ts', '--engine', 'echo', '--host', '127.0.0.1', '--port', '0'];
 }
 
 async function fakeApi(pods: 'processes' | 'image-pull-backoff'): Promise<FakeKubeApi> {
-  const api = await startFakeKubeApi({ pods, argv: asLocalWorker, cwd: process.cwd() });
+  // Every "pod" is a process on this machine: each serves its probes on a free port, not the pods' fixed one.
+  const api = await startFakeKubeApi({ pods, argv: asLocalWorker, cwd: process.cwd(), podEnv: () => ({ NEXTBUY_METRICS_PORT: '0' }) });
   cleanups.push(() => api.close());
   return api;
 }

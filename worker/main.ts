@@ -11,12 +11,17 @@ import { registerWithRetry } from '../proto/register.js';
 import { isLoopback, readTlsFiles, tlsFilesFromEnv, useProcessTls } from '../proto/credentials.js';
 import { createEchoEngine } from './echo-engine.js';
 import type { WorkerEngine } from './engine.js';
+import { WorkerHealth, serveWorkerHealth } from './health.js';
 import { DEFAULT_DRAIN_GRACE_MS, startWorkerServer } from './server.js';
 
 /** How long a worker keeps trying to reach its coordinator before giving up. @default, see WORKER_ENV.registerTimeoutMs */
 const REGISTER_TIMEOUT_MS = 300_000;
 
+/** /healthz, /readyz and /metrics (worker/health.ts): every log event passes through it. */
+const health = new WorkerHealth();
+
 function log(name: string, event: string, fields: Record<string, unknown> = {}): void {
+  health.observe(event, fields);
   process.stdout.write(JSON.stringify({ t: new Date().toISOString(), worker: name, event, ...fields }) + '\n');
 }
 
@@ -73,6 +78,7 @@ async function main(): Promise<void> {
     log(name, 'transport-plaintext', { level: 'warn', host: values.host, fix: `set ${WORKER_ENV.tlsCa}, ${WORKER_ENV.tlsCert} and ${WORKER_ENV.tlsKey} for mutual TLS` });
   }
 
+  await serveWorkerHealth(health);
   const engine = await loadEngine(values.engine!);
   let exiting = false;
   let heartbeatTimeoutMs = 0; // known once registered
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'));
 
   if (!coordinator || !runId) {
+    health.set('ready');
     log(name, 'ready', { address: server.address, registered: false });
     return;
   }
@@ -112,8 +119,10 @@ async function main(): Promise<void> {
     registerWithRetry({ coordinatorAddress: coordinator, address: advertised, runId, token, workerName: name, timeoutMs: registerTimeoutMs });
 
   let registeredAt = Date.now();
+  health.set('registering');
   const reply = await register();
   registeredAt = Date.now();
+  health.set('ready');
   heartbeatTimeoutMs = reply.heartbeat_timeout_ms;
   log(name, 'registered', { address: advertised, coordinator, tls: tlsFiles !== null });
 
@@ -126,11 +135,13 @@ async function main(): Promise<void> {
     const lastHeard = Math.max(server.lastHealthAt(), registeredAt);
     if (Date.now() - lastHeard < silenceMs) return;
     reRegistering = true;
+    health.set('registering');
     log(name, 're-registering', { silentMs: Date.now() - lastHeard });
     register().then(
       () => {
         registeredAt = Date.now();
         reRegistering = false;
+        health.set('ready');
         log(name, 'registered', { address: advertised, coordinator, again: true });
       },
       (e: unknown) => fail(e),

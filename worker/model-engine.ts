@@ -10,7 +10,8 @@
  * localSteps batches after round r − 1's, so with a seed per epoch and rounds numbered from 0 in each, an
  * epoch covers the worker's rows once (in sorted shard order, whatever order the shards arrived in).
  */
-import { ModelError } from '../core/errors.js';
+import { ModelError, UsageError } from '../core/errors.js';
+import { WORKER_ENV } from '../proto/index.js';
 import type { SequenceBatch } from '../proto/shard-batch.js';
 import type { ScoredBatch, TrainRoundInput, TrainRoundOutput, ValidateInput, ValidateOutput, WorkerEngine } from './engine.js';
 import {
@@ -20,8 +21,10 @@ import {
   labelledScores,
   lastPositions,
   modelFromWeights,
+  ONNX_DEVICES,
   OnnxScorer,
   onnxRuntimes,
+  type OnnxDevice,
   parseSpec,
   rowsOfSplit,
   selectBackend,
@@ -34,6 +37,11 @@ import {
 export interface ModelEngineOptions {
   /** Threads ONNX Runtime uses per scoring call. @default 1 */
   scoringThreads?: number;
+  /**
+   * ONNX Runtime's execution provider: 'cuda' on GPU pods (the launcher sets NEXTBUY_ONNX_DEVICE there),
+   * 'cpu', or 'auto' (CUDA where its library and a GPU are present). @default NEXTBUY_ONNX_DEVICE, else 'auto'
+   */
+  onnxDevice?: OnnxDevice;
   /** Models with optimizer state kept for training (dataset + spec); the least recently used beyond are dropped. @default 4 */
   maxTrainingModels?: number;
   /** Log lines (runtime choice, fallbacks). @default console.error */
@@ -56,7 +64,9 @@ interface TrainingState {
 const ROW_CACHE_ENTRIES = 4;
 
 export function createModelEngine(options: ModelEngineOptions = {}): WorkerEngine {
-  return new ModelEngine(options);
+  const device = options.onnxDevice ?? (process.env[WORKER_ENV.onnxDevice] || 'auto');
+  if (!(ONNX_DEVICES as readonly string[]).includes(device)) throw new UsageError(`${WORKER_ENV.onnxDevice} must be one of ${ONNX_DEVICES.join(', ')}, got "${device}"`);
+  return new ModelEngine({ ...options, onnxDevice: device as OnnxDevice });
 }
 
 class ModelEngine implements WorkerEngine {
@@ -85,7 +95,9 @@ class ModelEngine implements WorkerEngine {
     let fallbackWhy = 'the artifact has no ONNX graph (its architecture could not be exported)';
     if (artifact.onnx) {
       try {
-        const scorer = await OnnxScorer.create(artifact.onnx, { threads: this.options.scoringThreads ?? 1 });
+        const scorer = await OnnxScorer.create(artifact.onnx, { threads: this.options.scoringThreads ?? 1, device: this.options.onnxDevice });
+        // Which provider scores, on every load; a GPU pod scoring on the CPU is a warning.
+        this.log(`nextbuy worker: model ${modelVersion} scores with ${scorer.runtime}${scorer.fellBack ? ` (warning: CUDA was asked for and the CPU scores instead: ${scorer.note})` : ` (${scorer.note})`}`);
         const onnx: LoadedModel = { spec: scorer.spec, runtime: scorer.runtime, score: (b, p) => scorer.score(b, p), dispose: () => scorer.dispose() };
         return this.install(modelVersion, onnx, scorer.note);
       } catch (e) {

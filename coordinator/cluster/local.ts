@@ -10,7 +10,9 @@ import { tlsEnv } from '../../proto/credentials.js';
 import type { ClusterBackend, LaunchContext } from './backend.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.ts', import.meta.url));
+/** Compiled (`npm run build`, the images): worker/main.js with plain node; from source: worker/main.ts through tsx. */
+const COMPILED = import.meta.url.endsWith('.js');
+const WORKER_MAIN = fileURLToPath(new URL(COMPILED ? '../../worker/main.js' : '../../worker/main.ts', import.meta.url));
 /**
  * V8 flags of local worker processes. They share this machine's cores with each other and with the
  * coordinator, so a worker's GC helper threads only take cycles from a busy neighbour: with one GC
@@ -84,11 +86,13 @@ export class LocalBackend implements ClusterBackend {
     if (this.stopping) throw new ClusterError('local backend is stopping');
     const index = this.children.length;
     const name = `${this.o.namePrefix}-${index}`;
-    const tsx = import.meta.resolve('tsx');
-    const child = spawn(process.execPath, [...LOCAL_WORKER_NODE_FLAGS, '--import', tsx, WORKER_MAIN, '--engine', this.o.engine, '--name', name], {
+    const loader = COMPILED ? [] : ['--import', import.meta.resolve('tsx')];
+    const child = spawn(process.execPath, [...LOCAL_WORKER_NODE_FLAGS, ...loader, WORKER_MAIN, '--engine', this.o.engine, '--name', name], {
       cwd: REPO_ROOT,
       env: {
         ...process.env,
+        // The coordinator's own metrics port: local workers would all collide on it (set one in `env` to probe a worker).
+        NEXTBUY_METRICS_PORT: '',
         ...this.o.env,
         ...(this.o.envFor?.(index) ?? {}),
         ...extraEnv,

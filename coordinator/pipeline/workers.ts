@@ -48,10 +48,12 @@ const K8S_REGISTRATION_SLACK_MS = 60_000;
 export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSession> {
   const job = o.job;
   let backend: ClusterBackend;
-  let k8sStartMs: number | null = null;
+  let k8s: { startMs: number; registrationPort: number } | null = null;
   if (o.env === 'k8s') {
     const options = await loadK8sBackendOptions();
-    k8sStartMs = compileK8sBackendOptions(options).startDeadlineMs + K8S_REGISTRATION_SLACK_MS;
+    const compiled = compileK8sBackendOptions(options);
+    // A fixed registration port (workers.yaml registrationPort), so a NetworkPolicy can open exactly it.
+    k8s = { startMs: compiled.startDeadlineMs + K8S_REGISTRATION_SLACK_MS, registrationPort: compiled.registrationPort };
     backend = createK8sBackend(options);
   } else {
     backend = localOrStaticBackend(job);
@@ -62,7 +64,7 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
     ...base,
     workers,
     minWorkers: workers,
-    ...(k8sStartMs !== null ? { listenHost: '0.0.0.0', startTimeoutMs: k8sStartMs } : {}),
+    ...(k8s ? { listenHost: '0.0.0.0', listenPort: k8s.registrationPort, startTimeoutMs: k8s.startMs } : {}),
   });
   const models = new Map<string, Map<string, Uint8Array>>();
   return {

@@ -11,8 +11,11 @@
  * in the state the scenario says: Pending, Running, ImagePullBackOff, Unschedulable (no nvidia.com/gpu),
  * InvalidImageName, or 'processes': each pod becomes a real child process running the pod's command
  * with its env resolved (values, downward API fields, secretKeyRef from the stored Secrets), so an
- * end-to-end test can run real workers "in pods". Deleting a Job deletes its pods (and kills their processes)
- * unless propagationPolicy is Orphan. No watch, no patch, no admission, no garbage collector.
+ * end-to-end test can run real workers "in pods"; a pod whose Secret does not exist yet waits in
+ * CreateContainerConfigError and starts when the Secret is created, as the kubelet retries. Deleting an
+ * object deletes what it owns (pods, Secrets, Services: ownerReferences by uid; pods' processes are
+ * killed) unless propagationPolicy is Orphan: the garbage collector, for one level. No watch, no patch,
+ * no admission.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -226,6 +229,13 @@ export async function startFakeKubeApi(o: FakeKubeApiOptions = {}): Promise<Fake
         if (resource === 'jobs') obj.status = {};
         b.set(obj.metadata.name, obj);
         if (resource === 'jobs') createPodsFor(obj);
+        if (resource === 'secrets' && o.pods === 'processes') {
+          for (const pod of bucket('pods', ns).values()) {
+            if (pod.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError') {
+              startPodProcess(pod, Number(pod.metadata.labels?.['batch.kubernetes.io/job-completion-index'] ?? 0));
+            }
+          }
+        }
         return { status: 201, payload: obj, call };
       }
       case 'get': {
@@ -248,12 +258,13 @@ export async function startFakeKubeApi(o: FakeKubeApiOptions = {}): Promise<Fake
         if (!obj) return { status: 404, payload: statusBody(404, 'NotFound', `${resource} "${name}" not found`), call };
         b.delete(name!);
         const policy = query.propagationPolicy ?? (body as { propagationPolicy?: string } | null)?.propagationPolicy ?? 'Background';
-        if (resource === 'jobs' && policy !== 'Orphan') {
-          const pods = bucket('pods', ns);
-          for (const [podName, pod] of [...pods]) {
-            if (pod.metadata.ownerReferences?.some((r) => r.uid === obj.metadata.uid)) {
-              killPod(podName);
-              pods.delete(podName);
+        if (policy !== 'Orphan') {
+          for (const dependentResource of ['pods', 'services', 'secrets']) {
+            const dependents = bucket(dependentResource, ns);
+            for (const [depName, dep] of [...dependents]) {
+              if (!dep.metadata.ownerReferences?.some((r) => r.uid === obj.metadata.uid)) continue;
+              if (dependentResource === 'pods') killPod(depName);
+              dependents.delete(depName);
             }
           }
         }

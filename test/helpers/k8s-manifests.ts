@@ -12,11 +12,13 @@
  * those schemas let unknown fields through, a strict walk that rejects any field the Kubernetes API
  * types (from @kubernetes/client-node's models) do not know: the equivalent of `kubectl --validate=strict`.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { CronJob, Job } from 'kubernetes-models/batch/v1';
 import { ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { parseAllDocuments } from 'yaml';
 
@@ -133,6 +135,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'v1/ServiceAccount': ServiceAccount,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 };
 
 /** Problems with one object: schema violations and unknown fields; [] when valid. */
@@ -186,4 +189,82 @@ export function quantity(q: string | number): number {
     Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40,
   };
   return Number(m[1]) * (m[2] ? unit[m[2]]! : 1);
+}
+
+/**
+ * The oldest Kubernetes the manifests and the launcher's objects are for (k8s/README.md says so). The
+ * fields they rely on: Job backoffLimitPerIndex and podReplacementPolicy (beta, on by default, in 1.29),
+ * podFailurePolicy, CronJob timeZone, fsGroupChangePolicy.
+ */
+export const MIN_KUBERNETES_MINOR = 29;
+
+/**
+ * API fields added after 1.29, by the type that holds them and the minor version that added them (from
+ * the Kubernetes release notes). The schemas shipped here (kubernetes-models 4.5.1: Kubernetes 1.33;
+ * @kubernetes/client-node 1.4: 1.34) accept them, a 1.29 API server would not: newerFields() finds them.
+ */
+const FIELDS_AFTER_1_29: Record<string, number> = {
+  'V1JobSpec.managedBy': 30,
+  'V1JobSpec.successPolicy': 30,
+  'V1PodSecurityContext.appArmorProfile': 30,
+  'V1SecurityContext.appArmorProfile': 30,
+  'V1VolumeMount.recursiveReadOnly': 30,
+  'V1ServiceSpec.trafficDistribution': 30,
+  'V1PodSecurityContext.supplementalGroupsPolicy': 31,
+  'V1Volume.image': 31,
+  'V1PodSpec.resources': 32,
+  'V1PodSecurityContext.seLinuxChangePolicy': 32,
+  'V1Lifecycle.stopSignal': 33,
+  'V1EnvVarSource.fileKeyRef': 34,
+  'V1PodSpec.hostnameOverride': 34,
+  'V1Container.restartPolicyRules': 34,
+};
+
+/** Fields `o` uses that a Kubernetes 1.`minor` API server does not know (see FIELDS_AFTER_1_29). */
+export function newerFields(o: KubeObject, minor = MIN_KUBERNETES_MINOR): string[] {
+  const version = String(o.apiVersion).split('/').pop()!;
+  const out: string[] = [];
+  walkTyped(o, `V${version.slice(1)}${o.kind}`, `${o.kind}/${o.metadata?.name ?? '?'}`, (type, field, at) => {
+    const since = FIELDS_AFTER_1_29[`${type}.${field}`];
+    if (since !== undefined && since > minor) out.push(`${at}.${field}: added in 1.${since}`);
+  });
+  return out;
+}
+
+function walkTyped(value: unknown, type: string, at: string, visit: (type: string, field: string, at: string) => void): void {
+  if (value === null || value === undefined) return;
+  const array = /^Array<(.+)>$/.exec(type);
+  if (array) {
+    if (Array.isArray(value)) value.forEach((v, i) => walkTyped(v, array[1]!, `${at}[${i}]`, visit));
+    return;
+  }
+  const model = models[type];
+  if (!model?.getAttributeTypeMap || !isMap(value)) return;
+  const attrs = model.getAttributeTypeMap();
+  for (const [k, v] of Object.entries(value)) {
+    visit(type, k, at);
+    const attr = attrs.find((a) => a.baseName === k);
+    if (attr) walkTyped(v, attr.type, `${at}.${k}`, visit);
+  }
+}
+
+/** The kubectl on PATH: its client version, or null when there is none. */
+export function kubectlVersion(): { major: number; minor: number; kustomize: string } | null {
+  const r = spawnSync('kubectl', ['version', '--client', '-o', 'json'], { encoding: 'utf8' });
+  if (r.status !== 0 || r.error) return null;
+  const v = JSON.parse(r.stdout) as { clientVersion: { major: string; minor: string }; kustomizeVersion?: string };
+  return { major: Number(v.clientVersion.major), minor: Number(v.clientVersion.minor.replace(/\D+$/, '')), kustomize: v.kustomizeVersion ?? '' };
+}
+
+/** `kubectl kustomize DIR`: what `kubectl apply -k DIR` would send, parsed. */
+export function kubectlKustomize(dir: string): KubeObject[] {
+  const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${r.stderr || r.error?.message}`);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as KubeObject).filter(Boolean);
+}
+
+/** Does `selector` (matchLabels only) select an object with these labels? */
+export function selects(selector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] }, labels: Record<string, string>): boolean {
+  if (selector.matchExpressions?.length) throw new Error('matchExpressions are outside what this test checks');
+  return Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
 }

@@ -22,7 +22,7 @@ export { auc } from './metrics.js';
 export type { ExportableModel } from './onnx-export.js';
 export { exportOnnx, tryExportOnnx, specFromOnnx, ONNX_OPSET } from './onnx-export.js';
 export type { OnnxScorerOptions } from './onnx-scorer.js';
-export { OnnxScorer, onnxRuntimes } from './onnx-scorer.js';
+export { ONNX_DEVICES, OnnxScorer, onnxRuntimes, type OnnxDevice } from './onnx-scorer.js';
 
 export type { ArtifactContents, ArtifactManifest, LoadedArtifact } from './artifact.js';
 export {

@@ -16,11 +16,18 @@ import { embeddedColumns, productIdsOf, type ModelSpec } from './spec.js';
 export interface OnnxScorerOptions {
   /** Threads ONNX Runtime uses inside one scoring call. @default 1 */
   threads?: number;
-  /** Execution provider. 'auto' takes CUDA when `onnxRuntimes()` lists it, else the CPU. @default 'auto' */
-  device?: 'auto' | 'cpu' | 'cuda';
+  /**
+   * Execution provider. 'auto' takes CUDA when `onnxRuntimes()` lists it, else the CPU. 'cuda' asks for
+   * CUDA: where its library or a GPU is missing, or it fails to start, the scorer runs on the CPU and
+   * says why in `note` with `fellBack` set (the engine logs it as a warning). @default 'auto'
+   */
+  device?: OnnxDevice;
   /** Rows per inference call (bounds memory). @default 4096 */
   chunkRows?: number;
 }
+
+export type OnnxDevice = 'auto' | 'cpu' | 'cuda';
+export const ONNX_DEVICES: readonly OnnxDevice[] = ['auto', 'cpu', 'cuda'];
 
 /** ONNX Runtime flavours usable here, best first, e.g. ['onnxruntime-cpu']. */
 export function onnxRuntimes(): string[] {
@@ -28,13 +35,21 @@ export function onnxRuntimes(): string[] {
 }
 
 function cudaAvailable(): boolean {
+  return cudaMissing() === null;
+}
+
+/** Why the CUDA provider cannot run here, or null when it can be tried. */
+function cudaMissing(): string | null {
+  let lib: string;
   try {
     const dist = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
-    const lib = path.join(dist, '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
-    return existsSync(lib) && existsSync('/dev/nvidiactl');
+    lib = path.join(dist, '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
   } catch {
-    return false;
+    return 'onnxruntime-node is not installed';
   }
+  if (!existsSync(lib)) return `this image has no ONNX Runtime CUDA provider (${path.basename(lib)}; the GPU image installs it)`;
+  if (!existsSync('/dev/nvidiactl')) return 'no NVIDIA GPU is visible (/dev/nvidiactl is absent: request nvidia.com/gpu)';
+  return null;
 }
 
 export class OnnxScorer {
@@ -43,14 +58,17 @@ export class OnnxScorer {
   readonly runtime: string;
   /** Why this provider (e.g. why CUDA was not used). */
   readonly note: string;
+  /** CUDA was asked for (device 'cuda') and the CPU scores instead: worth a warning. */
+  readonly fellBack: boolean;
   private readonly session: ort.InferenceSession;
   private readonly chunkRows: number;
 
-  private constructor(spec: ModelSpec, session: ort.InferenceSession, runtime: string, note: string, chunkRows: number) {
+  private constructor(spec: ModelSpec, session: ort.InferenceSession, runtime: string, note: string, chunkRows: number, fellBack = false) {
     this.spec = spec;
     this.session = session;
     this.runtime = runtime;
     this.note = note;
+    this.fellBack = fellBack;
     this.chunkRows = chunkRows;
   }
 
@@ -58,7 +76,9 @@ export class OnnxScorer {
     const spec = specFromOnnx(bytes);
     const threads = options.threads ?? 1;
     const device = options.device ?? 'auto';
-    const wantCuda = device === 'cuda' || (device === 'auto' && cudaAvailable());
+    if (!ONNX_DEVICES.includes(device)) throw new ModelError(`ONNX device must be one of ${ONNX_DEVICES.join(', ')}, got "${device}"`);
+    const missing = device === 'cpu' ? null : cudaMissing();
+    const wantCuda = device !== 'cpu' && missing === null;
     const sessionOptions = (providers: string[]): ort.InferenceSession.SessionOptions => ({
       executionProviders: providers,
       intraOpNumThreads: threads,
@@ -66,19 +86,18 @@ export class OnnxScorer {
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,
     });
-    let note = device === 'cpu' ? 'CPU requested' : 'the CUDA provider library or a GPU is absent';
+    let note = device === 'cpu' ? 'CPU requested' : `CUDA not used: ${missing}`;
     if (wantCuda) {
       try {
         const session = await ort.InferenceSession.create(bytes, sessionOptions(['cuda', 'cpu']));
         return new OnnxScorer(spec, session, 'onnxruntime-cuda', 'CUDA execution provider', options.chunkRows ?? 4096);
       } catch (e) {
-        if (device === 'cuda') throw new ModelError(`ONNX Runtime could not start with CUDA: ${(e as Error).message}`, { cause: e });
         note = `CUDA failed to start (${(e as Error).message.split('\n')[0]})`;
       }
     }
     try {
       const session = await ort.InferenceSession.create(bytes, sessionOptions(['cpu']));
-      return new OnnxScorer(spec, session, 'onnxruntime-cpu', `CPU, ${threads} thread(s); ${note}`, options.chunkRows ?? 4096);
+      return new OnnxScorer(spec, session, 'onnxruntime-cpu', `CPU, ${threads} thread(s); ${note}`, options.chunkRows ?? 4096, device === 'cuda');
     } catch (e) {
       throw new ModelError(`ONNX Runtime cannot load this model (${(e as Error).message}): re-export it with this nextbuy`, { cause: e });
     }

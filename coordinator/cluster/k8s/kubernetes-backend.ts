@@ -3,8 +3,11 @@
  *   - a Secret holding the run's token,
  *   - a headless Service (stable DNS `<job>-<index>.<service>` for every worker pod),
  *   - an Indexed Job of `workers` pods (completions = parallelism), one worker process per pod,
- * all owned by the coordinator's pod (ownerReferences), so they die with it if the coordinator dies
- * without cleaning up. Workers register themselves with the coordinator (proto: Coordinator.Register);
+ * The Job is created first and owned by the coordinator's pod; the Secret and the Service are owned by
+ * the Job (ownerReferences), so deleting the Job removes all three and a dead coordinator's objects go
+ * with its pod. The coordinator's Role therefore needs exactly: jobs create/get/delete, pods list,
+ * services create, secrets create (k8s/base/rbac.yaml; it can read, list or delete no Secret).
+ * Until the Secret exists the pods wait in CreateContainerConfigError, which the kubelet retries. Workers register themselves with the coordinator (proto: Coordinator.Register);
  * this backend only creates, watches and deletes Kubernetes objects.
  *
  * The worker Job is built here, in code, and nowhere else: k8s/ has no copy of it. The tests validate
@@ -23,7 +26,8 @@ import { ClusterError } from '../../../core/errors.js';
 import { log as defaultLog, type Logger } from '../../../core/log.js';
 import type { ClusterBackend, LaunchContext } from '../backend.js';
 import { apiError, apiStatus, inClusterNamespace, serverOnlyConfig, type Api } from './api.js';
-import { buildWorkerObjects, LABELS, type WorkerObjects } from './objects.js';
+import type { V1Job } from '@kubernetes/client-node';
+import { buildWorkerObjects, LABELS, ownedByJob, type WorkerObjects } from './objects.js';
 import { compileK8sBackendOptions, type CompiledK8sBackendOptions, type K8sBackendOptions } from './options.js';
 import { inspectWorkers } from './pod-status.js';
 
@@ -61,9 +65,12 @@ class K8sBackend implements ClusterBackend {
     this.objects = objects;
     const ns = api.namespace;
     try {
-      await this.create('secret', () => api.core.createNamespacedSecret({ namespace: ns, body: objects.secret }));
-      await this.create('service', () => api.core.createNamespacedService({ namespace: ns, body: objects.service }));
-      await this.create('job', () => api.batch.createNamespacedJob({ namespace: ns, body: objects.job }));
+      const job: V1Job | null = await this.create('job', () => api.batch.createNamespacedJob({ namespace: ns, body: objects.job }), () =>
+        api.batch.readNamespacedJob({ name: objects.job.metadata!.name!, namespace: ns }),
+      );
+      const owner = job ?? objects.job; // null only without an `existing` reader: never for the Job
+      await this.create('secret', () => api.core.createNamespacedSecret({ namespace: ns, body: ownedByJob(objects.secret, owner) }));
+      await this.create('service', () => api.core.createNamespacedService({ namespace: ns, body: ownedByJob(objects.service, owner) }));
     } catch (e) {
       this.stopping = null; // a stop() during start() ran before these objects existed
       await this.stop().catch(() => {});
@@ -115,13 +122,18 @@ class K8sBackend implements ClusterBackend {
     return this.api;
   }
 
-  private async create(what: 'secret' | 'service' | 'job', call: () => Promise<unknown>): Promise<void> {
+  /** Creates an object; on 409 (this launch id, run × coordinator pod, already made it) returns `existing()`. */
+  private async create<T>(what: 'secret' | 'service' | 'job', call: () => Promise<T>, existing?: () => Promise<T>): Promise<T | null> {
     if (this.poll.signal.aborted) throw new ClusterError('the Kubernetes backend was stopped while it was starting the workers');
     try {
-      await call();
+      return await call();
     } catch (e) {
-      // 409: this launch id (run × coordinator pod) already made it, e.g. start() retried after a timeout.
       if (apiStatus(e) !== 409) throw apiError(`create the worker ${what}`, e, this.api!.namespace);
+      try {
+        return existing ? await existing() : null;
+      } catch (e2) {
+        throw apiError(`read the existing worker ${what}`, e2, this.api!.namespace);
+      }
     }
   }
 
@@ -131,19 +143,15 @@ class K8sBackend implements ClusterBackend {
     if (!api || !objects) return;
     const ns = api.namespace;
     const problems: string[] = [];
-    const remove = async (what: 'secret' | 'service' | 'job', call: () => Promise<unknown>) => {
+    const remove = async (what: 'job', call: () => Promise<unknown>) => {
       try {
         await call();
       } catch (e) {
         if (apiStatus(e) !== 404) problems.push(apiError(`delete the worker ${what}`, e, ns).message);
       }
     };
-    // Background propagation: the Job goes at once, the garbage collector removes its pods.
-    await Promise.all([
-      remove('job', () => api.batch.deleteNamespacedJob({ name: objects.job.metadata!.name!, namespace: ns, propagationPolicy: 'Background' })),
-      remove('service', () => api.core.deleteNamespacedService({ name: objects.service.metadata!.name!, namespace: ns })),
-      remove('secret', () => api.core.deleteNamespacedSecret({ name: objects.secret.metadata!.name!, namespace: ns })),
-    ]);
+    // Background propagation: the Job goes at once, the garbage collector removes its pods, Secret and Service.
+    await remove('job', () => api.batch.deleteNamespacedJob({ name: objects.job.metadata!.name!, namespace: ns, propagationPolicy: 'Background' }));
     if (problems.length) {
       throw new ClusterError(
         `${problems.join('; ')}. They are owned by the coordinator pod and go when it is deleted; to remove them now: ` +

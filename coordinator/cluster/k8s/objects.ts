@@ -23,7 +23,12 @@ export const LABELS = {
   account: 'nextbuy.dev/account',
   runId: 'nextbuy.dev/run-id',
   launch: 'nextbuy.dev/launch',
+  /** Kueue's LocalQueue label (workers.yaml `queue`). */
+  kueueQueue: 'kueue.x-k8s.io/queue-name',
 } as const;
+
+/** The worker command line in the images (compiled JavaScript, `npm run build`; no tsx at run time). */
+export const WORKER_ARGV = ['node', 'dist/worker/main.js'];
 
 /** The worker container's name (podFailurePolicy rules refer to it). */
 export const WORKER_CONTAINER = 'worker';
@@ -100,7 +105,8 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
   };
 
   const limits: Record<string, string> = { ...o.resources.limits };
-  const requests: Record<string, string> = { ...o.resources.requests };
+  // /tmp is an emptyDir on the node's disk: request what it may fill, so the scheduler counts it.
+  const requests: Record<string, string> = { 'ephemeral-storage': o.scratch, ...o.resources.requests };
   if (o.gpusPerPod > 0) limits['nvidia.com/gpu'] = requests['nvidia.com/gpu'] = String(o.gpusPerPod);
 
   const fieldEnv = (envName: string, fieldPath: string): V1EnvVar => ({ name: envName, valueFrom: { fieldRef: { fieldPath } } });
@@ -117,6 +123,8 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
     { name: WORKER_ENV.token, valueFrom: { secretKeyRef: { name: secretName, key: 'token' } } },
     { name: 'NEXTBUY_WORKER_PORT', value: String(o.workerPort) },
     { name: 'NEXTBUY_METRICS_PORT', value: String(o.metricsPort) },
+    // GPU pods score with ONNX Runtime's CUDA provider (CPU, with a warning, where it cannot start).
+    ...(o.gpusPerPod > 0 && !(WORKER_ENV.onnxDevice in o.env) ? [{ name: WORKER_ENV.onnxDevice, value: 'cuda' }] : []),
     ...Object.entries(o.env).map(([k, v]) => ({ name: k, value: v })),
   ];
   // Mutual TLS: the coordinator's certificate paths are its own; workers read theirs from a mounted Secret.
@@ -132,11 +140,14 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
     );
   }
 
+  const tolerations = [...o.tolerations, ...o.podTemplate.tolerations].map((t) => ({ ...t }));
   const job: V1Job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: meta(name),
+    metadata: o.queue ? { ...meta(name), labels: { ...labels, [LABELS.kueueQueue]: o.queue } } : meta(name),
     spec: {
+      // Under Kueue the Job starts suspended; Kueue unsuspends it once quota for every pod is free (gang admission).
+      ...(o.queue ? { suspend: true } : {}),
       completionMode: 'Indexed',
       completions: ctx.workers,
       parallelism: ctx.workers,
@@ -156,8 +167,8 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
       ttlSecondsAfterFinished: 3600,
       template: {
         metadata: {
-          labels: { ...labels },
-          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(o.metricsPort), 'prometheus.io/path': '/metrics' },
+          labels: { ...o.podTemplate.labels, ...labels },
+          annotations: { ...o.podTemplate.annotations, 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(o.metricsPort), 'prometheus.io/path': '/metrics' },
         },
         spec: {
           restartPolicy: 'Never',
@@ -171,10 +182,15 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
             runAsUser: NEXTBUY_UID,
             runAsGroup: NEXTBUY_UID,
             fsGroup: NEXTBUY_UID,
+            // Only a volume whose root has another group is chowned: no recursive walk at every start.
+            fsGroupChangePolicy: 'OnRootMismatch',
             seccompProfile: { type: 'RuntimeDefault' },
           },
           ...(Object.keys(o.nodeSelector).length ? { nodeSelector: { ...o.nodeSelector } } : {}),
-          ...(o.tolerations.length ? { tolerations: o.tolerations.map((t) => ({ ...t })) } : {}),
+          ...(tolerations.length ? { tolerations } : {}),
+          ...(o.podTemplate.affinity ? { affinity: structuredClone(o.podTemplate.affinity) } : {}),
+          ...(o.podTemplate.priorityClassName ? { priorityClassName: o.podTemplate.priorityClassName } : {}),
+          ...(o.podTemplate.runtimeClassName ? { runtimeClassName: o.podTemplate.runtimeClassName } : {}),
           ...(o.imagePullSecrets.length ? { imagePullSecrets: o.imagePullSecrets.map((n) => ({ name: n })) } : {}),
           containers: [
             {
@@ -182,20 +198,20 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
               image: o.image,
               imagePullPolicy: o.imagePullPolicy,
               // `args`, not `command`: the image's ENTRYPOINT (tini) stays PID 1 and forwards SIGTERM, on which a worker drains.
-              args: ['node', '--import', 'tsx', 'worker/main.ts', '--host', '0.0.0.0', '--port', String(o.workerPort)],
+              args: [...WORKER_ARGV, '--host', '0.0.0.0', '--port', String(o.workerPort)],
               ports: [
                 { name: 'grpc', containerPort: o.workerPort, protocol: 'TCP' },
                 { name: 'metrics', containerPort: o.metricsPort, protocol: 'TCP' },
               ],
               env,
               resources: { requests, limits },
-              // Alive = the gRPC port accepts connections (a hung worker is caught by the coordinator's heartbeats).
-              // Ready = /healthz on the metrics port; readiness gates nothing here (workers register by pod IP,
-              // the Service publishes not-ready pods), so a worker without a metrics server is not restarted.
-              // Loading tfjs-node-gpu on a cold node can take minutes: the startup probe allows 5.
-              startupProbe: { tcpSocket: { port: 'grpc' }, periodSeconds: 5, failureThreshold: 60 },
-              livenessProbe: { tcpSocket: { port: 'grpc' }, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
-              readinessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10 },
+              // worker/health.ts on the metrics port: alive = the process answers; ready = registered with the
+              // coordinator and not draining. Loading tfjs-node-gpu on a cold node can take minutes: the startup
+              // probe allows 5. Readiness gates no traffic (workers register by pod IP, the Service publishes
+              // not-ready pods); it shows in `kubectl get pods` and in kube-state-metrics.
+              startupProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 5, failureThreshold: 60 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
+              readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 2 },
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -205,7 +221,7 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
             },
           ],
           volumes: [
-            { name: 'tmp', emptyDir: { sizeLimit: '8Gi' } },
+            { name: 'tmp', emptyDir: { sizeLimit: o.scratch } },
             ...(tlsMount ? [{ name: 'tls', secret: { secretName: o.tlsSecret!, defaultMode: 0o440 } }] : []),
           ],
         },
@@ -213,6 +229,23 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
     },
   };
   return { launchId, namespace, secret, service, job };
+}
+
+/**
+ * `o` (the run's Secret or Service) owned by the worker Job as created (its uid), so that deleting the
+ * Job deletes them too: the coordinator needs no delete right on Secrets or Services, and a dead
+ * coordinator's objects still go (its pod owns the Job).
+ */
+export function ownedByJob<T extends { metadata?: V1ObjectMeta }>(o: T, job: V1Job): T {
+  const uid = job.metadata?.uid;
+  if (!uid) throw new ClusterError(`the API server returned worker Job ${job.metadata?.name ?? ''} without a uid: cannot make the run's Secret and Service owned by it`);
+  return {
+    ...o,
+    metadata: {
+      ...o.metadata,
+      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job.metadata!.name!, uid, controller: false, blockOwnerDeletion: false }],
+    },
+  };
 }
 
 /** Replaces a wildcard or loopback host with `host` (the coordinator pod's IP), keeping the port. */

@@ -4,16 +4,36 @@
  * the launcher with.
  */
 import { readFile } from 'node:fs/promises';
-import type { KubeConfig, V1Toleration } from '@kubernetes/client-node';
+import type { KubeConfig, V1Affinity, V1Toleration } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration, requireDuration } from '../../../core/duration.js';
 import { ClusterError, JobFileError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
+import { DEFAULT_WORKER_METRICS_PORT } from '../../../worker/health.js';
 
 export interface K8sResources {
   /** e.g. { cpu: '2', memory: '4Gi' } */
   requests?: Record<string, string>;
   limits?: Record<string, string>;
+}
+
+/**
+ * Additions to every worker pod (workers.yaml `podTemplate`), for what a platform team sets on its
+ * clusters: affinity, priority, runtime class, extra labels and annotations (e.g. cost allocation).
+ */
+export interface K8sPodTemplate {
+  /** Added to the pod's labels; nextbuy's own (app.kubernetes.io/*, nextbuy.dev/*) cannot be changed. @default {} */
+  labels?: Record<string, string>;
+  /** Added to the pod's annotations. @default {} */
+  annotations?: Record<string, string>;
+  /** @default none */
+  affinity?: V1Affinity;
+  /** Added after the top-level `tolerations`. @default [] */
+  tolerations?: V1Toleration[];
+  /** e.g. a PriorityClass that lets the night preempt batch work. @default none */
+  priorityClassName?: string;
+  /** e.g. 'nvidia' where the GPU runtime is not the node's default. @default none */
+  runtimeClassName?: string;
 }
 
 export interface K8sBackendOptions {
@@ -46,9 +66,15 @@ export interface K8sBackendOptions {
    * ('0.0.0.0', '::', '127.0.0.1', 'localhost'). @default POD_IP (downward API)
    */
   coordinatorHost?: string;
+  /**
+   * The port the coordinator's registration server listens on (workers dial it; the NetworkPolicy in
+   * k8s/base opens it to the workers only; 0 = any free port, for tests: no NetworkPolicy can name it).
+   * @default 7070 (DEFAULT_REGISTRATION_PORT)
+   */
+  registrationPort?: number;
   /** The workers' gRPC port (NEXTBUY_WORKER_PORT). @default 7071 */
   workerPort?: number;
-  /** The workers' /healthz and /metrics port (NEXTBUY_METRICS_PORT). @default 9464 */
+  /** The workers' /healthz, /readyz and /metrics port (NEXTBUY_METRICS_PORT). @default 9470 (DEFAULT_WORKER_METRICS_PORT) */
   metricsPort?: number;
   /** A worker pod not running this long after it appeared fails the run (image pull errors, no GPU, ...). @default '10m' */
   startDeadline?: string | number;
@@ -56,6 +82,20 @@ export interface K8sBackendOptions {
   backoffLimitPerIndex?: number;
   /** A cap on the worker Job's whole life, in case nobody deletes it. @default '12h' */
   activeDeadline?: string | number;
+  /**
+   * Each worker's scratch space: the size limit of its /tmp emptyDir, requested as ephemeral-storage
+   * so the scheduler places the pod where that much disk is free. @default '8Gi'
+   */
+  scratch?: string;
+  /** See K8sPodTemplate. @default {} */
+  podTemplate?: K8sPodTemplate;
+  /**
+   * A Kueue LocalQueue for gang admission: the worker Job is created suspended with the label
+   * kueue.x-k8s.io/queue-name, and Kueue starts it only when quota for all its pods (GPUs included)
+   * is free, so a night never half-starts and waits out `startDeadline`. Needs Kueue in the cluster.
+   * @default none: the Job starts at once
+   */
+  queue?: string;
   /** Extra environment for the workers, e.g. { NEXTBUY_LOG: 'debug' }. @default {} */
   env?: Record<string, string>;
   /**
@@ -94,8 +134,12 @@ export interface CompiledK8sBackendOptions {
   imagePullSecrets: string[];
   coordinatorPod: { name: string; uid: string } | null;
   coordinatorHost: string | null;
+  registrationPort: number;
   workerPort: number;
   metricsPort: number;
+  scratch: string;
+  podTemplate: Required<Pick<K8sPodTemplate, 'labels' | 'annotations' | 'tolerations'>> & Omit<K8sPodTemplate, 'labels' | 'annotations' | 'tolerations'>;
+  queue: string | null;
   startDeadlineMs: number;
   backoffLimitPerIndex: number;
   activeDeadlineSeconds: number;
@@ -127,8 +171,17 @@ export function compileK8sBackendOptions(o: K8sBackendOptions): CompiledK8sBacke
     imagePullSecrets: [...(o.imagePullSecrets ?? [])],
     coordinatorPod: podName && podUid ? { name: podName, uid: podUid } : null,
     coordinatorHost: o.coordinatorHost ?? env.POD_IP ?? null,
+    registrationPort: o.registrationPort ?? DEFAULT_REGISTRATION_PORT,
     workerPort: o.workerPort ?? 7071,
-    metricsPort: o.metricsPort ?? 9464,
+    metricsPort: o.metricsPort ?? DEFAULT_WORKER_METRICS_PORT,
+    scratch: o.scratch ?? '8Gi',
+    podTemplate: {
+      ...o.podTemplate,
+      labels: { ...(o.podTemplate?.labels ?? {}) },
+      annotations: { ...(o.podTemplate?.annotations ?? {}) },
+      tolerations: [...(o.podTemplate?.tolerations ?? [])],
+    },
+    queue: o.queue ?? null,
     startDeadlineMs: requireDuration(o.startDeadline ?? '10m', 'startDeadline'),
     backoffLimitPerIndex: o.backoffLimitPerIndex ?? 2,
     activeDeadlineSeconds: Math.ceil(requireDuration(o.activeDeadline ?? '12h', 'activeDeadline') / 1000),
@@ -143,6 +196,10 @@ export function compileK8sBackendOptions(o: K8sBackendOptions): CompiledK8sBacke
 
 /** Where the CronJob mounts the launcher's settings (ConfigMap nextbuy-config, key workers.yaml). */
 export const DEFAULT_WORKERS_CONF = '/etc/nextbuy/workers.yaml';
+/** The coordinator's registration port unless workers.yaml says otherwise (k8s/base names it). */
+export const DEFAULT_REGISTRATION_PORT = 7070;
+/** Label prefixes nextbuy sets itself: podTemplate.labels may not touch them (they select pods). */
+const OWN_LABEL_PREFIXES = ['app.kubernetes.io/', 'nextbuy.dev/', 'kueue.x-k8s.io/'];
 /** Where a worker pod mounts K8sBackendOptions.tlsSecret. */
 export const TLS_MOUNT = '/etc/nextbuy/tls';
 
@@ -154,8 +211,12 @@ const WORKERS_YAML_KEYS = [
   'tolerations',
   'imagePullPolicy',
   'imagePullSecrets',
+  'registrationPort',
   'workerPort',
   'metricsPort',
+  'scratch',
+  'podTemplate',
+  'queue',
   'startDeadline',
   'backoffLimitPerIndex',
   'activeDeadline',
@@ -229,17 +290,40 @@ export function parseWorkersYaml(raw: unknown, file: string): K8sBackendOptions 
       if (resources[part]?.['nvidia.com/gpu'] !== undefined) throw bad(`resources.${part}`, 'must not set nvidia.com/gpu: use gpusPerPod');
     }
   }
-  let tolerations: V1Toleration[] | undefined;
-  if (raw.tolerations !== undefined && raw.tolerations !== null) {
-    if (!Array.isArray(raw.tolerations)) throw bad('tolerations', 'must be a list of tolerations');
-    tolerations = raw.tolerations.map((t, i) => {
-      if (!isRecord(t)) throw bad(`tolerations[${i}]`, 'must be a mapping (key, operator, value, effect)');
+  const tolerationList = (v: unknown, field: string): V1Toleration[] | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v)) throw bad(field, 'must be a list of tolerations');
+    return v.map((t, i) => {
+      if (!isRecord(t)) throw bad(`${field}[${i}]`, 'must be a mapping (key, operator, value, effect)');
       for (const k of Object.keys(t)) {
-        if (!['key', 'operator', 'value', 'effect', 'tolerationSeconds'].includes(k)) throw bad(`tolerations[${i}].${k}`, 'is not a toleration field');
+        if (!['key', 'operator', 'value', 'effect', 'tolerationSeconds'].includes(k)) throw bad(`${field}[${i}].${k}`, 'is not a toleration field');
       }
       return t as V1Toleration;
     });
+  };
+  const tolerations = tolerationList(raw.tolerations, 'tolerations');
+  let podTemplate: K8sPodTemplate | undefined;
+  if (raw.podTemplate !== undefined && raw.podTemplate !== null) {
+    const t = raw.podTemplate;
+    if (!isRecord(t)) throw bad('podTemplate', 'must be a mapping (labels, annotations, affinity, tolerations, priorityClassName, runtimeClassName)');
+    const keys = ['labels', 'annotations', 'affinity', 'tolerations', 'priorityClassName', 'runtimeClassName'];
+    for (const k of Object.keys(t)) if (!keys.includes(k)) throw bad(`podTemplate.${k}`, `is not a known field; use one of ${keys.join(', ')}`);
+    const labels = stringMap(t.labels, 'podTemplate.labels');
+    for (const k of Object.keys(labels ?? {})) {
+      if (OWN_LABEL_PREFIXES.some((p) => k.startsWith(p))) throw bad(`podTemplate.labels.${k}`, `is set by nextbuy itself (${OWN_LABEL_PREFIXES.join(', ')}); use another label name`);
+    }
+    if (t.affinity !== undefined && t.affinity !== null && !isRecord(t.affinity)) throw bad('podTemplate.affinity', 'must be a Kubernetes affinity mapping (nodeAffinity, podAffinity, podAntiAffinity)');
+    podTemplate = dropUndefined({
+      labels,
+      annotations: stringMap(t.annotations, 'podTemplate.annotations'),
+      affinity: (t.affinity ?? undefined) as V1Affinity | undefined,
+      tolerations: tolerationList(t.tolerations, 'podTemplate.tolerations'),
+      priorityClassName: str(t.priorityClassName, 'podTemplate.priorityClassName'),
+      runtimeClassName: str(t.runtimeClassName, 'podTemplate.runtimeClassName'),
+    });
   }
+  const scratch = str(raw.scratch, 'scratch');
+  if (scratch !== undefined && !/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/.test(scratch)) throw bad('scratch', `must be a size like "8Gi", got "${scratch}"`);
   let imagePullSecrets: string[] | undefined;
   if (raw.imagePullSecrets !== undefined && raw.imagePullSecrets !== null) {
     if (!Array.isArray(raw.imagePullSecrets) || raw.imagePullSecrets.some((s) => typeof s !== 'string')) throw bad('imagePullSecrets', 'must be a list of Secret names');
@@ -256,11 +340,15 @@ export function parseWorkersYaml(raw: unknown, file: string): K8sBackendOptions 
     tolerations,
     imagePullPolicy: pullPolicy as K8sBackendOptions['imagePullPolicy'],
     imagePullSecrets,
+    registrationPort: int(raw.registrationPort, 'registrationPort', 0, 65_535),
     workerPort: int(raw.workerPort, 'workerPort', 1, 65_535),
     metricsPort: int(raw.metricsPort, 'metricsPort', 1, 65_535),
     startDeadline: duration(raw.startDeadline, 'startDeadline'),
     backoffLimitPerIndex: int(raw.backoffLimitPerIndex, 'backoffLimitPerIndex', 0, 100),
     activeDeadline: duration(raw.activeDeadline, 'activeDeadline'),
+    scratch,
+    podTemplate,
+    queue: str(raw.queue, 'queue'),
     env: stringMap(raw.env, 'env'),
     tlsSecret: str(raw.tlsSecret, 'tlsSecret'),
   });
