@@ -42,7 +42,7 @@ test('a malformed Arrow payload fails its call with INVALID_ARGUMENT; the worker
     const oldSchema = new Schema(good.schema.fields, new Map([...good.schema.metadata, ['nextbuy.shard_schema', '0']]));
     const wrongVersion = await rawScore(worker!.address, [{ header }, { arrow: encodeBatches([new RecordBatch(oldSchema, good.data)]) }]);
     expect(wrongVersion.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(wrongVersion.error?.details).toMatch(/schema version "0", this nextbuy reads "1"/);
+    expect(wrongVersion.error?.details).toMatch(/schema version "0", this nextbuy reads "2"/);
 
     const noHeader = await rawScore(worker!.address, [{ arrow: encodeBatches([good]) }]);
     expect(noHeader.error?.details).toMatch(/must start with a header/);

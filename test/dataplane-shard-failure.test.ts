@@ -42,7 +42,7 @@ test('a shard file written by another nextbuy version is refused by every worker
     const run = scoreAll(pool, [{ id: 'old', file }], { maxAttemptsPerShard: 2 });
     await expect(run).rejects.toThrow(ClusterError);
     await expect(run).rejects.toThrow(
-      /^shard old \(.*old-version\.arrows\) failed on 2 different workers; the run stops\. attempt 1 on local-\d .*INVALID_ARGUMENT: .*schema version "0", this nextbuy reads "1".*; attempt 2 on local-\d .*INVALID_ARGUMENT/,
+      /^shard old \(.*old-version\.arrows\) failed on 2 different workers; the run stops\. attempt 1 on local-\d .*INVALID_ARGUMENT: .*schema version "0", this nextbuy reads "2".*; attempt 2 on local-\d .*INVALID_ARGUMENT/,
     );
     expect(pool.workers()).toHaveLength(2); // both survived
   });

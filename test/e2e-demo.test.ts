@@ -58,8 +58,8 @@ describe('nextbuy run on the Taobao sample', () => {
     expect(run.stdout).toMatch(/84,287 rows read from 1 file\(s\) · 84,252 accepted · 35 rejected \(time_out_of_range 35\)/);
     expect(run.stdout).toMatch(/score\s+as of 2017-12-02: 814 customers .* positives .*any 237/);
     expect(run.stdout).toMatch(/evaluation {2}on the held-out label window 2017-12-02 \.\. 2017-12-03/);
-    expect(run.stdout).toMatch(/ {2}any +814 +237 .* ensemble 0\.\d{3} \(0\.\d{3}\.\.0\.\d{3}\) · recency-frequency 0\.\d{3} \(.*\) · logistic-counts 0\.\d{3} \(.*\)\n {15}verdict: ensemble (beats|loses to|is level with) the best baseline /);
-    expect(run.stdout).toMatch(/^ {2}any +814 +237 +0\.\d{3} +0\.\d{3}/m);
+    expect(run.stdout).toMatch(/ {2}any +814 +237 .* published 0\.\d{3} \(0\.\d{3}\.\.0\.\d{3}\) · recency-frequency 0\.\d{3} \(.*\) · logistic-counts 0\.\d{3} \(.*\)\n {15}verdict: published (beats|loses to|is level with) the best baseline /);
+    expect(run.stdout).toMatch(/^ {2}any +814 +237 +0\.\d{3} +\d+\.\d{2} +\d+\.\d{2}/m);
     expect(run.stdout).toMatch(/published {3}2 partitions, 1,628 predictions/);
     expect(run.stdout).toMatch(/time {8}total .* validate .* train .* score .* publish/);
   });
@@ -100,11 +100,13 @@ describe('nextbuy run on the Taobao sample', () => {
     expect(any.n).toBe(814);
     expect(any.positives).toBe(237);
     const names = any.entries.map((e: { name: string }) => e.name);
-    expect(names).toEqual(expect.arrayContaining(['lstm.any', 'attention', 'ensemble', 'recency-frequency', 'logistic-counts']));
+    expect(names).toEqual(expect.arrayContaining(['logistic.any', 'lstm.any', 'attention', 'ensemble', 'published', 'recency-frequency', 'logistic-counts']));
     for (const e of any.entries) expect(e.metrics.auc).toBeGreaterThan(0.3);
     // Every AUC with its DeLong interval; a verdict against the best per-product baseline; flags where positives are few.
     for (const e of any.entries) expect(e.aucCi.lower).toBeLessThan(e.aucCi.upper);
-    expect(any.comparison).toMatchObject({ published: 'ensemble', baseline: any.bestBaseline });
+    // The verdict judges the scores as published: the champion, calibrated (its note says which).
+    expect(any.comparison).toMatchObject({ published: 'published', baseline: any.bestBaseline });
+    expect(any.entries.find((e: { name: string }) => e.name === 'published').note).toMatch(/calibrated/);
     expect(['beats', 'loses', 'level']).toContain(any.verdict.outcome);
     expect(any.flags).toEqual([]);
     for (const p of report.products.filter((x: { positives: number }) => x.positives < 10)) {
@@ -123,13 +125,14 @@ describe('nextbuy run on the Taobao sample', () => {
     const e = JSON.parse(r.stdout) as CustomerExplanation;
     expect(e.customerId).toBe(customer);
     const names = e.models.map((m) => m.model);
-    expect(names).toHaveLength(3);
-    expect(names).toEqual(expect.arrayContaining(['attention', 'lstm.any', expect.stringMatching(/^lstm\.\d+$/)]));
+    expect(names).toHaveLength(5);
+    expect(names).toEqual(expect.arrayContaining(['attention', 'logistic.any', 'lstm.any', expect.stringMatching(/^logistic\.\d+$/), expect.stringMatching(/^lstm\.\d+$/)]));
     const lookbackStart = Date.parse('2017-11-25T00:00:00Z');
     for (const m of e.models) {
       // tfjs here, ONNX Runtime on the workers: the same score.
       expect(Math.abs(m.score - scored.get(customer)!.get(`${m.modelVersion}/${m.product}`)!)).toBeLessThan(1e-4);
-      const lists = [m.byGradient, ...(m.byAttention ? [m.byAttention] : [])];
+      const lists = m.architecture === 'logistic' ? [] : [m.byGradient, ...(m.byAttention ? [m.byAttention] : [])];
+      expect(m.byFeature?.length).toBe(3);
       expect(m.byAttention !== null).toBe(m.architecture === 'attention');
       for (const events of lists) {
         expect(events.length).toBe(Math.min(3, e.historyLength));

@@ -59,7 +59,12 @@ export interface ProductEvaluationInput {
   ensemble?: { spec: EnsembleSummary; scores: Float32Array };
   /** E.g. the recency-frequency heuristic and the logistic regression on counts. */
   baselines: { name: string; scores: Float32Array; note?: string }[];
-  /** The entry whose scores are published. @default 'ensemble' when given, else the first model */
+  /**
+   * The scores as published (the champion, calibrated), when they are not one of the entries above: an entry
+   * of kind `published`, named `published`, which the verdict then judges.
+   */
+  publishedScores?: { scores: Float32Array; note: string };
+  /** The entry whose scores are published. @default 'published' when publishedScores is given, else 'ensemble' when given, else the first model */
   published?: string;
   /** Positives in training and validation, for the flags (the evaluation's come from `labels`). @default unknown */
   positives?: { training?: number | null; validation?: number | null };
@@ -73,7 +78,10 @@ export interface ReportInput {
   metrics?: MetricsOptions;
 }
 
-export type EntryKind = 'model' | 'ensemble' | 'baseline';
+/** The name of the published scores' entry (see ProductEvaluationInput.publishedScores). */
+export const PUBLISHED = 'published';
+
+export type EntryKind = 'model' | 'ensemble' | 'published' | 'baseline';
 
 export interface ReportEntry {
   name: string;
@@ -132,6 +140,7 @@ export function buildReport(input: ReportInput): EvaluationReport {
     const entries = [
       ...p.models.map((m) => score(m.name, 'model', m.scores, m.modelVersion, null)),
       ...(p.ensemble ? [score('ensemble', 'ensemble', p.ensemble.scores, null, ensembleNote(p.ensemble.spec))] : []),
+      ...(p.publishedScores ? [score(PUBLISHED, 'published', p.publishedScores.scores, null, p.publishedScores.note)] : []),
       ...p.baselines.map((b) => score(b.name, 'baseline', b.scores, null, b.note ?? null)),
     ];
     const names = entries.map((e) => e.name);
@@ -143,8 +152,10 @@ export function buildReport(input: ReportInput): EvaluationReport {
     }
     const first = entries[0]?.metrics;
     const positives = first?.positives ?? countPositives(p.labels);
-    const scoresOf = new Map([...p.models, ...(p.ensemble ? [{ name: 'ensemble', scores: p.ensemble.scores }] : []), ...p.baselines].map((e) => [e.name, e.scores]));
-    const published = p.published ?? (p.ensemble ? 'ensemble' : (p.models[0]?.name ?? null));
+    const scoresOf = new Map(
+      [...p.models, ...(p.ensemble ? [{ name: 'ensemble', scores: p.ensemble.scores }] : []), ...(p.publishedScores ? [{ name: PUBLISHED, scores: p.publishedScores.scores }] : []), ...p.baselines].map((e) => [e.name, e.scores]),
+    );
+    const published = p.published ?? (p.publishedScores ? PUBLISHED : p.ensemble ? 'ensemble' : (p.models[0]?.name ?? null));
     if (published !== null && !scoresOf.has(published)) throw new InputError(`product "${p.product}": the published entry "${published}" is not among its models or ensemble`);
     let bestBaseline: ReportEntry | null = null;
     for (const e of entries) {

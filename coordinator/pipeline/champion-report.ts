@@ -15,6 +15,8 @@ export async function championStage(o: {
   models: ModelsFile;
   ensembles: EnsembleFile;
   validationOf: (product: string) => Promise<ProductValidation>;
+  /** The night's published scores per product, when already computed (nightPublishedScores). */
+  published?: Map<string, Float32Array>;
 }): Promise<ChampionFile> {
   return chooseChampions({
     job: o.job,
@@ -44,6 +46,8 @@ export interface ChampionReportContext {
   night: NightScores;
   labelsOf: (rows: ScoreSetRows, product: string) => Int8Array;
   validationOf: (product: string) => Promise<ProductValidation>;
+  /** The night's published scores per product, when already computed (nightPublishedScores). */
+  published?: Map<string, Float32Array>;
 }
 
 /**
@@ -53,7 +57,7 @@ export interface ChampionReportContext {
  */
 export async function withChampions(report: EvaluationReport, champions: ChampionFile, c: ChampionReportContext): Promise<EvaluationReport> {
   const labelled = c.night.rows.labels !== null;
-  const published = labelled ? await nightPublishedScores(c.folder, c.night, champions) : null;
+  const published = labelled ? (c.published ?? (await nightPublishedScores(c.folder, c.night, champions))) : null;
   const previous = labelled ? null : await lazyPrevious(c.folder, champions);
   const products = [];
   for (const pr of report.products) {

@@ -31,7 +31,8 @@ import { jobAggregateLayout, type AggregateLayout } from '../features/index.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { readScoreColumns, readScoreSetRows, scoreKey, type ScoreSetRows } from './collect.js';
 import { type RunFolder } from './run-folder.js';
-import { championStage, withChampions } from './champion-report.js';
+import { championStage, nightPublishedScores, withChampions } from './champion-report.js';
+import type { ProductChampion } from './champion-stage.js';
 import { writeJsonDurably } from '../../core/durable-fs.js';
 import { files, type ModelEntry, type ModelsFile, type StageName } from './state.js';
 
@@ -193,6 +194,11 @@ async function withSetFeatures<T>(
   return layout && file ? withAggregates(file, layout, customerIds, fn) : fn(null);
 }
 
+/** What the published scores are, in a word: the champion candidate, from which night, calibrated or not. */
+function publishedNote(c: ProductChampion): string {
+  return `${c.candidate}${c.source === 'previous' ? ' (the previous night\'s model)' : ''}, ${c.calibration.method === 'none' ? 'not calibrated' : `${c.calibration.method}-calibrated`}`;
+}
+
 /** Returns the summary, and the night's ensembled scores so that publish in the same run need not read them again. */
 export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary: EvaluationSummary; night: NightScores }> {
   const { job, folder, models } = o;
@@ -212,6 +218,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
     const dateMs = parseDateMs(folder.date)!;
     const horizon = job.label.horizonDays;
     const layout = featureLayout(job, pre);
+    const published = labelled ? await nightPublishedScores(folder, night, champions) : null;
     const products: ProductEvaluationInput[] = await withSetFeatures(pre, layout, 'train', train.customerIds, (trainFeatures) =>
       withSetFeatures(pre, labelled ? layout : null, 'score', rows.customerIds, async (evalFeatures) => {
         const out: ProductEvaluationInput[] = [];
@@ -230,7 +237,9 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
                 baselines.push({ name: LOGISTIC_COUNTS, scores: logisticRegressionBaseline(trainAgg, labelsOf(train, p.product), evalAgg) });
               }
             }
-            out.push({ product: p.product, labels: labelsOf(rows, p.product), models: p.models, ensemble: p.ensemble, baselines, positives });
+            const champion = champions.products[p.product];
+            const publishedScores = champion && published?.get(p.product) ? { scores: published.get(p.product)!, note: publishedNote(champion) } : undefined;
+            out.push({ product: p.product, labels: labelsOf(rows, p.product), models: p.models, ensemble: p.ensemble, publishedScores, baselines, positives });
           } else {
             out.push({ ...(await validationEvaluation(validation, models, p.product, ensembles, train, trainFeatures)), positives });
           }
@@ -264,7 +273,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
     for (const pr of report.products) {
       for (const flag of pr.flags) logger.warn('evaluate.few_positives', { product: pr.product, set: flag.set, positives: flag.positives, minimum: flag.minimum });
     }
-    const written = await writeReport(folder.reportDir, await withChampions(report, champions, { folder, night, labelsOf, validationOf: (p) => alignedValidation(validation, models, p) }));
+    const written = await writeReport(folder.reportDir, await withChampions(report, champions, { folder, night, labelsOf, validationOf: (p) => alignedValidation(validation, models, p), published: published ?? undefined }));
     await writeJsonDurably(files(folder).evaluation, { labelled });
     const from = labelled ? folder.date : pre.train!.asOf;
     const to = labelled ? formatDate(dateMs + (horizon - 1) * DAY_MS) : formatDate(dateMs - DAY_MS);

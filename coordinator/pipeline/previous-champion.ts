@@ -12,7 +12,8 @@
  * input is preprocessed a second time with the frozen vocabulary (preprocess's `vocabulary` option).
  * Validation customers are chosen by a hash of the customer id alone, so both nights share them.
  */
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { makeDir } from '../../core/file-modes.js';
 import path from 'node:path';
 import { DEFAULT_CHAMPION, type Job } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
@@ -65,7 +66,7 @@ export async function scorePreviousChampion(o: { job: Job; folder: RunFolder; mo
     log.info('champion.previous_skipped', { reason: skipped });
     await writeJsonDurably(markerFile(o.folder), { skipped } satisfies PreviousMarker);
   };
-  await mkdir(previousDir(o.folder), { recursive: true });
+  await makeDir(previousDir(o.folder));
   if (!(o.job.champion ?? DEFAULT_CHAMPION).compareWithPrevious) return skip('champion.compareWithPrevious is off');
   const record = await lastPublishedBefore(o.folder.outDir, o.folder.account, o.folder.date);
   if (!record) return skip(`no night before ${o.folder.date} was published for account ${o.folder.account}`);
@@ -107,7 +108,7 @@ async function scoreWithPrevious(
   for (const [version, artifactDir] of models) o.session.loadModel(version, await loadArtifactFiles(artifactDir));
   for (const [set, scoresDir] of [[pre.train, 'scores-train'], [pre.score, 'scores']] as const) {
     if (!set) throw new InputError(`preprocess with the last published night's vocabulary built no ${scoresDir === 'scores' ? 'score' : 'training'} set`);
-    await mkdir(path.join(dir, scoresDir), { recursive: true });
+    await makeDir(path.join(dir, scoresDir));
     await o.session.scoreShards({
       shards: set.shards,
       modelVersions: [...models.keys()],
