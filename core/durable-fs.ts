@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 export async function fsyncFile(file: string): Promise<void> {
@@ -72,4 +72,28 @@ export async function sha256File(file: string): Promise<{ sha256: string; bytes:
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return { sha256: hash.digest('hex'), bytes: (await stat(file)).size };
+}
+
+/**
+ * Removes the temporary files (and staging folders) that killed writers left under `dir`, at any depth;
+ * returns how many. Only for folders no other writer is using (the run lock guarantees it for a date).
+ */
+export async function removeTempFiles(dir: string): Promise<number> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+  let removed = 0;
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.name.startsWith(TEMP_PREFIX)) {
+      await rm(p, { recursive: true, force: true });
+      removed++;
+    } else if (e.isDirectory()) removed += await removeTempFiles(p);
+  }
+  if (removed > 0) await fsyncDir(dir);
+  return removed;
 }

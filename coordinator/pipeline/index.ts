@@ -7,12 +7,15 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { InputError } from '../../core/errors.js';
+import { describeIoError, InputError, isSystemIoError, ModelError, NextbuyError, PublishError } from '../../core/errors.js';
+import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
 import type { Job } from '../../jobs/job.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
 import { runFolder, type RunFolder } from './run-folder.js';
-import { writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
+import { removeTempFiles, writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
+import { audienceDir, dateDir } from '../publish/index.js';
+import { acquireRunLock } from './run-lock.js';
 import { files, readState, requireJson, writeState, type ModelsFile, type RunState, type StageName } from './state.js';
 import { startWorkers, type WorkerSession } from './workers.js';
 import { loadArtifactFiles } from './artifacts.js';
@@ -56,10 +59,29 @@ export interface RunSummary {
 }
 
 export async function runDate(o: RunOptions): Promise<RunSummary> {
-  const started = Date.now();
   const folder = runFolder(o.job, o.date);
-  await mkdir(folder.dir, { recursive: true });
-  const state = await openState(o, folder);
+  const lock = await acquireRunLock({
+    outDir: folder.outDir, account: folder.account, date: folder.date,
+    command: o.tasks.length === PIPELINE.length ? 'run' : o.tasks.join(', '),
+  });
+  try {
+    return await runLocked(o, folder);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> {
+  const started = Date.now();
+  let current: PipelineTask = o.tasks[0] ?? 'preprocess';
+  const state = await (async () => {
+    try {
+      await mkdir(folder.dir, { recursive: true });
+      return await openState(o, folder);
+    } catch (e) {
+      throw stageFailure(current, e);
+    }
+  })();
   /** Stages run by this invocation (state.timings keeps every stage's last run). */
   const timings: Partial<Record<StageName, number>> = {};
   let session: WorkerSession | null = null;
@@ -86,8 +108,10 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
     account: o.job.account, date: o.date, runId: folder.runId, runDir: folder.dir, tasks: o.tasks,
     preprocess: null, models: null, evaluation: null, publish: null, timings, totalMs: 0,
   };
+  let failure: unknown = null;
   try {
     for (const task of o.tasks) {
+      current = task;
       const t0 = Date.now();
       if (task === 'preprocess') {
         if (state.done.preprocess) {
@@ -136,12 +160,60 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
         await finish(task, t0);
       }
     }
-  } finally {
-    if (session) await (session as WorkerSession).close();
-    await writeState(folder, state);
+    await removeLeftovers(folder);
+  } catch (e) {
+    failure = stageFailure(current, e);
   }
+  // Cleanup never masks the first error: its own failure is logged then, and reported only when alone.
+  const cleanups: [string, () => Promise<unknown>][] = [
+    ['stop workers', async () => session && (await (session as WorkerSession).close())],
+    ['save run state', () => writeState(folder, state)],
+  ];
+  for (const [what, cleanup] of cleanups) {
+    try {
+      await cleanup();
+    } catch (e) {
+      if (failure) log.warn('run.cleanup_failed', { step: what, error: (e as Error).message, account: folder.account, date: folder.date });
+      else failure = stageFailure(current, e);
+    }
+  }
+  if (failure) throw failure;
   summary.totalMs = Date.now() - started;
   return summary;
+}
+
+/** The exit-code class of each task, for failures of the machine (disk full, permissions) met while it ran. */
+const TASK_ERRORS: Record<PipelineTask, new (message: string, options?: { cause?: unknown }) => NextbuyError> = {
+  preprocess: InputError,
+  train: ModelError,
+  score: ModelError,
+  evaluate: ModelError,
+  publish: PublishError,
+};
+
+/** A file-system failure becomes the task's error naming the task, the path and the cause; anything else passes through. */
+function stageFailure(task: PipelineTask, e: unknown): unknown {
+  if (e instanceof NextbuyError || !isSystemIoError(e)) return e;
+  return new TASK_ERRORS[task](
+    `${task}: ${describeIoError(e)}. Free space or fix permissions there and rerun the same command: finished work is kept.`,
+    { cause: e },
+  );
+}
+
+/**
+ * Temporary files of killed writers (`.tmp-*`) under the run folder and the date's partitions, audiences
+ * and exports: this run holds the date's lock, so no live writer owns them.
+ */
+async function removeLeftovers(folder: RunFolder): Promise<void> {
+  const dirs = [
+    folder.dir,
+    dateDir(folder.outDir, folder.account, folder.date),
+    audienceDir(folder.outDir, folder.account, folder.date),
+    path.join(folder.outDir, 'exports', `account=${folder.account}`, `date=${folder.date}`),
+  ];
+  let removed = 0;
+  for (const dir of dirs) removed += await removeTempFiles(dir);
+  if (removed > 0) log.info('run.temp_files_removed', { account: folder.account, date: folder.date, files: removed });
 }
 
 /** Starts a fresh run folder when the job or its input changed since the last run of this date. */

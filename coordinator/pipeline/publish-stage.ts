@@ -1,8 +1,9 @@
 /** Commits the night's prediction table (the per-product ensemble scores) and the marketing audiences. */
+import path from 'node:path';
 import type { Job } from '../../jobs/job.js';
 import { DAY_MS } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
-import { dateDir, exportAudiences, exportCsv, publishPredictions } from '../publish/index.js';
+import { AUDIENCE_MANIFEST, dateDir, exportAudiences, exportCsv, publishPredictions, removeDateCommit, writeDateCommit } from '../publish/index.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { ensembledScores, type EnsembleFile, type NightScores } from './evaluate-stage.js';
 import type { RunFolder } from './run-folder.js';
@@ -23,6 +24,12 @@ export interface PublishStageOptions {
   /** The night's ensembled scores when evaluate ran in the same invocation; read from the run folder otherwise. */
   night: NightScores | null;
 }
+
+/**
+ * Test hook for end-to-end fault injection: `NEXTBUY_TEST_KILL_AT=<crash point>[@<product>]` SIGKILLs the
+ * process at that point of the publish (see CRASH_POINTS in coordinator/publish/publish.ts).
+ */
+export const KILL_AT_ENV = 'NEXTBUY_TEST_KILL_AT';
 
 export async function publishStage(o: PublishStageOptions): Promise<PublishSummary> {
   const { job, folder } = o;
@@ -46,13 +53,23 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
       ensemble: ensembles.products[p.product],
     })),
   };
+  const where = { outDir: folder.outDir, account: job.account, date: folder.date };
+  await removeDateCommit(where.outDir, where.account, where.date);
+  const killAt = process.env[KILL_AT_ENV];
   const result = await publishPredictions({
     ...common,
     memoryLimit: job.resources.memoryLimit,
+    ...(killAt ? { crashAt: killAt, crashBy: 'kill' as const } : {}),
   });
-  const where = { outDir: folder.outDir, account: job.account, date: folder.date };
   const audiences = await exportAudiences(where);
   const csv = await exportCsv(where);
+  await writeDateCommit({
+    ...where,
+    runId: folder.runId,
+    products: result.partitions.map((p) => p.product),
+    audienceManifest: path.join(audiences.dir, AUDIENCE_MANIFEST),
+    exports: [csv.file],
+  });
   return {
     predictionsDir: dateDir(folder.outDir, job.account, folder.date),
     audiencesDir: audiences.dir,

@@ -64,6 +64,8 @@ export interface PublishOptions extends DuckDBSettings {
    * `'<point>'` stops at the first product to reach it, `'<point>@<product>'` at that product.
    */
   crashAt?: string;
+  /** How the crashAt hook stops: throw a PublishError, or SIGKILL the process (end-to-end tests). @default 'throw' */
+  crashBy?: 'throw' | 'kill';
 }
 
 export interface PublishedPartition {
@@ -80,7 +82,7 @@ export interface PublishResult {
 
 export async function publishPredictions(o: PublishOptions): Promise<PublishResult> {
   const checked = checkOptions(o);
-  const crash = crashHook(o.crashAt);
+  const crash = crashHook(o.crashAt, o.crashBy ?? 'throw');
   const createdAt = o.createdAt ?? new Date().toISOString();
   const partitions: PublishedPartition[] = [];
 
@@ -249,7 +251,7 @@ function checkOptions(o: PublishOptions): CheckedOptions {
   };
 }
 
-function crashHook(crashAt: string | undefined): (point: CrashPoint, product: string) => void {
+function crashHook(crashAt: string | undefined, by: 'throw' | 'kill'): (point: CrashPoint, product: string) => void {
   if (crashAt === undefined) return () => {};
   const [point, product] = crashAt.split('@') as [string, string | undefined];
   if (!(CRASH_POINTS as readonly string[]).includes(point)) {
@@ -257,6 +259,7 @@ function crashHook(crashAt: string | undefined): (point: CrashPoint, product: st
   }
   return (at, current) => {
     if (at === point && (product === undefined || product === current)) {
+      if (by === 'kill') process.kill(process.pid, 'SIGKILL');
       throw new PublishError(`simulated crash at ${at}${current ? ` (product ${current})` : ''}: the crashAt test hook`);
     }
   };
