@@ -18,6 +18,7 @@ import { audienceDir, dateDir } from '../publish/index.js';
 import { acquireRunLock } from './run-lock.js';
 import { files, readState, requireJson, writeState, type ModelsFile, type RunState, type StageName } from './state.js';
 import { startWorkers, type WorkerSession } from './workers.js';
+import type { WorkerEventCounts } from './worker-events.js';
 import { loadArtifactFiles } from './artifacts.js';
 import { trainStage } from './train-stage.js';
 import { evaluateStage, type EvaluationSummary, type NightScores } from './evaluate-stage.js';
@@ -25,6 +26,7 @@ import { publishStage, type PublishSummary } from './publish-stage.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
+export { watchWorkers, type WorkerEventCounts, type WorkerWatch } from './worker-events.js';
 export { files as runFiles, requireJson, type ModelEntry, type ModelsFile } from './state.js';
 
 export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';
@@ -54,6 +56,8 @@ export interface RunSummary {
   models: ModelsFile | null;
   evaluation: EvaluationSummary | null;
   publish: PublishSummary | null;
+  /** What happened to the workers of this invocation (null when it started none). */
+  workers: WorkerEventCounts | null;
   timings: Partial<Record<StageName, number>>;
   totalMs: number;
 }
@@ -106,7 +110,7 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
 
   const summary: RunSummary = {
     account: o.job.account, date: o.date, runId: folder.runId, runDir: folder.dir, tasks: o.tasks,
-    preprocess: null, models: null, evaluation: null, publish: null, timings, totalMs: 0,
+    preprocess: null, models: null, evaluation: null, publish: null, workers: null, timings, totalMs: 0,
   };
   let failure: unknown = null;
   try {
@@ -166,7 +170,11 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
   }
   // Cleanup never masks the first error: its own failure is logged then, and reported only when alone.
   const cleanups: [string, () => Promise<unknown>][] = [
-    ['stop workers', async () => session && (await (session as WorkerSession).close())],
+    ['stop workers', async () => {
+      if (!session) return;
+      summary.workers = (session as WorkerSession).workerEvents();
+      await (session as WorkerSession).close();
+    }],
     ['save run state', () => writeState(folder, state)],
   ];
   for (const [what, cleanup] of cleanups) {

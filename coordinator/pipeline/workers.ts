@@ -3,7 +3,9 @@
  * shard scoring. Started once per run and shared by train and score.
  */
 import type { Job } from '../../jobs/job.js';
+import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
+import { watchWorkers, type WorkerEventCounts } from './worker-events.js';
 import {
   clusterOptionsFromJob,
   compileK8sBackendOptions,
@@ -39,6 +41,8 @@ export interface WorkerSession {
   /** Registers a model for scoring; every worker (late joiners too) loads it before its first shard. */
   loadModel(modelVersion: string, files: Map<string, Uint8Array>): void;
   scoreShards(o: ScoreShardsOptions): Promise<ShardRunSummary>;
+  /** What happened to workers so far: losses, heartbeat timeouts, re-leases, late joins. */
+  workerEvents(): WorkerEventCounts;
   close(): Promise<void>;
 }
 
@@ -64,6 +68,7 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
     minWorkers: workers,
     ...(k8sStartMs !== null ? { listenHost: '0.0.0.0', startTimeoutMs: k8sStartMs } : {}),
   });
+  const watch = watchWorkers(cluster.pool, log.child({ run: o.runId, account: job.account }));
   const models = new Map<string, Map<string, Uint8Array>>();
   return {
     participants: () => cluster.pool.ready(),
@@ -92,6 +97,7 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
         {
           ...scheduleOptionsFromJob(job),
           onEvent: (e) => {
+            watch.onSchedule(e);
             if (e.type === 'lease') metrics.queueDepth.set(Math.max(0, s.shards.length - accepted - cluster.pool.ready().length));
             if (e.type === 'accepted') {
               accepted++;
@@ -107,6 +113,10 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
         },
       );
     },
-    close: () => cluster.stop(),
+    workerEvents: () => ({ ...watch.counts }),
+    close: () => {
+      watch.stop();
+      return cluster.stop();
+    },
   };
 }
