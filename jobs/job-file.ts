@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 import { JobFileError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
-import type { Architecture, Job } from './job.js';
+import { DEFAULT_REPLICAS, type Architecture, type Job } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -145,7 +145,7 @@ export function compileJob(raw: unknown, file: string): Job {
   const model = f.object(root.model, 'model') ?? {};
   f.noUnknown(model, 'model', [
     'architectures', 'embeddingDim', 'hiddenUnits', 'denseUnits', 'learningRate', 'batchSize', 'epochs', 'patience',
-    'validationShare', 'classWeight', 'seed',
+    'replicas', 'validationShare', 'classWeight', 'seed',
   ]);
   const architectures = (f.array(model.architectures, 'model.architectures') ?? ['lstm', 'attention']).map(
     (a, i) => f.oneOf(a, `model.architectures[${i}]`, ['lstm', 'attention']) as Architecture,
@@ -233,6 +233,7 @@ export function compileJob(raw: unknown, file: string): Job {
       batchSize: f.integer(model.batchSize, 'model.batchSize', { min: 1, max: 1_000_000 }) ?? 128,
       epochs: f.integer(model.epochs, 'model.epochs', { min: 1, max: 10_000 }) ?? 8,
       patience: f.integer(model.patience, 'model.patience', { min: 1, max: 10_000 }) ?? 2,
+      replicas: f.integer(model.replicas, 'model.replicas', { min: 1, max: 4096 }) ?? DEFAULT_REPLICAS,
       validationShare: f.number(model.validationShare, 'model.validationShare', { min: 0.01, max: 0.9 }) ?? 0.2,
       classWeight,
       seed: f.integer(model.seed, 'model.seed', { min: 0, max: 2 ** 31 - 1 }) ?? 7,

@@ -97,6 +97,7 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
       shards: o.shards,
       epochs: o.job.model.epochs,
       patience: o.job.model.patience,
+      replicas: o.job.model.replicas,
       onEpoch: (m: EpochMetrics) => o.onEpoch?.(plan.name, m),
     };
     if (o.job.tuning.trials > 1) {
