@@ -15,7 +15,7 @@ export { MANIFEST_NAME } from './manifest.js';
 export type { PartitionManifest, ManifestFile } from './manifest.js';
 export { PREDICTION_SCHEMA, NO_ACTION } from './schema.js';
 export type { PredictionRow } from './schema.js';
-export { partitionDir, dateDir, audienceDir, safeComponent, safeDate } from './layout.js';
+export { partitionDir, dateDir, audienceDir, stagingDir, safeComponent, safeDate } from './layout.js';
 export type { DuckDBSettings } from './duckdb.js';
 export { writeDateCommit, removeDateCommit, dateCommitStatus, dateCommitPath, DATE_COMMIT_NAME } from './date-commit.js';
 export type { DateCommitRecord, DateCommitStatus } from './date-commit.js';

@@ -1,32 +1,37 @@
 /**
- * Exactly-once prediction tables. Per partition (account/date/product):
+ * Exactly-once prediction tables that glob readers see whole too. Per partition (account/date/product):
  *
- *   1. rows → a temporary file, fsynced, renamed to part-<sha256 prefix>.parquet   (not yet visible)
- *   2. the manifest → a temporary file, fsynced                                   (not yet visible)
- *   3. rename over _manifest.json, fsync the folder                               ← the commit point
- *   4. remove every file the new manifest does not list (the old data, and garbage of an earlier crash)
+ *   1. rows → a temporary file, fsynced, renamed to part-<sha256 prefix>.parquet   in a staging folder
+ *   2. the manifest → a temporary file, fsynced, renamed to _manifest.json         in the staging folder
+ *   3. the committed folder (if any) is renamed aside, into the staging area
+ *   4. the staging folder is renamed to product=<p>, both parents fsynced          ← the commit point
+ *   5. the old folder is deleted
  *
- * A crash before 3 leaves the old manifest, which lists only old files that are still there; a crash
- * after 3 leaves the new one, whose files are all written. Readers that go through the manifest see one
- * whole partition or the other, never a mix. Each partition commits on its own: a crash between two
- * products leaves the first new and the second old, each whole (their manifests' run ids say which).
+ * The staging area (layout.ts stagingDir) is outside predictions/, so nothing uncommitted is ever under
+ * the table's folder: a reader that globs the Parquet files (DuckDB, Spark, an external table) and a
+ * reader that goes through the manifests see exactly the same files at every instant. A crash before 3
+ * leaves the old partition; after 4, the new one; between 3 and 4 (two renames, microseconds apart) the
+ * product is absent for both kinds of reader until the next publish, and the date is not committed
+ * (date-commit.ts) in any case. Each partition commits on its own: a crash between two products leaves
+ * the first new and the second old, each whole (their manifests' run ids say which).
  *
- * One publisher per account and date at a time: step 4 removes files it does not know.
+ * One publisher per account and date at a time (the run lock): a publish clears the date's staging area.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
 import { commitRename, fsyncDir, writeTempFile } from '../../core/durable-fs.js';
 import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
-import { MANIFEST_NAME, manifestPath, schemaRecord, type PartitionManifest } from './manifest.js';
-import { dateDir, partitionDir, productFolders, safeComponent, safeDate } from './layout.js';
+import { manifestPath, schemaRecord, type PartitionManifest } from './manifest.js';
+import { dateDir, partitionDir, productFolders, safeComponent, safeDate, stagingDir } from './layout.js';
 import { NO_ACTION, type ParquetCompression } from './schema.js';
 import { writePartitionFile, type ScoreSource } from './write-partition.js';
 
 /** Where publishPredictions can be told to stop dead, in the order it passes them. */
-export const CRASH_POINTS = ['before-data', 'after-temp-data', 'after-data', 'before-manifest', 'after-manifest', 'before-remove-stale'] as const;
+export const CRASH_POINTS = ['before-data', 'after-temp-data', 'after-data', 'before-manifest', 'after-staged', 'after-aside', 'after-manifest', 'before-remove-stale'] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 export interface ProductPredictions {
@@ -86,17 +91,25 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
   const createdAt = o.createdAt ?? new Date().toISOString();
   const partitions: PublishedPartition[] = [];
 
+  const staging = stagingDir(o.outDir, o.account, o.date);
+  const date = dateDir(o.outDir, o.account, o.date);
+  await rm(staging, { recursive: true, force: true }); // what a killed publish of this date left
+  await mkdir(staging, { recursive: true });
+  await mkdir(date, { recursive: true });
+  await fsyncDir(path.dirname(date));
+
   await withDuckDB(o, async (connection) => {
     const sources = await loadProducts(connection, o.products);
     for (const p of o.products) {
       const dir = partitionDir(o.outDir, o.account, o.date, p.product);
-      await mkdir(dir, { recursive: true });
-      await fsyncDir(path.dirname(dir));
+      const token = randomBytes(6).toString('hex');
+      const staged = path.join(staging, `product=${p.product}-${token}`);
+      await mkdir(staged);
       crash('before-data', p.product);
       const written = await writePartitionFile(
         connection,
         sources.get(p.product)!,
-        dir,
+        staged,
         {
           product: p.product,
           modelVersion: p.modelVersions.join('+'),
@@ -128,11 +141,17 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
         createdAt,
         schema: schemaRecord(),
       };
-      const tmp = await writeTempFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+      const tmp = await writeTempFile(manifestPath(staged), `${JSON.stringify(manifest, null, 2)}\n`);
       crash('before-manifest', p.product);
-      await commitRename(tmp, manifestPath(dir));
+      await commitRename(tmp, manifestPath(staged));
+      crash('after-staged', p.product);
+      const aside = await moveAside(dir, path.join(staging, `replaced-product=${p.product}-${token}`));
+      crash('after-aside', p.product);
+      await rename(staged, dir);
+      await fsyncDir(date);
+      await fsyncDir(staging);
       crash('after-manifest', p.product);
-      await removeUnlisted(dir, manifest);
+      if (aside) await rm(aside, { recursive: true, force: true });
       partitions.push({ product: p.product, dir, manifest });
     }
   });
@@ -143,30 +162,31 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
     const keep = new Set(o.products.map((p) => p.product));
     for (const product of await productFolders(dateDir(o.outDir, o.account, o.date))) {
       if (keep.has(product)) continue;
-      await removePartition(partitionDir(o.outDir, o.account, o.date, product));
+      await removePartition(partitionDir(o.outDir, o.account, o.date, product), staging);
       removedProducts.push(product);
     }
   }
+  await rm(staging, { recursive: true, force: true });
   return { partitions, removedProducts };
 }
 
-/** Uncommits first (the manifest goes), then deletes: readers never see a partition with files missing. */
-async function removePartition(dir: string): Promise<void> {
-  try {
-    await unlink(manifestPath(dir));
-    await fsyncDir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  await rm(dir, { recursive: true, force: true });
+/** Takes a partition out of the table in one rename (readers of either kind see it whole or not at all), then deletes it. */
+async function removePartition(dir: string, staging: string): Promise<void> {
+  const aside = await moveAside(dir, path.join(staging, `removed-${path.basename(dir)}-${randomBytes(6).toString('hex')}`));
+  if (aside) await rm(aside, { recursive: true, force: true });
 }
 
-async function removeUnlisted(dir: string, manifest: PartitionManifest): Promise<void> {
-  const keep = new Set([MANIFEST_NAME, ...manifest.files.map((f) => f.name)]);
-  for (const entry of await readdir(dir)) {
-    if (!keep.has(entry)) await rm(path.join(dir, entry), { recursive: true, force: true });
+/** Renames `dir` to `aside` and syncs both parents; null when there was no `dir`. */
+async function moveAside(dir: string, aside: string): Promise<string | null> {
+  try {
+    await rename(dir, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
   }
-  await fsyncDir(dir);
+  await fsyncDir(path.dirname(dir));
+  await fsyncDir(path.dirname(aside));
+  return aside;
 }
 
 /**
