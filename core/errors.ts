@@ -12,6 +12,8 @@ export const EXIT_CODES = {
   PROTOCOL: 8,
   SECURITY: 9,
   LOCKED: 10,
+  /** 128 + SIGTERM, as a shell reports a process a SIGTERM ended. */
+  STOPPED: 143,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;
@@ -120,4 +122,11 @@ export function isSystemIoError(e: unknown): e is NodeJS.ErrnoException {
 export function describeIoError(e: NodeJS.ErrnoException): string {
   const what = e.syscall ? `${e.syscall} ${e.path ?? ''}`.trim() : (e.path ?? 'a file');
   return `${what} failed: ${SYSTEM_ERRORS[e.code!] ?? e.message} (${e.code})`;
+}
+
+/** A graceful stop (SIGTERM, SIGINT): the run saved what it finished; the same command resumes it. */
+export class StoppedError extends NextbuyError {
+  constructor(message: string) {
+    super('STOPPED', message);
+  }
 }

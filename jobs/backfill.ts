@@ -3,7 +3,7 @@
  * committed by this job configuration are skipped (unless forced), so an interrupted backfill resumes
  * by running the same command again.
  */
-import { NextbuyError } from '../core/errors.js';
+import { EXIT_CODES, NextbuyError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
 import { runDate, runFolder, type PipelineTask } from '../coordinator/pipeline/index.js';
 import { dateCommitStatus, type DateCommitStatus } from '../coordinator/publish/index.js';
@@ -21,6 +21,8 @@ export interface BackfillOptions {
   force?: boolean;
   env: 'local' | 'k8s';
   workers?: number | null;
+  /** A graceful stop: the date in progress stops as `run` does (RunOptions.stop), later dates are not started. @default none */
+  stop?: AbortSignal;
   onDate?: (date: string, status: string) => void;
 }
 
@@ -53,6 +55,10 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
   const publishes = o.tasks.includes('publish');
   const runOne = async (date: string) => {
     const started = Date.now();
+    if (o.stop?.aborted) {
+      rows.set(date, { date, status: 'failed', detail: 'not started: the backfill was stopped', ms: 0, exitCode: EXIT_CODES.STOPPED });
+      return;
+    }
     let unfinished = '';
     if (publishes && !o.force) {
       const c = await isCommitted(o.job, date);
@@ -65,7 +71,7 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
     }
     o.onDate?.(date, `running${unfinished}`);
     try {
-      const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null });
+      const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null, stop: o.stop });
       const detail = s.publish ? `${s.publish.partitions.length} partitions committed` : `${o.tasks.join(', ')} done`;
       rows.set(date, { date, status: 'done', detail, ms: Date.now() - started, exitCode: 0 });
       o.onDate?.(date, `done: ${detail}`);

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { describeIoError, InputError, isSystemIoError, ModelError, NextbuyError, PublishError } from '../../core/errors.js';
+import { describeIoError, InputError, isSystemIoError, ModelError, NextbuyError, PublishError, StoppedError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
 import type { Job } from '../../jobs/job.js';
@@ -44,6 +44,12 @@ export interface RunOptions {
   onEpoch?: (model: string, epoch: number, validationAuc: number) => void;
   /** Called as shards are scored: (done, total). */
   onScoreProgress?: (done: number, total: number) => void;
+  /**
+   * A graceful stop (the CLI aborts it on SIGTERM/SIGINT): no new task starts, no more shards are leased,
+   * in-flight shards and the training round in flight finish, state is saved, workers are stopped, and
+   * runDate rejects with the signal's reason. @default none
+   */
+  stop?: AbortSignal;
 }
 
 export interface RunSummary {
@@ -115,6 +121,7 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
   let failure: unknown = null;
   try {
     for (const task of o.tasks) {
+      if (o.stop?.aborted) throw o.stop.reason;
       current = task;
       const t0 = Date.now();
       if (task === 'preprocess') {
@@ -138,7 +145,7 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
         }
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         summary.models = await timed('train', async () =>
-          trainStage({ job: o.job, folder, pre, session: await workers(), onEpoch: o.onEpoch }),
+          trainStage({ job: o.job, folder, pre, session: await workers(), onEpoch: o.onEpoch, stop: o.stop }),
         );
         await finish(task, t0);
       } else if (task === 'score') {
@@ -148,7 +155,7 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
         }
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         const models = summary.models ?? (await modelsFor(folder));
-        await timed('score', async () => scoreStage(folder, pre, models, await workers(), o.onScoreProgress));
+        await timed('score', async () => scoreStage(folder, pre, models, await workers(), o.onScoreProgress, o.stop));
         await finish(task, t0);
       } else if (task === 'evaluate') {
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
@@ -175,8 +182,12 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
       summary.workers = (session as WorkerSession).workerEvents();
       await (session as WorkerSession).close();
     }],
-    ['save run state', () => writeState(folder, state)],
+    ['save run state', async () => {
+      await writeState(folder, state);
+      stateSaved = true;
+    }],
   ];
+  let stateSaved = false;
   for (const [what, cleanup] of cleanups) {
     try {
       await cleanup();
@@ -184,6 +195,9 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
       if (failure) log.warn('run.cleanup_failed', { step: what, error: (e as Error).message, account: folder.account, date: folder.date });
       else failure = stageFailure(current, e);
     }
+  }
+  if (failure instanceof StoppedError) {
+    log.warn('run.stopped', { account: folder.account, date: folder.date, task: current, workersStopped: session !== null, stateSaved });
   }
   if (failure) throw failure;
   summary.totalMs = Date.now() - started;
@@ -273,6 +287,7 @@ async function scoreStage(
   models: ModelsFile,
   session: WorkerSession,
   onProgress?: (done: number, total: number) => void,
+  stop?: AbortSignal,
 ): Promise<void> {
   if (!pre.score) throw new InputError(`preprocess for ${folder.date} built no score set: rerun 'nextbuy preprocess'`);
   for (const m of models.models) session.loadModel(m.modelVersion, await loadArtifactFiles(m.dir));
@@ -286,5 +301,6 @@ async function scoreStage(
     products: models.products,
     onResult: (shardId, arrow) => writeFileDurably(path.join(folder.scoresDir, `${shardId}.arrow`), arrow),
     onProgress,
+    stop,
   });
 }

@@ -34,6 +34,8 @@ export interface ScoreShardsOptions {
   onResult: (shardId: string, arrow: Uint8Array) => Promise<void>;
   /** Called as shards are accepted: (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** A graceful stop: no more leases, in-flight shards get a grace period (ScheduleOptions.stopSignal). @default none */
+  stop?: AbortSignal;
 }
 
 export interface WorkerSession {
@@ -96,6 +98,7 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
         },
         {
           ...scheduleOptionsFromJob(job),
+          stopSignal: s.stop,
           onEvent: (e) => {
             watch.onSchedule(e);
             if (e.type === 'lease') metrics.queueDepth.set(Math.max(0, s.shards.length - accepted - cluster.pool.ready().length));

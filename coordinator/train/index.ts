@@ -86,6 +86,8 @@ export interface TrainAllOptions {
   participants: TrainParticipant[];
   checkpointDir: string;
   onEpoch?: (model: string, m: EpochMetrics) => void;
+  /** A graceful stop (see TrainModelOptions.stop). @default none */
+  stop?: AbortSignal;
 }
 
 /** Trains every planned model in turn on the whole worker pool (or searches, when job.tuning.trials > 0). */
@@ -98,6 +100,7 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
       epochs: o.job.model.epochs,
       patience: o.job.model.patience,
       replicas: o.job.model.replicas,
+      stop: o.stop,
       onEpoch: (m: EpochMetrics) => o.onEpoch?.(plan.name, m),
     };
     if (o.job.tuning.trials > 1) {

@@ -44,6 +44,8 @@ export interface TrainModelOptions {
   /** Where epoch checkpoints go; a checkpoint of the same spec found there is resumed. */
   checkpointDir: string;
   onEpoch?: (m: EpochMetrics) => void;
+  /** A graceful stop: the round in flight finishes, then training rejects with the signal's reason (the last epoch checkpoint stays). @default none */
+  stop?: AbortSignal;
   /** Test hook: called after each checkpoint; throwing simulates a coordinator killed there. */
   afterCheckpoint?: (epoch: number) => void;
 }
@@ -100,6 +102,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
     let examples = 0;
     let bytesMoved = 0;
     for (let round = 0; round < rounds; round++) {
+      if (o.stop?.aborted) throw o.stop.reason;
       const start = weights;
       const outputs = await plan.everyReplica((p, r) =>
         p.trainRound({ datasetId: o.datasetId, specJson, weights: start, round, localSteps: syncEvery, seed: replicaSeed(seed, r.index), shardIds: r.shardIds }),
