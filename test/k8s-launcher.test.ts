@@ -133,10 +133,12 @@ describe('Kubernetes launcher', () => {
       role.rules.some((r: any) => r.apiGroups.includes(c.group) && r.resources.includes(c.resource) && r.verbs.includes(c.verb));
     const used = new Set(api.calls.map((c) => `${c.group}/${c.resource}/${c.verb}`));
     for (const c of api.calls) expect(allows(c), `${c.method} ${c.path}`).toBe(true);
-    // Beyond what the launcher uses, the Role grants only the read verbs the contract asks for (a watch-based launcher would use them).
+    // Beyond what the launcher uses, the Role grants only the read verbs the contract asks for (a watch-based launcher would use
+    // them) and the run Lease's verbs (test/k8s-run-lease.test.ts).
     const granted = new Set<string>(role.rules.flatMap((r: any) => r.apiGroups.flatMap((g: string) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}/${res}/${v}`)))));
     const extra = [...granted].filter((g) => !used.has(g)).sort();
-    expect(extra).toEqual(['/pods/get', '/pods/watch', 'batch/jobs/list', 'batch/jobs/watch'].sort());
+    const leaseVerbs = ['create', 'get', 'update', 'delete'].map((v) => `coordination.k8s.io/leases/${v}`);
+    expect(extra).toEqual(['/pods/get', '/pods/watch', 'batch/jobs/list', 'batch/jobs/watch', ...leaseVerbs].sort());
   });
 
   test('pods that come up leave failures() pending', async () => {

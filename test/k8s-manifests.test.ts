@@ -173,7 +173,10 @@ describe('RBAC', () => {
     const role = one(objects, 'Role', 'nextbuy-coordinator');
     const rules = role.rules.map((r: any) => `${r.apiGroups.join(',')}|${r.resources.join(',')}|${[...r.verbs].sort().join(',')}`).sort();
     expect(rules).toEqual(
-      ['batch|jobs|create,delete,get,list,watch', '|pods|get,list,watch', '|services|create,delete', '|secrets|create,delete'].sort(),
+      [
+        'batch|jobs|create,delete,get,list,watch', '|pods|get,list,watch', '|services|create,delete', '|secrets|create,delete',
+        'coordination.k8s.io|leases|create,delete,get,update',
+      ].sort(),
     );
     expect(objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toBe(false);
     const binding = one(objects, 'RoleBinding');

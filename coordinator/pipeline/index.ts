@@ -16,6 +16,7 @@ import { runFolder, type RunFolder } from './run-folder.js';
 import { removeTempFiles, writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
 import { audienceDir, dateDir } from '../publish/index.js';
 import { acquireRunLock } from './run-lock.js';
+import { acquireRunLease, compileK8sBackendOptions, connectApi, loadK8sBackendOptions, type RunLease } from '../cluster/index.js';
 import { files, readState, requireJson, writeState, type ModelsFile, type RunState, type StageName } from './state.js';
 import { startWorkers, type WorkerSession } from './workers.js';
 import type { WorkerEventCounts } from './worker-events.js';
@@ -75,10 +76,22 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
     command: o.tasks.length === PIPELINE.length ? 'run' : o.tasks.join(', '),
   });
   try {
-    return await runLocked(o, folder);
+    const lease = o.env === 'k8s' ? await k8sRunLease(folder) : null;
+    try {
+      return await runLocked(o, folder);
+    } finally {
+      await lease?.release();
+    }
   } finally {
     await lock.release();
   }
+}
+
+/** On Kubernetes, the date's Lease as well: coordinators in different pods may not share the output's lock file. */
+async function k8sRunLease(folder: RunFolder): Promise<RunLease> {
+  const options = await loadK8sBackendOptions();
+  const api = await connectApi({ kubeConfig: options.kubeConfig, apiServer: options.apiServer, namespace: compileK8sBackendOptions(options).namespace });
+  return acquireRunLease({ api, account: folder.account, date: folder.date, holder: process.env.POD_NAME ?? undefined });
 }
 
 async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> {
