@@ -40,9 +40,13 @@ export async function writeTempFile(file: string, data: string | Uint8Array): Pr
   try {
     await handle.writeFile(data);
     await handle.sync();
-  } finally {
-    await handle.close();
+  } catch (e) {
+    // A disk that filled up mid-write: leave no half-written temporary file behind.
+    await handle.close().catch(() => {});
+    await rm(tmp, { force: true }).catch(() => {});
+    throw e;
   }
+  await handle.close();
   return tmp;
 }
 

@@ -189,6 +189,7 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
     failure = stageFailure(current, e);
   }
   // Cleanup never masks the first error: its own failure is logged then, and reported only when alone.
+  let stateSaved = false;
   const cleanups: [string, () => Promise<unknown>][] = [
     ['stop workers', async () => {
       if (!session) return;
@@ -200,7 +201,6 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
       stateSaved = true;
     }],
   ];
-  let stateSaved = false;
   for (const [what, cleanup] of cleanups) {
     try {
       await cleanup();
