@@ -20,7 +20,7 @@ test('disk full during publish: exit 7 naming the stage, the file and ENOSPC; th
   const args = ['run', '--account', 'taobao', '--date', '2017-12-02', '--conf', conf];
   const full = await runCli(args, { env: { NODE_OPTIONS: `--import ${INJECT}`, NEXTBUY_TEST_ENOSPC_FROM: '/predictions/' } });
   expect(full.stderr).not.toMatch(/internal error|Please report/);
-  expect(full.stderr).toMatch(/nextbuy: publish: open \S*\/predictions\/account=taobao\/date=2017-12-02\/product=any\/\S+ failed: no space left on device \(ENOSPC\)/);
+  expect(full.stderr).toMatch(/nextbuy: publish: open \S*\/predictions\/account=taobao\/date=2017-12-02\/\S+ failed: no space left on device \(ENOSPC\)/);
   // The state save after the failure hit the full disk too, and said so without taking the first error's place.
   expect(full.stderr).toMatch(/run\.cleanup_failed.*save run state.*ENOSPC/);
   expect(full.code).toBe(EXIT_CODES.PUBLISH);

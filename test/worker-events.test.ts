@@ -1,6 +1,7 @@
 /**
  * Lost workers are visible: a worker killed during scoring gives coordinator log lines (the re-lease of
- * its shard, then its loss by heartbeat timeout), counts for the run summary, and Prometheus counters.
+ * its shard, then its loss by heartbeat timeout), counts for the run summary, and Prometheus counters;
+ * so does a worker that joins once the run has started.
  */
 import { expect, test } from 'vitest';
 import { createLogger } from '../core/log.js';
@@ -40,5 +41,19 @@ test('a worker killed mid-shard is logged as lost (heartbeat timeout) with its s
   expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'worker.lost', worker: 'local-1', cause: 'heartbeat timeout' }));
   expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'shard.re_leased', worker: 'local-1' }));
   expect(metrics.workersLost.get({ cause: 'heartbeat-timeout' })).toBe(lostBefore + 1);
-  expect(metrics.workerLateJoins.get()).toBe(0);
+}, 60_000);
+
+test('a worker that joins after the run started is logged and counted as a late join', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ format: 'json', level: 'info', stream: { write: (s: string) => lines.push(...s.trim().split('\n').map((l) => JSON.parse(l))) } });
+  const before = metrics.workerLateJoins.get();
+  await withCluster({ workers: 1 }, async ({ pool, backend, waitForReady }) => {
+    const watch = watchWorkers(pool, logger);
+    backend.spawnWorker();
+    await waitForReady(2);
+    watch.stop();
+    expect(watch.counts).toMatchObject({ lateJoins: 1, lost: 0 });
+  });
+  expect(lines).toContainEqual(expect.objectContaining({ level: 'info', event: 'worker.joined_late', worker: 'local-1', ready: 2 }));
+  expect(metrics.workerLateJoins.get()).toBe(before + 1);
 }, 60_000);
