@@ -9,6 +9,11 @@ import { EXIT_CODES, StoppedError } from '../core/errors.js';
 import type { ScheduleEvent } from '../coordinator/schedule/index.js';
 import { ROOT, runCli, taobaoJob } from './helpers/cli.js';
 import { scoreAll, withCluster, writeSampleShards } from './helpers/cluster.js';
+import { trainModel } from '../coordinator/train/index.js';
+import { inProcessParticipants, syntheticSpec } from './helpers/train.js';
+import { writeSyntheticShards } from './helpers/synthetic-shards.js';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
 
 /** The local worker processes a coordinator started (its other children, e.g. tsx's esbuild, are not workers). */
 function workerPids(pid: number): number[] {
@@ -94,3 +99,23 @@ test('a stop leases nothing more and lets the shards in flight finish and delive
     await sample.cleanup();
   }
 }, 60_000);
+
+test('a stop during training ends before the next round (the epoch checkpoint stays); the rerun resumes from the checkpoint to the same weights', async () => {
+  const tmp = (name: string) => mkdtemp(path.join(os.tmpdir(), `nextbuy-stop-${name}-`));
+  const data = await writeSyntheticShards({ dir: await tmp('data'), customers: 400, shards: 4, maxLength: 10, seed: 8 });
+  const spec = syntheticSpec(data, { maxLength: 10, embeddingDim: 4, hiddenUnits: 8, denseUnits: 4, batchSize: 32, seed: 5 });
+  const common = { spec, datasetId: 'stop', shards: data.shards, epochs: 3, patience: 5, syncEverySteps: 2, replicas: 2 };
+  const straight = await trainModel({ ...common, participants: inProcessParticipants(2), checkpointDir: await tmp('straight') });
+
+  const dir = await tmp('stopped');
+  const stop = new AbortController();
+  const stopped = trainModel({
+    ...common, participants: inProcessParticipants(2), checkpointDir: dir, stop: stop.signal,
+    onEpoch: (m) => m.epoch === 2 && stop.abort(new StoppedError('stopped by the test')),
+  });
+  await expect(stopped).rejects.toThrow(StoppedError);
+  const resumed = await trainModel({ ...common, participants: inProcessParticipants(2), checkpointDir: dir });
+  expect(resumed.resumed).toBe(true);
+  expect(resumed.history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+  expect(Buffer.from(resumed.weights.buffer).equals(Buffer.from(straight.weights.buffer))).toBe(true);
+}, 120_000);
