@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { currentFileModes, makeDir, type FileModes } from './file-modes.js';
 
@@ -43,9 +43,13 @@ export async function writeTempFile(file: string, data: string | Uint8Array, mod
     await handle.chmod(modes.file); // exactly: the umask may have taken bits off a wider configured mode
     await handle.writeFile(data);
     await handle.sync();
-  } finally {
-    await handle.close();
+  } catch (e) {
+    // A disk that filled up mid-write: leave no half-written temporary file behind.
+    await handle.close().catch(() => {});
+    await rm(tmp, { force: true }).catch(() => {});
+    throw e;
   }
+  await handle.close();
   return tmp;
 }
 
@@ -75,4 +79,28 @@ export async function sha256File(file: string): Promise<{ sha256: string; bytes:
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return { sha256: hash.digest('hex'), bytes: (await stat(file)).size };
+}
+
+/**
+ * Removes the temporary files (and staging folders) that killed writers left under `dir`, at any depth;
+ * returns how many. Only for folders no other writer is using (the run lock guarantees it for a date).
+ */
+export async function removeTempFiles(dir: string): Promise<number> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+  let removed = 0;
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.name.startsWith(TEMP_PREFIX)) {
+      await rm(p, { recursive: true, force: true });
+      removed++;
+    } else if (e.isDirectory()) removed += await removeTempFiles(p);
+  }
+  if (removed > 0) await fsyncDir(dir);
+  return removed;
 }

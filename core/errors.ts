@@ -11,6 +11,9 @@ export const EXIT_CODES = {
   PUBLISH: 7,
   PROTOCOL: 8,
   SECURITY: 9,
+  LOCKED: 10,
+  /** 128 + SIGTERM, as a shell reports a process a SIGTERM ended. */
+  STOPPED: 143,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;
@@ -84,5 +87,46 @@ export class ProtocolError extends NextbuyError {
 export class SecurityError extends NextbuyError {
   constructor(message: string) {
     super('SECURITY', message);
+  }
+}
+
+/** Another run of the same account and date holds its lock: nothing was touched. */
+export class LockedError extends NextbuyError {
+  constructor(message: string) {
+    super('LOCKED', message);
+  }
+}
+
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EFBIG: 'file too large',
+  ENAMETOOLONG: 'file name too long',
+  ENOTDIR: 'a path component is not a folder',
+  EISDIR: 'is a folder',
+};
+
+/** Whether `e` is a file-system failure of the machine (disk full, permissions, …), not a bug in nextbuy. */
+export function isSystemIoError(e: unknown): e is NodeJS.ErrnoException {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && code in SYSTEM_ERRORS;
+}
+
+/** `cannot write /out/x.json: no space left on device (ENOSPC)`, from a Node file-system error. */
+export function describeIoError(e: NodeJS.ErrnoException): string {
+  const what = e.syscall ? `${e.syscall} ${e.path ?? ''}`.trim() : (e.path ?? 'a file');
+  return `${what} failed: ${SYSTEM_ERRORS[e.code!] ?? e.message} (${e.code})`;
+}
+
+/** A graceful stop (SIGTERM, SIGINT): the run saved what it finished; the same command resumes it. */
+export class StoppedError extends NextbuyError {
+  constructor(message: string) {
+    super('STOPPED', message);
   }
 }

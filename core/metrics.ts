@@ -276,6 +276,12 @@ export const metrics = {
   /** rate(nextbuy_sequences_total[1m]) is sequences per second. */
   sequences: defaultRegistry.counter({ name: 'nextbuy_sequences_total', help: 'Customer sequences trained on or scored.' }),
   queueDepth: defaultRegistry.gauge({ name: 'nextbuy_queue_depth', help: 'Shards waiting to be leased to a worker.' }),
+  workersLost: defaultRegistry.counter({
+    name: 'nextbuy_workers_lost_total',
+    help: 'Workers lost during a run, by cause (heartbeat-timeout, removed).',
+    labelNames: ['cause'] as const,
+  }),
+  workerLateJoins: defaultRegistry.counter({ name: 'nextbuy_worker_late_joins_total', help: 'Workers that joined after the run started.' }),
   stageDuration: defaultRegistry.histogram({
     name: 'nextbuy_stage_duration_seconds',
     help: 'Wall time of each pipeline stage.',

@@ -45,7 +45,7 @@ Options:
   --json          explain: print JSON instead of text
   --help          this text
 
-Exit codes: 0 ok, 1 internal error, 2 usage, 3 job file, 4 input data, 5 cluster, 6 model, 7 publish, 8 protocol, 9 security.`;
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 job file, 4 input data, 5 cluster, 6 model, 7 publish, 8 protocol, 9 security, 10 date locked by another run, 143 stopped by SIGTERM/SIGINT.`;
 
 export interface CliArgs {
   task: Task;

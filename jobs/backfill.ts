@@ -3,10 +3,10 @@
  * committed by this job configuration are skipped (unless forced), so an interrupted backfill resumes
  * by running the same command again.
  */
-import { NextbuyError } from '../core/errors.js';
+import { EXIT_CODES, NextbuyError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
 import { runDate, runFolder, type PipelineTask } from '../coordinator/pipeline/index.js';
-import { committedPartitions } from '../coordinator/publish/index.js';
+import { dateCommitStatus, type DateCommitStatus } from '../coordinator/publish/index.js';
 import { DAY_MS, type Job } from './job.js';
 import { formatDate, parseDateMs } from './job-file.js';
 
@@ -23,6 +23,8 @@ export interface BackfillOptions {
   allowStale?: boolean;
   env: 'local' | 'k8s';
   workers?: number | null;
+  /** A graceful stop: the date in progress stops as `run` does (RunOptions.stop), later dates are not started. @default none */
+  stop?: AbortSignal;
   onDate?: (date: string, status: string) => void;
 }
 
@@ -40,12 +42,12 @@ export function datesBetween(from: string, to: string): string[] {
   return out;
 }
 
-/** Committed = every partition of the date exists and was committed by this job configuration's run id. */
-export async function isCommitted(job: Job, date: string): Promise<{ committed: boolean; products: string[] }> {
-  const runId = runFolder(job, date).runId;
-  const partitions = await committedPartitions(job.output.dir, job.account, date);
-  const committed = partitions.length > 0 && partitions.every((p) => p.manifest.runId === runId);
-  return { committed, products: partitions.map((p) => p.product) };
+/**
+ * Committed = the date's commit record (written last by publish) names this job configuration's run id
+ * and everything it lists (every product's manifest, the audiences, the export) is there as recorded.
+ */
+export async function isCommitted(job: Job, date: string): Promise<DateCommitStatus> {
+  return dateCommitStatus(job.output.dir, job.account, date, runFolder(job, date).runId);
 }
 
 export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
@@ -55,6 +57,11 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
   const publishes = o.tasks.includes('publish');
   const runOne = async (date: string) => {
     const started = Date.now();
+    if (o.stop?.aborted) {
+      rows.set(date, { date, status: 'failed', detail: 'not started: the backfill was stopped', ms: 0, exitCode: EXIT_CODES.STOPPED });
+      return;
+    }
+    let unfinished = '';
     if (publishes && !o.force) {
       const c = await isCommitted(o.job, date);
       if (c.committed) {
@@ -62,10 +69,11 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
         o.onDate?.(date, 'skipped: already committed');
         return;
       }
+      if (c.reason !== 'never published') unfinished = ` (not wholly committed: ${c.reason})`;
     }
-    o.onDate?.(date, 'running');
+    o.onDate?.(date, `running${unfinished}`);
     try {
-      const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null, allowStale: o.allowStale });
+      const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null, allowStale: o.allowStale, stop: o.stop });
       const detail = s.publish ? `${s.publish.partitions.length} partitions committed` : `${o.tasks.join(', ')} done`;
       rows.set(date, { date, status: 'done', detail, ms: Date.now() - started, exitCode: 0 });
       o.onDate?.(date, `done: ${detail}`);

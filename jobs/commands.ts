@@ -10,6 +10,7 @@ import { loadJob } from './job-file.js';
 import { formatSummary, stageReporter } from './summary.js';
 import { explainCustomer } from '../coordinator/explain/index.js';
 import { formatExplanation } from './explain-text.js';
+import { onStopSignals } from './graceful-stop.js';
 
 export async function runCommand(args: CliArgs): Promise<number> {
   const job = await loadJob(args.conf);
@@ -19,14 +20,16 @@ export async function runCommand(args: CliArgs): Promise<number> {
   const reporter = stageReporter(log.child({ account: job.account }), job.model.epochs);
   // /metrics and /healthz for Kubernetes probes and Prometheus, when NEXTBUY_METRICS_PORT is set.
   const metricsServer = await serveMetricsFromEnv();
+  const stop = onStopSignals(log.child({ account: job.account }));
   try {
-    return await runTask(args, job, reporter);
+    return await runTask(args, job, reporter, stop.signal);
   } finally {
+    stop.dispose();
     await metricsServer?.close();
   }
 }
 
-async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stageReporter>): Promise<number> {
+async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stageReporter>, stop: AbortSignal): Promise<number> {
   if (args.task === 'explain') {
     const explanation = await explainCustomer({ job, date: args.date!, customerId: args.customer!, product: args.product ?? undefined, top: args.top });
     process.stdout.write(args.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation));
@@ -43,6 +46,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
       allowStale: args.allowStale,
       env: args.env,
       workers: args.workers,
+      stop,
       onDate: (date, status) => process.stderr.write(`backfill ${date}: ${status}\n`),
     });
     process.stdout.write(printBackfillTable(rows));
@@ -58,6 +62,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
     onEpoch: reporter.onEpoch,
     onScoreProgress: reporter.onScoreProgress,
     allowStale: args.allowStale,
+    stop,
   });
   process.stdout.write(formatSummary(summary));
   return 0;

@@ -10,7 +10,7 @@ import { parseDuration } from '../core/duration.js';
 import { formatMode, modesOf, PRIVATE_MODES, type FileModes } from '../core/file-modes.js';
 import { defaultWindowsDays } from '../coordinator/features/index.js';
 import { checkMappings } from './column-expression.js';
-import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_CHAMPION, type ActionRule, type Architecture, type Job } from './job.js';
+import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_REPLICAS, DEFAULT_CHAMPION, type ActionRule, type Architecture, type Job } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -163,7 +163,7 @@ export function compileJob(raw: unknown, file: string): Job {
   const model = f.object(root.model, 'model') ?? {};
   f.noUnknown(model, 'model', [
     'architectures', 'embeddingDim', 'hiddenUnits', 'denseUnits', 'learningRate', 'batchSize', 'epochs', 'patience',
-    'validationShare', 'classWeight', 'seed',
+    'replicas', 'validationShare', 'classWeight', 'seed',
   ]);
   const architectures = (f.array(model.architectures, 'model.architectures') ?? [...ARCHITECTURES]).map(
     (a, i) => f.oneOf(a, `model.architectures[${i}]`, [...ARCHITECTURES]) as Architecture,
@@ -249,6 +249,7 @@ export function compileJob(raw: unknown, file: string): Job {
       batchSize: f.integer(model.batchSize, 'model.batchSize', { min: 1, max: 1_000_000 }) ?? 128,
       epochs: f.integer(model.epochs, 'model.epochs', { min: 1, max: 10_000 }) ?? 8,
       patience: f.integer(model.patience, 'model.patience', { min: 1, max: 10_000 }) ?? 2,
+      replicas: f.integer(model.replicas, 'model.replicas', { min: 1, max: 4096 }) ?? DEFAULT_REPLICAS,
       validationShare: f.number(model.validationShare, 'model.validationShare', { min: 0.01, max: 0.9 }) ?? 0.2,
       classWeight,
       seed: f.integer(model.seed, 'model.seed', { min: 0, max: 2 ** 31 - 1 }) ?? 7,

@@ -159,6 +159,12 @@ export interface JobFile {
     epochs?: number;
     /** Stop after this many epochs without a better validation AUC. @default 2 */
     patience?: number;
+    /**
+     * Data-parallel replicas the training shards are split into (capped at shards.count). The trained
+     * weights depend on it and never on how many workers join or die; workers beyond it idle while training.
+     * @default 4
+     */
+    replicas?: number;
     /** Share of training customers held out for validation (by customer hash). @default 0.2 */
     validationShare?: number;
     /** Positive-class weight: a number, or 'balanced' (negatives/positives). @default 'balanced' */
@@ -294,6 +300,7 @@ export interface Job {
     batchSize: number;
     epochs: number;
     patience: number;
+    replicas: number;
     validationShare: number;
     classWeight: number | 'balanced';
     seed: number;
@@ -321,6 +328,8 @@ export interface Job {
   };
 }
 
+/** Training replicas (model.replicas): balanced on 1, 2 and 4 workers. */
+export const DEFAULT_REPLICAS = 4;
 export const DAY_MS = 86_400_000;
 
 export const DEFAULT_CHAMPION: NonNullable<Job['champion']> = { select: true, compareWithPrevious: true, minValidationPositives: 10, resamples: 400 };

@@ -56,6 +56,10 @@ export function formatSummary(s: RunSummary): string {
     }
     for (const w of s.publish.warnings ?? []) out.push(`warning     ${w}`);
   }
+  const w = s.workers;
+  if (w && (w.lost || w.reLeases || w.lateJoins)) {
+    out.push(`workers     ${n(w.lost)} lost (${n(w.heartbeatTimeouts)} by heartbeat timeout) · ${n(w.reLeases)} shard attempts leased again · ${n(w.lateJoins)} joined late`);
+  }
   const stages = Object.entries(s.timings).filter(([, ms]) => ms !== undefined) as [string, number][];
   const total = s.totalMs;
   out.push(

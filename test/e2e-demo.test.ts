@@ -82,7 +82,10 @@ describe('nextbuy run on the Taobao sample', () => {
 
   test('each partition has a manifest whose row count and checksum match its data', async () => {
     const base = path.join(dir, 'out/predictions/account=taobao/date=2017-12-02');
-    for (const p of await readdir(base)) {
+    const entries = await readdir(base);
+    // Beside the product partitions, the date's commit record, written last.
+    expect(entries.filter((e) => !e.startsWith('product='))).toEqual(['_committed.json']);
+    for (const p of entries.filter((e) => e.startsWith('product='))) {
       const manifest = JSON.parse(await readFile(path.join(base, p, '_manifest.json'), 'utf8'));
       expect(manifest.rowCount).toBe(814);
       expect(manifest.date).toBe(DATE);

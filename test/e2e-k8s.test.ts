@@ -67,7 +67,12 @@ test('run --env k8s creates, watches and cleans up the worker Job', async () => 
   expect(job.metadata.ownerReferences[0]).toMatchObject({ name: 'nextbuy-nightly-123-x', uid: 'uid-123' });
   expect(job.spec).toMatchObject({ completions: 2, completionMode: 'Indexed' });
   // The Job only: its Secret and Service are owned by it and go with it.
-  expect(api.calls.filter((c) => c.verb === 'delete').map((c) => c.resource)).toEqual(['jobs']);
-  for (const resource of ['jobs', 'services', 'secrets', 'pods']) expect(api.objects(resource), resource).toEqual([]);
+  expect(api.calls.filter((c) => c.verb === 'delete' && c.resource !== 'leases').map((c) => c.resource)).toEqual(['jobs']);
+  // The date's run Lease was taken before anything else and released at the end.
+  const leaseCalls = api.calls.filter((c) => c.resource === 'leases');
+  expect(leaseCalls[0]).toMatchObject({ verb: 'create', status: 201, group: 'coordination.k8s.io' });
+  expect(api.calls.findIndex((c) => c.resource === 'leases')).toBeLessThan(api.calls.findIndex((c) => c.resource === 'jobs'));
+  expect(leaseCalls.at(-1)).toMatchObject({ verb: 'delete', status: 200 });
+  for (const resource of ['jobs', 'services', 'secrets', 'pods', 'leases']) expect(api.objects(resource), resource).toEqual([]);
   expect(api.liveProcesses()).toBe(0);
 }, 180_000);

@@ -30,7 +30,7 @@ describe('the run summary', () => {
     const evaluation = evaluationSummary(report, { windowLabel: 'on the held-out label window', kind: 'label-window', reportHtml: 'r.html', reportJson: 'r.json' });
     const run: RunSummary = {
       account: 'a', date: '2024-01-02', runId: 'r', runDir: 'd', tasks: ['evaluate'],
-      preprocess: null, models: null, evaluation, publish: null, timings: {}, totalMs: 1,
+      preprocess: null, models: null, evaluation, publish: null, workers: null, timings: {}, totalMs: 1,
     };
     const lines = formatSummary(run).split('\n');
     if (process.env.SHOW_SUMMARY) console.log(lines.join('\n'));

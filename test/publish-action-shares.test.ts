@@ -37,7 +37,7 @@ function jobError(actions: unknown): JobFileError {
 const emptyPublish = { predictionsDir: '/o/p', audiencesDir: '/o/a', csvFile: '/o/c.csv', partitions: [], champions: [], warnings: [] };
 const emptySummary: RunSummary = {
   account: 'shop-1', date: '2017-12-02', runId: 'r', runDir: '/o/r', tasks: ['publish'],
-  preprocess: null, models: null, evaluation: null, publish: null, timings: {}, totalMs: 1,
+  preprocess: null, models: null, evaluation: null, publish: null, workers: null, timings: {}, totalMs: 1,
 };
 
 const SHARES: ActionRule[] = [

@@ -9,6 +9,7 @@ import {
   partitionDir,
   publishPredictions,
   readPartition,
+  stagingDir,
 } from '../coordinator/publish/index.js';
 import { publishOptions, sampleNight, shuffled, snapshotTree, withTempDir } from './helpers/publish.js';
 
@@ -45,7 +46,7 @@ describe('publish commits each partition exactly once', () => {
     },
   );
 
-  test('a crash right after the manifest leaves the new partition whole; the old data goes at the next commit', async () => {
+  test('a crash right after the commit leaves the new partition whole; the old one, set aside outside the table, goes at the next commit', async () => {
     await withTempDir(async (out) => {
       await publishPredictions(publishOptions(out, sampleNight({ customers: 300, products: ['any'], seed: 1 }), { runId: 'run-1' }));
       const rerun = sampleNight({ customers: 300, products: ['any'], seed: 2 });
@@ -53,13 +54,15 @@ describe('publish commits each partition exactly once', () => {
         PublishError,
       );
       const dir = partitionDir(out, 'shop-1', '2017-12-02', 'any');
-      expect(await readdir(dir)).toHaveLength(3); // new manifest, new data, old data not yet removed
+      expect(await readdir(dir)).toHaveLength(2); // new manifest, new data: the old folder waits in the staging area
+      expect((await readdir(stagingDir(out, 'shop-1', '2017-12-02'))).filter((e) => e.startsWith('replaced-'))).toHaveLength(1);
       const read = await readPartition(out, 'shop-1', '2017-12-02', 'any');
       expect(read!.manifest.runId).toBe('run-2');
       expect(read!.rows.map((r) => r.score)).toEqual(sortedScores(rerun[0]!.scores));
 
       await publishPredictions(publishOptions(out, rerun, { runId: 'run-2' }));
       expect(await readdir(dir)).toHaveLength(2);
+      await expect(readdir(stagingDir(out, 'shop-1', '2017-12-02'))).rejects.toThrow(/ENOENT/);
     });
   });
 

@@ -57,11 +57,13 @@ interface LoadedModel {
 
 interface TrainingState {
   model: SequenceModel;
-  lastRound: number;
 }
 
-/** Joined row sets kept (train and validation for the current shard assignment, with room for a change). */
-const ROW_CACHE_ENTRIES = 4;
+/**
+ * Joined row sets kept: train and validation per replica this worker computes (a single worker computes
+ * every replica: 4 by default), with room for a change of assignment.
+ */
+const ROW_CACHE_ENTRIES = 16;
 
 export function createModelEngine(options: ModelEngineOptions = {}): WorkerEngine {
   const device = options.onnxDevice ?? (process.env[WORKER_ENV.onnxDevice] || 'auto');
@@ -158,8 +160,9 @@ class ModelEngine implements WorkerEngine {
     const spec = parseSpec(input.specJson);
     const state = this.trainingState(input.datasetId, spec);
     state.model.setWeights(input.weights);
-    if (input.round !== state.lastRound + 1) state.model.resetOptimizer();
-    state.lastRound = input.round;
+    // Adam starts afresh every round: a round is then a pure function of its inputs, so the coordinator
+    // can give a replica to any worker (or recompute a lost worker's replica) and get the same bytes.
+    state.model.resetOptimizer();
     const rows = this.rowsOf(input.datasetId, input.shardIds, 0, spec.maxLength);
     if (!rows || input.localSteps === 0) return { weights: input.weights, examples: 0, loss: 0 };
     // One seeded row order per seed (the coordinator changes it per epoch); round r continues where round r − 1
@@ -195,7 +198,7 @@ class ModelEngine implements WorkerEngine {
     if (state) {
       this.training.delete(key); // re-insert: most recently used last
     } else {
-      state = { model: createModel(spec), lastRound: Number.NaN };
+      state = { model: createModel(spec) };
       const max = this.options.maxTrainingModels ?? 4;
       while (this.training.size >= max) {
         const [oldest, old] = this.training.entries().next().value as [string, TrainingState];

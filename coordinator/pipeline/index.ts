@@ -7,15 +7,20 @@
 import { createHash } from 'node:crypto';
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { InputError } from '../../core/errors.js';
+import { describeIoError, InputError, isSystemIoError, ModelError, NextbuyError, PublishError, StoppedError } from '../../core/errors.js';
 import { makeDir, PRIVATE_MODES, withFileModes } from '../../core/file-modes.js';
+import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
 import type { Job } from '../../jobs/job.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
 import { runFolder, type RunFolder } from './run-folder.js';
-import { writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
+import { removeTempFiles, writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
+import { audienceDir, dateDir } from '../publish/index.js';
+import { acquireRunLock } from './run-lock.js';
+import { acquireRunLease, compileK8sBackendOptions, connectApi, loadK8sBackendOptions, type RunLease } from '../cluster/index.js';
 import { files, readState, requireJson, writeState, type ModelsFile, type RunState, type StageName } from './state.js';
 import { startWorkers, type WorkerSession } from './workers.js';
+import type { WorkerEventCounts } from './worker-events.js';
 import { loadArtifactFiles } from './artifacts.js';
 import { trainStage } from './train-stage.js';
 import { evaluateStage, type EvaluationSummary, type NightScores } from './evaluate-stage.js';
@@ -25,6 +30,7 @@ import { scorePreviousChampion } from './previous-champion.js';
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
 export { evaluationSummary, type EvaluationSummary } from './evaluate-stage.js';
+export { watchWorkers, type WorkerEventCounts, type WorkerWatch } from './worker-events.js';
 export { files as runFiles, requireJson, type ModelEntry, type ModelsFile } from './state.js';
 
 export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';
@@ -44,6 +50,12 @@ export interface RunOptions {
   onScoreProgress?: (done: number, total: number) => void;
   /** Build from input the freshness gate finds stale (recorded in preprocess.json's stats.freshness). @default false */
   allowStale?: boolean;
+  /**
+   * A graceful stop (the CLI aborts it on SIGTERM/SIGINT): no new task starts, no more shards are leased,
+   * in-flight shards and the training round in flight finish, state is saved, workers are stopped, and
+   * runDate rejects with the signal's reason. @default none
+   */
+  stop?: AbortSignal;
 }
 
 export interface RunSummary {
@@ -56,6 +68,8 @@ export interface RunSummary {
   models: ModelsFile | null;
   evaluation: EvaluationSummary | null;
   publish: PublishSummary | null;
+  /** What happened to the workers of this invocation (null when it started none). */
+  workers: WorkerEventCounts | null;
   timings: Partial<Record<StageName, number>>;
   totalMs: number;
 }
@@ -66,12 +80,43 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
 }
 
 async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
-  const started = Date.now();
   const folder = runFolder(o.job, o.date);
   // The output folder leads to the published table too: when it is new, it gets the table's folder mode.
   await makeDir(folder.outDir, o.job.output.publishedMode ?? PRIVATE_MODES);
-  await makeDir(folder.dir);
-  const state = await openState(o, folder);
+  const lock = await acquireRunLock({
+    outDir: folder.outDir, account: folder.account, date: folder.date,
+    command: o.tasks.length === PIPELINE.length ? 'run' : o.tasks.join(', '),
+  });
+  try {
+    const lease = o.env === 'k8s' ? await k8sRunLease(folder) : null;
+    try {
+      return await runLocked(o, folder);
+    } finally {
+      await lease?.release();
+    }
+  } finally {
+    await lock.release();
+  }
+}
+
+/** On Kubernetes, the date's Lease as well: coordinators in different pods may not share the output's lock file. */
+async function k8sRunLease(folder: RunFolder): Promise<RunLease> {
+  const options = await loadK8sBackendOptions();
+  const api = await connectApi({ kubeConfig: options.kubeConfig, apiServer: options.apiServer, namespace: compileK8sBackendOptions(options).namespace });
+  return acquireRunLease({ api, account: folder.account, date: folder.date, holder: process.env.POD_NAME ?? undefined });
+}
+
+async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> {
+  const started = Date.now();
+  let current: PipelineTask = o.tasks[0] ?? 'preprocess';
+  const state = await (async () => {
+    try {
+      await makeDir(folder.dir);
+      return await openState(o, folder);
+    } catch (e) {
+      throw stageFailure(current, e);
+    }
+  })();
   /** Stages run by this invocation (state.timings keeps every stage's last run). */
   const timings: Partial<Record<StageName, number>> = {};
   let session: WorkerSession | null = null;
@@ -96,10 +141,13 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
 
   const summary: RunSummary = {
     account: o.job.account, date: o.date, runId: folder.runId, runDir: folder.dir, tasks: o.tasks,
-    preprocess: null, models: null, evaluation: null, publish: null, timings, totalMs: 0,
+    preprocess: null, models: null, evaluation: null, publish: null, workers: null, timings, totalMs: 0,
   };
+  let failure: unknown = null;
   try {
     for (const task of o.tasks) {
+      if (o.stop?.aborted) throw o.stop.reason;
+      current = task;
       const t0 = Date.now();
       if (task === 'preprocess') {
         if (state.done.preprocess) {
@@ -122,7 +170,7 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
         }
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         summary.models = await timed('train', async () =>
-          trainStage({ job: o.job, folder, pre, session: await workers(), onEpoch: o.onEpoch }),
+          trainStage({ job: o.job, folder, pre, session: await workers(), onEpoch: o.onEpoch, stop: o.stop }),
         );
         await finish(task, t0);
       } else if (task === 'score') {
@@ -133,7 +181,7 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         const models = summary.models ?? (await modelsFor(folder));
         await timed('score', async () => {
-          await scoreStage(folder, pre, models, await workers(), o.onScoreProgress);
+          await scoreStage(folder, pre, models, await workers(), o.onScoreProgress, o.stop);
           await scorePreviousChampion({ job: o.job, folder, models, session: await workers() });
         });
         await finish(task, t0);
@@ -151,18 +199,41 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
         await finish(task, t0);
       }
     }
+    await removeLeftovers(folder);
   } catch (e) {
-    if (e instanceof InputError && Object.keys(state.done).length === 0) {
+    failure = stageFailure(current, e);
+    if (failure instanceof InputError && Object.keys(state.done).length === 0) {
       // Nothing was built: leave no run folder (a later run starts clean), but keep the quarantine the error names.
+      if (session) await (session as WorkerSession).close().catch(() => undefined);
       await removeRunFolder(folder.dir);
-      throw e;
+      throw failure;
     }
-    await writeState(folder, state);
-    throw e;
-  } finally {
-    if (session) await (session as WorkerSession).close();
   }
-  await writeState(folder, state);
+  // Cleanup never masks the first error: its own failure is logged then, and reported only when alone.
+  let stateSaved = false;
+  const cleanups: [string, () => Promise<unknown>][] = [
+    ['stop workers', async () => {
+      if (!session) return;
+      summary.workers = (session as WorkerSession).workerEvents();
+      await (session as WorkerSession).close();
+    }],
+    ['save run state', async () => {
+      await writeState(folder, state);
+      stateSaved = true;
+    }],
+  ];
+  for (const [what, cleanup] of cleanups) {
+    try {
+      await cleanup();
+    } catch (e) {
+      if (failure) log.warn('run.cleanup_failed', { step: what, error: (e as Error).message, account: folder.account, date: folder.date });
+      else failure = stageFailure(current, e);
+    }
+  }
+  if (failure instanceof StoppedError) {
+    log.warn('run.stopped', { account: folder.account, date: folder.date, task: current, workersStopped: session !== null, stateSaved });
+  }
+  if (failure) throw failure;
   summary.totalMs = Date.now() - started;
   return summary;
 }
@@ -178,6 +249,40 @@ async function removeRunFolder(dir: string): Promise<void> {
     return;
   }
   for (const e of entries) if (e !== 'quarantine.parquet') await rm(path.join(dir, e), { recursive: true, force: true });
+}
+
+/** The exit-code class of each task, for failures of the machine (disk full, permissions) met while it ran. */
+const TASK_ERRORS: Record<PipelineTask, new (message: string, options?: { cause?: unknown }) => NextbuyError> = {
+  preprocess: InputError,
+  train: ModelError,
+  score: ModelError,
+  evaluate: ModelError,
+  publish: PublishError,
+};
+
+/** A file-system failure becomes the task's error naming the task, the path and the cause; anything else passes through. */
+function stageFailure(task: PipelineTask, e: unknown): unknown {
+  if (e instanceof NextbuyError || !isSystemIoError(e)) return e;
+  return new TASK_ERRORS[task](
+    `${task}: ${describeIoError(e)}. Free space or fix permissions there and rerun the same command: finished work is kept.`,
+    { cause: e },
+  );
+}
+
+/**
+ * Temporary files of killed writers (`.tmp-*`) under the run folder and the date's partitions, audiences
+ * and exports: this run holds the date's lock, so no live writer owns them.
+ */
+async function removeLeftovers(folder: RunFolder): Promise<void> {
+  const dirs = [
+    folder.dir,
+    dateDir(folder.outDir, folder.account, folder.date),
+    audienceDir(folder.outDir, folder.account, folder.date),
+    path.join(folder.outDir, 'exports', `account=${folder.account}`, `date=${folder.date}`),
+  ];
+  let removed = 0;
+  for (const dir of dirs) removed += await removeTempFiles(dir);
+  if (removed > 0) log.info('run.temp_files_removed', { account: folder.account, date: folder.date, files: removed });
 }
 
 /** Starts a fresh run folder when the job or its input changed since the last run of this date. */
@@ -229,6 +334,7 @@ async function scoreStage(
   models: ModelsFile,
   session: WorkerSession,
   onProgress?: (done: number, total: number) => void,
+  stop?: AbortSignal,
 ): Promise<void> {
   if (!pre.score) throw new InputError(`preprocess for ${folder.date} built no score set: rerun 'nextbuy preprocess'`);
   for (const m of models.models) session.loadModel(m.modelVersion, await loadArtifactFiles(m.dir));
@@ -242,5 +348,6 @@ async function scoreStage(
     products: models.products,
     onResult: (shardId, arrow) => writeFileDurably(path.join(folder.scoresDir, `${shardId}.arrow`), arrow),
     onProgress,
+    stop,
   });
 }

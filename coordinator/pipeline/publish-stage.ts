@@ -2,10 +2,10 @@
 import type { Job } from '../../jobs/job.js';
 import { DAY_MS } from '../../jobs/job.js';
 import { formatDate, parseDateMs } from '../../jobs/job-file.js';
-import path from 'node:path';
 import { log } from '../../core/log.js';
 import { writeJsonDurably } from '../../core/durable-fs.js';
-import { dateDir, exportAudiences, exportCsv, productsWithEmptyAudiences, publishPredictions, type ProductPredictions } from '../publish/index.js';
+import { AUDIENCE_MANIFEST, dateDir, exportAudiences, exportCsv, productsWithEmptyAudiences, publishPredictions, removeDateCommit, writeDateCommit, type ProductPredictions } from '../publish/index.js';
+import path from 'node:path';
 import { championFile, type ChampionFile, type ProductChampion } from './champion-stage.js';
 import { nightPublishedScores } from './champion-report.js';
 import { recordPublishedChampions } from './previous-champion.js';
@@ -35,6 +35,12 @@ export interface PublishStageOptions {
   night: NightScores | null;
 }
 
+/**
+ * Test hook for end-to-end fault injection: `NEXTBUY_TEST_KILL_AT=<crash point>[@<product>]` SIGKILLs the
+ * process at that point of the publish (see CRASH_POINTS in coordinator/publish/publish.ts).
+ */
+export const KILL_AT_ENV = 'NEXTBUY_TEST_KILL_AT';
+
 export async function publishStage(o: PublishStageOptions): Promise<PublishSummary> {
   const { job, folder } = o;
   const ensembles = await requireJson<EnsembleFile>(files(folder).ensemble, 'evaluate', folder);
@@ -54,16 +60,26 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
     inputWindow: { from: formatDate(dateMs - job.sequence.lookbackDays * DAY_MS), to: formatDate(dateMs - DAY_MS) },
     products: perProduct.map((p) => publishedProduct(champions.products[p.product]!, rows.customerIds, published.get(p.product)!)),
   };
+  const where = { outDir: folder.outDir, account: job.account, date: folder.date, csvFormulaGuard: job.output.csvFormulaGuard ?? true };
+  await removeDateCommit(where.outDir, where.account, where.date);
+  const killAt = process.env[KILL_AT_ENV];
   const result = await publishPredictions({
     ...common,
     memoryLimit: job.resources.memoryLimit,
     ...(job.output.publishedMode ? { modes: job.output.publishedMode } : {}),
+    ...(killAt ? { crashAt: killAt, crashBy: 'kill' as const } : {}),
   });
-  const where = { outDir: folder.outDir, account: job.account, date: folder.date, csvFormulaGuard: job.output.csvFormulaGuard ?? true };
   const audiences = await exportAudiences(where);
   const warnings = await warnAboutEmptyAudiences(folder, productsWithEmptyAudiences(audiences.audiences));
   await recordPublishedChampions(folder, champions);
   const csv = await exportCsv(where);
+  await writeDateCommit({
+    ...where,
+    runId: folder.runId,
+    products: result.partitions.map((p) => p.product),
+    audienceManifest: path.join(audiences.dir, AUDIENCE_MANIFEST),
+    exports: [csv.file],
+  });
   return {
     predictionsDir: dateDir(folder.outDir, job.account, folder.date),
     audiencesDir: audiences.dir,

@@ -18,6 +18,8 @@ export interface TrainStageOptions {
   pre: PreprocessResult;
   session: WorkerSession;
   onEpoch?: (model: string, epoch: number, validationAuc: number) => void;
+  /** A graceful stop. @default none */
+  stop?: AbortSignal;
 }
 
 export function featureNames(job: Job): string[] {
@@ -43,6 +45,7 @@ export async function trainStage(o: TrainStageOptions): Promise<ModelsFile> {
     shards: set.shards,
     participants: o.session.participants(),
     checkpointDir: path.join(o.folder.dir, 'checkpoints'),
+    stop: o.stop,
     onEpoch: (name, m) => o.onEpoch?.(name, m.epoch, m.validationAuc),
   });
   const models: ModelsFile = { runId: o.folder.runId, trainedAsOf: set.asOf, products, models: [] };

@@ -3,7 +3,9 @@
  * shard scoring. Started once per run and shared by train and score.
  */
 import type { Job } from '../../jobs/job.js';
+import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
+import { watchWorkers, type WorkerEventCounts } from './worker-events.js';
 import {
   clusterOptionsFromJob,
   compileK8sBackendOptions,
@@ -32,6 +34,8 @@ export interface ScoreShardsOptions {
   onResult: (shardId: string, arrow: Uint8Array) => Promise<void>;
   /** Called as shards are accepted: (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** A graceful stop: no more leases, in-flight shards get a grace period (ScheduleOptions.stopSignal). @default none */
+  stop?: AbortSignal;
 }
 
 export interface WorkerSession {
@@ -39,6 +43,8 @@ export interface WorkerSession {
   /** Registers a model for scoring; every worker (late joiners too) loads it before its first shard. */
   loadModel(modelVersion: string, files: Map<string, Uint8Array>): void;
   scoreShards(o: ScoreShardsOptions): Promise<ShardRunSummary>;
+  /** What happened to workers so far: losses, heartbeat timeouts, re-leases, late joins. */
+  workerEvents(): WorkerEventCounts;
   close(): Promise<void>;
 }
 
@@ -66,6 +72,7 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
     minWorkers: workers,
     ...(k8s ? { listenHost: '0.0.0.0', listenPort: k8s.registrationPort, startTimeoutMs: k8s.startMs } : {}),
   });
+  const watch = watchWorkers(cluster.pool, log.child({ run: o.runId, account: job.account }));
   const models = new Map<string, Map<string, Uint8Array>>();
   return {
     participants: () => cluster.pool.ready(),
@@ -93,7 +100,9 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
         },
         {
           ...scheduleOptionsFromJob(job),
+          stopSignal: s.stop,
           onEvent: (e) => {
+            watch.onSchedule(e);
             if (e.type === 'lease') metrics.queueDepth.set(Math.max(0, s.shards.length - accepted - cluster.pool.ready().length));
             if (e.type === 'accepted') {
               accepted++;
@@ -109,6 +118,10 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
         },
       );
     },
-    close: () => cluster.stop(),
+    workerEvents: () => ({ ...watch.counts }),
+    close: () => {
+      watch.stop();
+      return cluster.stop();
+    },
   };
 }

@@ -17,5 +17,7 @@ export { checkActions, resolveActions } from './actions.js';
 export type { ActionRule, PartitionAction } from './actions.js';
 export { PREDICTION_SCHEMA, NO_ACTION } from './schema.js';
 export type { PredictionRow } from './schema.js';
-export { partitionDir, dateDir, audienceDir, safeComponent, safeDate } from './layout.js';
+export { partitionDir, dateDir, audienceDir, stagingDir, safeComponent, safeDate } from './layout.js';
 export type { DuckDBSettings } from './duckdb.js';
+export { writeDateCommit, removeDateCommit, dateCommitStatus, dateCommitPath, DATE_COMMIT_NAME } from './date-commit.js';
+export type { DateCommitRecord, DateCommitStatus } from './date-commit.js';

@@ -49,6 +49,15 @@ export function partitionDir(outDir: string, account: string, date: string, prod
   return path.join(dateDir(outDir, account, date), productFolder(product));
 }
 
+/**
+ * Where a publish stages the date's partitions before they take their place, and where replaced ones wait
+ * to be deleted: outside predictions/, so no glob of the table (DuckDB's included, which reads files and
+ * folders starting with '_' or '.') ever sees them, and on the same file system, so a rename moves them.
+ */
+export function stagingDir(outDir: string, account: string, date: string): string {
+  return path.join(outDir, '.staging', 'predictions', `account=${safeComponent('account', account)}`, `date=${safeDate(date)}`);
+}
+
 export function audienceDir(outDir: string, account: string, date: string): string {
   return path.join(outDir, 'audiences', `account=${safeComponent('account', account)}`, `date=${safeDate(date)}`);
 }

@@ -1,20 +1,25 @@
 /**
- * Exactly-once prediction tables. Per partition (account/date/product):
+ * Exactly-once prediction tables that glob readers see whole too. Per partition (account/date/product):
  *
- *   1. rows → a temporary file, fsynced, renamed to part-<sha256 prefix>.parquet   (not yet visible)
- *   2. the manifest → a temporary file, fsynced                                   (not yet visible)
- *   3. rename over _manifest.json, fsync the folder                               ← the commit point
- *   4. remove every file the new manifest does not list (the old data, and garbage of an earlier crash)
+ *   1. rows → a temporary file, fsynced, renamed to part-<sha256 prefix>.parquet   in a staging folder
+ *   2. the manifest → a temporary file, fsynced, renamed to _manifest.json         in the staging folder
+ *   3. the committed folder (if any) is renamed aside, into the staging area
+ *   4. the staging folder is renamed to product=<p>, both parents fsynced          ← the commit point
+ *   5. the old folder is deleted
  *
- * A crash before 3 leaves the old manifest, which lists only old files that are still there; a crash
- * after 3 leaves the new one, whose files are all written. Readers that go through the manifest see one
- * whole partition or the other, never a mix. Each partition commits on its own: a crash between two
- * products leaves the first new and the second old, each whole (their manifests' run ids say which).
+ * The staging area (layout.ts stagingDir) is outside predictions/, so nothing uncommitted is ever under
+ * the table's folder: a reader that globs the Parquet files (DuckDB, Spark, an external table) and a
+ * reader that goes through the manifests see exactly the same files at every instant. A crash before 3
+ * leaves the old partition; after 4, the new one; between 3 and 4 (two renames, microseconds apart) the
+ * product is absent for both kinds of reader until the next publish, and the date is not committed
+ * (date-commit.ts) in any case. Each partition commits on its own: a crash between two products leaves
+ * the first new and the second old, each whole (their manifests' run ids say which).
  *
- * One publisher per account and date at a time: step 4 removes files it does not know.
+ * One publisher per account and date at a time (the run lock): a publish clears the date's staging area.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { readdir, rm, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import type { EnsembleSpec } from '../ensemble/index.js';
@@ -22,13 +27,13 @@ import { commitRename, fsyncDir, writeTempFile } from '../../core/durable-fs.js'
 import { currentFileModes, makeDir, type FileModes } from '../../core/file-modes.js';
 import { loadScoreTable, scoreColumn, withDuckDB, type DuckDBSettings } from './duckdb.js';
 import { checkActions, resolveActions, type ActionRule } from './actions.js';
-import { MANIFEST_NAME, manifestPath, readManifest, schemaRecord, type PartitionManifest, type PublishedChampion } from './manifest.js';
-import { dateDir, partitionDir, productFolder, productFolders, safeComponent, safeDate } from './layout.js';
+import { manifestPath, readManifest, schemaRecord, type PartitionManifest, type PublishedChampion } from './manifest.js';
+import { dateDir, partitionDir, productFolder, productFolders, safeComponent, safeDate, stagingDir } from './layout.js';
 import type { ParquetCompression } from './schema.js';
 import { writePartitionFile, type ScoreSource } from './write-partition.js';
 
 /** Where publishPredictions can be told to stop dead, in the order it passes them. */
-export const CRASH_POINTS = ['before-data', 'after-temp-data', 'after-data', 'before-manifest', 'after-manifest', 'before-remove-stale'] as const;
+export const CRASH_POINTS = ['before-data', 'after-temp-data', 'after-data', 'before-manifest', 'after-staged', 'after-aside', 'after-manifest', 'before-remove-stale'] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 export interface ProductPredictions {
@@ -76,6 +81,8 @@ export interface PublishOptions extends DuckDBSettings {
    * `'<point>'` stops at the first product to reach it, `'<point>@<product>'` at that product.
    */
   crashAt?: string;
+  /** How the crashAt hook stops: throw a PublishError, or SIGKILL the process (end-to-end tests). @default 'throw' */
+  crashBy?: 'throw' | 'kill';
 }
 
 export interface PublishedPartition {
@@ -92,23 +99,31 @@ export interface PublishResult {
 
 export async function publishPredictions(o: PublishOptions): Promise<PublishResult> {
   const checked = checkOptions(o);
-  const crash = crashHook(o.crashAt);
+  const crash = crashHook(o.crashAt, o.crashBy ?? 'throw');
   const createdAt = o.createdAt ?? new Date().toISOString();
   const partitions: PublishedPartition[] = [];
   const modes = o.modes ?? currentFileModes();
+
+  const staging = stagingDir(o.outDir, o.account, o.date);
+  const date = dateDir(o.outDir, o.account, o.date);
+  await rm(staging, { recursive: true, force: true }); // what a killed publish of this date left
+  await makeDir(staging, modes);
+  await makeDir(date, modes);
+  await fsyncDir(path.dirname(date));
 
   await withDuckDB(o, async (connection) => {
     const sources = await loadProducts(connection, o.products);
     for (const p of o.products) {
       const dir = partitionDir(o.outDir, o.account, o.date, p.product);
-      await makeDir(dir, modes);
-      await fsyncDir(path.dirname(dir));
+      const token = randomBytes(6).toString('hex');
+      const staged = path.join(staging, `${productFolder(p.product)}-${token}`);
+      await makeDir(staged, modes);
       crash('before-data', p.product);
       const actions = resolveActions(checked.actions, p.customerIds.length);
       const written = await writePartitionFile(
         connection,
         sources.get(p.product)!,
-        dir,
+        staged,
         {
           product: p.product,
           modelVersion: p.modelVersions.join('+'),
@@ -142,11 +157,17 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
         createdAt,
         schema: schemaRecord(),
       };
-      const tmp = await writeTempFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`, modes);
+      const tmp = await writeTempFile(manifestPath(staged), `${JSON.stringify(manifest, null, 2)}\n`, modes);
       crash('before-manifest', p.product);
-      await commitRename(tmp, manifestPath(dir));
+      await commitRename(tmp, manifestPath(staged));
+      crash('after-staged', p.product);
+      const aside = await moveAside(dir, path.join(staging, `replaced-${productFolder(p.product)}-${token}`));
+      crash('after-aside', p.product);
+      await rename(staged, dir);
+      await fsyncDir(date);
+      await fsyncDir(staging);
       crash('after-manifest', p.product);
-      await removeUnlisted(dir, manifest);
+      if (aside) await rm(aside, { recursive: true, force: true });
       partitions.push({ product: p.product, dir, manifest });
     }
   });
@@ -160,30 +181,31 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
       if (keep.has(folder)) continue;
       const dir = path.join(parent, folder);
       const product = (await readManifest(dir).catch(() => null))?.product ?? folder;
-      await removePartition(dir);
+      await removePartition(dir, staging);
       removedProducts.push(product);
     }
   }
+  await rm(staging, { recursive: true, force: true });
   return { partitions, removedProducts };
 }
 
-/** Uncommits first (the manifest goes), then deletes: readers never see a partition with files missing. */
-async function removePartition(dir: string): Promise<void> {
-  try {
-    await unlink(manifestPath(dir));
-    await fsyncDir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  await rm(dir, { recursive: true, force: true });
+/** Takes a partition out of the table in one rename (readers of either kind see it whole or not at all), then deletes it. */
+async function removePartition(dir: string, staging: string): Promise<void> {
+  const aside = await moveAside(dir, path.join(staging, `removed-${path.basename(dir)}-${randomBytes(6).toString('hex')}`));
+  if (aside) await rm(aside, { recursive: true, force: true });
 }
 
-async function removeUnlisted(dir: string, manifest: PartitionManifest): Promise<void> {
-  const keep = new Set([MANIFEST_NAME, ...manifest.files.map((f) => f.name)]);
-  for (const entry of await readdir(dir)) {
-    if (!keep.has(entry)) await rm(path.join(dir, entry), { recursive: true, force: true });
+/** Renames `dir` to `aside` and syncs both parents; null when there was no `dir`. */
+async function moveAside(dir: string, aside: string): Promise<string | null> {
+  try {
+    await rename(dir, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
   }
-  await fsyncDir(dir);
+  await fsyncDir(path.dirname(dir));
+  await fsyncDir(path.dirname(aside));
+  return aside;
 }
 
 /**
@@ -260,7 +282,7 @@ function checkOptions(o: PublishOptions): CheckedOptions {
   };
 }
 
-function crashHook(crashAt: string | undefined): (point: CrashPoint, product: string) => void {
+function crashHook(crashAt: string | undefined, by: 'throw' | 'kill'): (point: CrashPoint, product: string) => void {
   if (crashAt === undefined) return () => {};
   const [point, product] = crashAt.split('@') as [string, string | undefined];
   if (!(CRASH_POINTS as readonly string[]).includes(point)) {
@@ -268,6 +290,7 @@ function crashHook(crashAt: string | undefined): (point: CrashPoint, product: st
   }
   return (at, current) => {
     if (at === point && (product === undefined || product === current)) {
+      if (by === 'kill') process.kill(process.pid, 'SIGKILL');
       throw new PublishError(`simulated crash at ${at}${current ? ` (product ${current})` : ''}: the crashAt test hook`);
     }
   };

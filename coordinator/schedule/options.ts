@@ -65,6 +65,13 @@ export interface ScheduleOptions {
   backoff?: BackoffOptions;
   signal?: AbortSignal;
   onEvent?: (e: ScheduleEvent) => void;
+  /**
+   * A graceful stop: once aborted, no shard is leased any more, in-flight shards get `stopGraceMs` to
+   * finish (their results are delivered), then the run rejects with the signal's reason. @default none
+   */
+  stopSignal?: AbortSignal;
+  /** @default 20_000 ms */
+  stopGraceMs?: number;
 }
 
 export interface CompiledScheduleOptions {
@@ -78,6 +85,8 @@ export interface CompiledScheduleOptions {
   backoff: BackoffOptions;
   signal: AbortSignal | undefined;
   onEvent: (e: ScheduleEvent) => void;
+  stopSignal: AbortSignal | undefined;
+  stopGraceMs: number;
 }
 
 function positiveInteger(value: number, name: string): number {
@@ -98,6 +107,8 @@ export function compileScheduleOptions(o: ScheduleOptions): CompiledScheduleOpti
     backoff: o.backoff ?? {},
     signal: o.signal,
     onEvent: o.onEvent ?? (() => {}),
+    stopSignal: o.stopSignal,
+    stopGraceMs: o.stopGraceMs ?? 20_000,
   };
 }
 

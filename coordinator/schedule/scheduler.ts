@@ -79,6 +79,9 @@ class ShardRun {
   private noWorkerTimer: NodeJS.Timeout | null = null;
   private unsubscribe: () => void = () => {};
   private onAbort: () => void = () => {};
+  private onStop: () => void = () => {};
+  /** Set by a graceful stop: nothing more is leased; the run ends once in-flight shards end or the grace runs out. */
+  private stopping: { reason: unknown; timer: NodeJS.Timeout } | null = null;
   private settle!: { resolve: (s: ShardRunSummary) => void; reject: (e: unknown) => void };
 
   constructor(
@@ -114,6 +117,10 @@ class ShardRun {
       if (signal?.aborted) return this.fail(signal.reason);
       this.onAbort = () => this.fail(signal!.reason);
       signal?.addEventListener('abort', this.onAbort, { once: true });
+      const stop = this.o.stopSignal;
+      this.onStop = () => this.beginStop(stop!.reason);
+      if (stop?.aborted) return this.fail(stop.reason);
+      stop?.addEventListener('abort', this.onStop, { once: true });
       this.unsubscribe = this.pool.on((e) => {
         if (e.type === 'left') this.workerLeft(e.worker, e.reason);
         if (e.type !== 'rejected') this.pump();
@@ -133,6 +140,10 @@ class ShardRun {
   /** Fills every ready worker's free slots, one shard per worker per round so work spreads evenly. */
   private pump(): void {
     if (this.finished) return;
+    if (this.stopping) {
+      if (this.inFlight() === 0) this.fail(this.stopping.reason);
+      return;
+    }
     const ready = this.pool.ready().filter((w) => !this.unusable.has(w.id));
     const waiting = this.pending();
     if (waiting.length === 0) return this.clearNoWorkerTimer();
@@ -323,6 +334,20 @@ class ShardRun {
     return `${head}; the run stops. ${attempts.join('; ')}`;
   }
 
+  private inFlight(): number {
+    let n = 0;
+    for (const set of this.leases.values()) n += set.size;
+    return n;
+  }
+
+  private beginStop(reason: unknown): void {
+    if (this.finished || this.stopping) return;
+    const timer = setTimeout(() => this.fail(reason), this.o.stopGraceMs);
+    timer.unref();
+    this.stopping = { reason, timer };
+    this.pump();
+  }
+
   private workerLeft(worker: WorkerHandle, reason: string): void {
     for (const lease of this.leases.get(worker.id) ?? []) {
       lease.cancelReason = `worker ${worker.label} left the pool (${reason})`;
@@ -360,6 +385,8 @@ class ShardRun {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.unsubscribe();
     this.o.signal?.removeEventListener('abort', this.onAbort);
+    this.o.stopSignal?.removeEventListener('abort', this.onStop);
+    if (this.stopping) clearTimeout(this.stopping.timer);
   }
 
   private complete(): void {

@@ -101,6 +101,8 @@ export interface TrainAllOptions {
   participants: TrainParticipant[];
   checkpointDir: string;
   onEpoch?: (model: string, m: EpochMetrics) => void;
+  /** A graceful stop (see TrainModelOptions.stop). @default none */
+  stop?: AbortSignal;
 }
 
 /**
@@ -125,6 +127,8 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
       shards: o.shards,
       epochs: o.job.model.epochs,
       patience: o.job.model.patience,
+      replicas: o.job.model.replicas,
+      stop: o.stop,
       onEpoch: (m: EpochMetrics) => o.onEpoch?.(plan.name, m),
     };
     if (o.job.tuning.trials > 1) {

@@ -1,9 +1,12 @@
 /**
- * Synchronous data-parallel training by local SGD with periodic averaging: every round, each participant
- * starts from the same weights, takes `syncEverySteps` optimizer steps on its own shards, and the trainer
- * averages the returned weights by examples seen. Averaging every few steps instead of every step cuts the
- * traffic by that factor; the optimizer (Adam) state lives on the participant that applies the updates and
- * restarts at every epoch, so an epoch checkpoint (weights only) is a complete state.
+ * Synchronous data-parallel training by local SGD with periodic averaging, independent of the workers:
+ * the training shards are split into a fixed number of replicas (`replicas`, by sorted shard id). Every
+ * round, each replica starts from the same weights and takes `syncEverySteps` optimizer steps on its own
+ * rows, seeded by the epoch and the replica; the trainer averages the replicas' weights by examples seen,
+ * in replica order. Which worker computes a replica does not matter: a round is a pure function of its
+ * starting weights (the optimizer restarts every round on the worker, see worker/model-engine.ts), so a
+ * worker computes one or more replicas, and a lost worker's replicas are recomputed elsewhere from the
+ * round's starting weights. The trained weights depend only on the data, the job file and the seed.
  */
 import path from 'node:path';
 import { ClusterError } from '../../core/errors.js';
@@ -14,6 +17,7 @@ import { loadCheckpoint, saveCheckpoint, specHash } from './checkpoint.js';
 import type { TrainParticipant } from './participant.js';
 import { meanProductAuc } from './auc.js';
 import { initialWeights } from '../../worker/model/index.js';
+import { DEFAULT_REPLICAS } from '../../jobs/job.js';
 
 export interface TrainShard {
   id: string;
@@ -34,9 +38,16 @@ export interface TrainModelOptions {
   syncEverySteps?: number;
   /** Weights to start from. @default the spec's seeded initial weights */
   initialWeights?: Float32Array;
+  /**
+   * Data-parallel replicas the shards are split into; more workers than replicas sit idle while training.
+   * The result depends on this number, never on the workers. @default DEFAULT_REPLICAS (capped at the shard count)
+   */
+  replicas?: number;
   /** Where epoch checkpoints go; a checkpoint of the same spec found there is resumed. */
   checkpointDir: string;
   onEpoch?: (m: EpochMetrics) => void;
+  /** A graceful stop: the round in flight finishes, then training rejects with the signal's reason (the last epoch checkpoint stays). @default none */
+  stop?: AbortSignal;
   /** Test hook: called after each checkpoint; throwing simulates a coordinator killed there. */
   afterCheckpoint?: (epoch: number) => void;
 }
@@ -67,12 +78,14 @@ export interface TrainedModel {
 }
 
 export const DEFAULT_SYNC_EVERY_STEPS = 8;
+export { DEFAULT_REPLICAS };
 
 export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   const syncEvery = o.syncEverySteps ?? DEFAULT_SYNC_EVERY_STEPS;
-  const hash = specHash(o.spec, { shards: o.shards.map((s) => [s.id, s.rows]), epochs: o.epochs, syncEvery });
+  const replicas = splitReplicas(o.shards, o.replicas ?? DEFAULT_REPLICAS);
+  const hash = specHash(o.spec, { shards: o.shards.map((s) => [s.id, s.rows]), epochs: o.epochs, syncEvery, replicas: replicas.length });
   const dir = path.join(o.checkpointDir);
-  const plan = new ShardPlan(o.datasetId, o.shards, o.participants);
+  const plan = new ReplicaPlan(o.datasetId, replicas, o.participants, o.shards);
   await plan.loadAll();
 
   const resumedFrom = await loadCheckpoint(dir, hash);
@@ -80,20 +93,23 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   let best = resumedFrom ? { epoch: resumedFrom.state.bestEpoch, auc: resumedFrom.state.bestAuc, weights: resumedFrom.best, validation: resumedFrom.bestValidation } : null;
   const history = resumedFrom?.state.history ?? [];
   const specJson = JSON.stringify(o.spec);
+  const maxRows = Math.max(0, ...replicas.map((r) => r.rows));
 
   for (let epoch = (resumedFrom?.state.epoch ?? 0) + 1; epoch <= o.epochs; epoch++) {
     if (best && epoch - best.epoch > o.patience) break;
     const started = Date.now();
     const seed = epochSeed(o.spec.seed, epoch);
-    const rounds = Math.max(1, Math.ceil(plan.maxRowsPerParticipant() / (o.spec.batchSize * syncEvery)));
+    const rounds = Math.max(1, Math.ceil(maxRows / (o.spec.batchSize * syncEvery)));
     let lossSum = 0;
     let examples = 0;
     let bytesMoved = 0;
     for (let round = 0; round < rounds; round++) {
-      const outputs = await plan.everyParticipant((p, shardIds) =>
-        p.trainRound({ datasetId: o.datasetId, specJson, weights, round, localSteps: syncEvery, seed, shardIds }),
+      if (o.stop?.aborted) throw o.stop.reason;
+      const start = weights;
+      const outputs = await plan.everyReplica((p, r) =>
+        p.trainRound({ datasetId: o.datasetId, specJson, weights: start, round, localSteps: syncEvery, seed: replicaSeed(seed, r.index), shardIds: r.shardIds }),
       );
-      bytesMoved += outputs.reduce((s, r) => s + weights.byteLength + r.weights.byteLength, 0);
+      bytesMoved += outputs.reduce((s, r) => s + start.byteLength + r.weights.byteLength, 0);
       const seen = outputs.filter((r) => r.examples > 0);
       if (seen.length === 0) continue;
       weights = averageWeights(seen);
@@ -129,9 +145,9 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   return { spec: o.spec, weights: best.weights, bestEpoch: best.epoch, bestAuc: best.auc, history, validation: best.validation, resumed: resumedFrom !== null };
 }
 
-/** Validation rows are the participants' split = 1 rows; concatenated in participant-id order for a stable result. */
-async function validateAll(plan: ShardPlan, datasetId: string, specJson: string, weights: Float32Array): Promise<ValidateOutput> {
-  const parts = await plan.everyParticipant((p, shardIds) => p.validate({ datasetId, specJson, weights, shardIds }));
+/** Validation rows are the replicas' split = 1 rows, concatenated in replica order: the same whatever the workers. */
+async function validateAll(plan: ReplicaPlan, datasetId: string, specJson: string, weights: Float32Array): Promise<ValidateOutput> {
+  const parts = await plan.everyReplica((p, r) => p.validate({ datasetId, specJson, weights, shardIds: r.shardIds }));
   const customerIds = parts.flatMap((v) => v.customerIds);
   const scores = new Float32Array(parts.reduce((s, v) => s + v.scores.length, 0));
   const labels = new Int8Array(scores.length);
@@ -148,67 +164,94 @@ export function epochSeed(seed: number, epoch: number): number {
   return (Math.imul(seed ^ 0x9e3779b9, 2654435761) + epoch * 40503) >>> 0;
 }
 
+/** A replica's row order differs from the others' within an epoch, and is the same on every worker. */
+export function replicaSeed(epochSeed: number, replica: number): number {
+  return (epochSeed ^ Math.imul(replica + 1, 0x85ebca6b)) >>> 0;
+}
+
+export interface Replica {
+  index: number;
+  /** Sorted. */
+  shardIds: string[];
+  rows: number;
+}
+
+/** Shard i (in sorted id order) goes to replica i mod n; never more replicas than shards. */
+export function splitReplicas(shards: TrainShard[], n: number): Replica[] {
+  if (!(Number.isInteger(n) && n >= 1)) throw new ClusterError(`training replicas must be a whole number ≥ 1, got ${n}`);
+  const count = Math.max(1, Math.min(n, shards.length));
+  const replicas: Replica[] = Array.from({ length: count }, (_, index) => ({ index, shardIds: [], rows: 0 }));
+  [...shards].sort((a, b) => a.id.localeCompare(b.id)).forEach((s, i) => {
+    const r = replicas[i % count]!;
+    r.shardIds.push(s.id);
+    r.rows += s.rows;
+  });
+  return replicas;
+}
+
 /**
- * Which participant holds which shards. A participant that fails a call is dropped: its shards move to the
- * least-loaded live participants (and are loaded there), and the call is retried on the new plan.
+ * Which participant computes which replicas. A participant that fails a call is dropped: its replicas move
+ * to the least-loaded live participants (which load their shards), and the replicas it had not finished
+ * are computed there from the same inputs; the results of replicas already computed are kept.
  */
-class ShardPlan {
-  private readonly owner = new Map<string, TrainParticipant>();
+class ReplicaPlan {
+  private readonly owner = new Map<number, TrainParticipant>();
   private readonly loaded = new Map<TrainParticipant, Set<string>>();
   private readonly dead = new Set<TrainParticipant>();
   private readonly errors: string[] = [];
 
   constructor(
     private readonly datasetId: string,
-    private readonly shards: TrainShard[],
+    private readonly replicas: Replica[],
     private readonly participants: TrainParticipant[],
+    private readonly shards: TrainShard[],
   ) {
     if (participants.length === 0) throw new ClusterError('training needs at least one worker; none is registered');
     const sorted = [...participants].sort((a, b) => a.id.localeCompare(b.id));
-    [...shards].sort((a, b) => a.id.localeCompare(b.id)).forEach((s, i) => this.owner.set(s.id, sorted[i % sorted.length]!));
+    replicas.forEach((r, i) => this.owner.set(r.index, sorted[i % sorted.length]!));
   }
 
   live(): TrainParticipant[] {
     return this.participants.filter((p) => !this.dead.has(p)).sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  maxRowsPerParticipant(): number {
-    const rows = new Map<TrainParticipant, number>();
-    for (const s of this.shards) rows.set(this.owner.get(s.id)!, (rows.get(this.owner.get(s.id)!) ?? 0) + s.rows);
-    return Math.max(0, ...rows.values());
-  }
-
   async loadAll(): Promise<void> {
-    await this.everyParticipant(async () => undefined);
+    await this.everyReplica(async () => undefined);
   }
 
-  /** Runs `call` on every live participant with its shards, after making sure those shards are loaded there. */
-  async everyParticipant<T>(call: (p: TrainParticipant, shardIds: string[]) => Promise<T>): Promise<T[]> {
+  /**
+   * Runs `call` once per replica (a participant runs its replicas one after the other: they share its
+   * model), after making sure the replica's shards are loaded there; results in replica order.
+   */
+  async everyReplica<T>(call: (p: TrainParticipant, r: Replica) => Promise<T>): Promise<T[]> {
+    const results = new Map<number, T>();
     for (;;) {
       const live = this.live();
       if (live.length === 0) {
         throw new ClusterError(`training ${this.datasetId}: every worker failed:\n  ${this.errors.join('\n  ')}`);
       }
       const failed: { p: TrainParticipant; error: unknown }[] = [];
-      const results = await Promise.all(
+      await Promise.all(
         live.map(async (p) => {
-          try {
-            const ids = this.shardsOf(p);
-            await this.ensureLoaded(p, ids);
-            return await call(p, ids);
-          } catch (error) {
-            failed.push({ p, error });
-            return undefined;
+          for (const r of this.replicasOf(p)) {
+            if (results.has(r.index)) continue;
+            try {
+              await this.ensureLoaded(p, r.shardIds);
+              results.set(r.index, await call(p, r));
+            } catch (error) {
+              failed.push({ p, error });
+              return;
+            }
           }
         }),
       );
-      if (failed.length === 0) return results as T[];
+      if (failed.length === 0) return this.replicas.map((r) => results.get(r.index)!);
       for (const { p, error } of failed) this.drop(p, error);
     }
   }
 
-  private shardsOf(p: TrainParticipant): string[] {
-    return [...this.owner].filter(([, o]) => o === p).map(([id]) => id).sort();
+  private replicasOf(p: TrainParticipant): Replica[] {
+    return this.replicas.filter((r) => this.owner.get(r.index) === p);
   }
 
   private async ensureLoaded(p: TrainParticipant, ids: string[]): Promise<void> {
@@ -216,10 +259,13 @@ class ShardPlan {
     this.loaded.set(p, have);
     for (const id of ids) {
       if (have.has(id)) continue;
-      const shard = this.shards.find((s) => s.id === id)!;
-      await p.loadShard(this.datasetId, shard);
+      await p.loadShard(this.datasetId, this.shardById(id));
       have.add(id);
     }
+  }
+
+  private shardById(id: string): TrainShard {
+    return this.shards.find((s) => s.id === id)!;
   }
 
   private drop(p: TrainParticipant, error: unknown): void {
@@ -227,10 +273,10 @@ class ShardPlan {
     this.errors.push(`${p.id}: ${(error as Error)?.message ?? String(error)}`);
     const live = this.live();
     if (live.length === 0) return;
-    const load = new Map(live.map((q) => [q, this.shardsOf(q).length]));
-    for (const id of this.shardsOf(p)) {
+    const load = new Map(live.map((q) => [q, this.replicasOf(q).length]));
+    for (const r of this.replicasOf(p)) {
       const target = [...load].sort((a, b) => a[1] - b[1] || a[0].id.localeCompare(b[0].id))[0]![0];
-      this.owner.set(id, target);
+      this.owner.set(r.index, target);
       load.set(target, load.get(target)! + 1);
     }
   }

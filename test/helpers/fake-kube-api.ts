@@ -6,6 +6,7 @@
  *   POST/GET/DELETE  /api/v1/namespaces/{ns}/services[/{name}]
  *   POST/GET/DELETE  /api/v1/namespaces/{ns}/secrets[/{name}]
  *   GET              /api/v1/namespaces/{ns}/pods[?labelSelector=k=v,...]  and /pods/{name}
+ *   POST/GET/PUT/DELETE  /apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]   (PUT checks resourceVersion: 409 when stale)
  *
  * When a Job is created it makes `completions` pods (labels from the template, ownerReferences to the Job)
  * in the state the scenario says: Pending, Running, ImagePullBackOff, Unschedulable (no nvidia.com/gpu),
@@ -44,7 +45,7 @@ export interface RecordedCall {
   body: unknown;
   status: number;
   /** RBAC terms: verb, API group ('' for core), resource. */
-  verb: 'create' | 'get' | 'list' | 'delete' | 'watch' | 'other';
+  verb: 'create' | 'get' | 'list' | 'delete' | 'watch' | 'update' | 'other';
   group: string;
   resource: string;
   namespace: string;
@@ -200,14 +201,19 @@ export async function startFakeKubeApi(o: FakeKubeApiOptions = {}): Promise<Fake
   const route = (method: string, rawUrl: string, body: unknown): { status: number; payload: unknown; call: RecordedCall } => {
     const url = new URL(rawUrl, 'http://fake');
     const query = Object.fromEntries(url.searchParams.entries());
-    const m = /^\/(?:api\/v1|apis\/(batch)\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?$/.exec(url.pathname);
+    const m = /^\/(?:api\/v1|apis\/(batch|coordination\.k8s\.io)\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?$/.exec(url.pathname);
     const call: RecordedCall = { method, path: url.pathname, query, body, status: 0, verb: 'other', group: '', resource: '', namespace: '', name: null };
     if (!m) return { status: 404, payload: statusBody(404, 'NotFound', `the server could not find the requested resource (${method} ${url.pathname})`), call };
     const [, group = '', ns = '', resource = '', name] = m;
     Object.assign(call, { group, resource, namespace: ns, name: name ?? null });
-    const known = group === 'batch' ? ['jobs'] : ['pods', 'services', 'secrets'];
+    const known = group === 'batch' ? ['jobs'] : group === 'coordination.k8s.io' ? ['leases'] : ['pods', 'services', 'secrets'];
     if (!known.includes(resource)) return { status: 404, payload: statusBody(404, 'NotFound', `resource ${resource} is not served by the fake API`), call };
-    call.verb = method === 'POST' && !name ? 'create' : method === 'DELETE' && name ? 'delete' : method === 'GET' ? (query.watch === 'true' ? 'watch' : name ? 'get' : 'list') : 'other';
+    call.verb =
+      method === 'POST' && !name ? 'create'
+      : method === 'DELETE' && name ? 'delete'
+      : method === 'PUT' && name && resource === 'leases' ? 'update'
+      : method === 'GET' ? (query.watch === 'true' ? 'watch' : name ? 'get' : 'list')
+      : 'other';
     if (call.verb === 'other' || call.verb === 'watch') return { status: 405, payload: statusBody(405, 'MethodNotAllowed', `${method} ${url.pathname} is not implemented by the fake API`), call };
     if (resource === 'pods' && (call.verb === 'create' || call.verb === 'delete')) return { status: 405, payload: statusBody(405, 'MethodNotAllowed', 'the fake API makes pods itself'), call };
     if (forbid.has(`${call.verb} ${resource}`)) {
@@ -237,6 +243,17 @@ export async function startFakeKubeApi(o: FakeKubeApiOptions = {}): Promise<Fake
           }
         }
         return { status: 201, payload: obj, call };
+      }
+      case 'update': {
+        const obj = b.get(name!);
+        if (!obj) return { status: 404, payload: statusBody(404, 'NotFound', `${resource} "${name}" not found`), call };
+        const next = structuredClone(body) as KubeObject;
+        if (next?.metadata?.resourceVersion !== obj.metadata.resourceVersion) {
+          return { status: 409, payload: statusBody(409, 'Conflict', `Operation cannot be fulfilled on ${resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`), call };
+        }
+        next.metadata = { ...obj.metadata, ...next.metadata, resourceVersion: String(resourceVersion++) };
+        b.set(name!, next);
+        return { status: 200, payload: next, call };
       }
       case 'get': {
         const obj = b.get(name!);

@@ -40,7 +40,7 @@ export function taobaoJob(overrides: DeepPartial<Job> = {}): Job {
     cluster: { workers: 2, addresses: [], inFlightPerWorker: 2, heartbeatTimeoutMs: 30_000, maxAttemptsPerShard: 3 },
     model: {
       architectures: ['lstm'], embeddingDim: 16, hiddenUnits: 32, denseUnits: 16, learningRate: 0.005, batchSize: 64,
-      epochs: 1, patience: 2, validationShare: 0.2, classWeight: 'balanced', seed: 7,
+      epochs: 1, patience: 2, replicas: 4, validationShare: 0.2, classWeight: 'balanced', seed: 7,
     },
     tuning: { trials: 0 },
     ensemble: { method: 'mean' },

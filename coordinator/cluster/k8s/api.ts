@@ -1,12 +1,43 @@
 /** The Kubernetes API as the backend uses it, and its errors as ClusterErrors that say what to fix. */
 import { readFileSync } from 'node:fs';
-import type { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
+import type { BatchV1Api, CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ClusterError } from '../../../core/errors.js';
 
 export interface Api {
   batch: BatchV1Api;
   core: CoreV1Api;
+  coordination: CoordinationV1Api;
   namespace: string;
+}
+
+export interface ConnectOptions {
+  /** @default `apiServer` if given, else KubeConfig.loadFromDefault() (KUBECONFIG, ~/.kube/config, in-cluster) */
+  kubeConfig?: KubeConfig;
+  /** An API server URL without credentials or TLS checks (tests' fake API server). @default none */
+  apiServer?: string;
+  /** @default the service account's namespace, else the kubeconfig context's, else 'default' */
+  namespace?: string | null;
+}
+
+/** The API clients for the configured cluster, or a ClusterError saying how to configure one. */
+export async function connectApi(o: ConnectOptions): Promise<Api> {
+  const k8s = await import('@kubernetes/client-node');
+  let kc = o.kubeConfig;
+  if (!kc) {
+    kc = new k8s.KubeConfig();
+    if (o.apiServer) kc.loadFromOptions(serverOnlyConfig(o.apiServer, o.namespace ?? 'default'));
+    else kc.loadFromDefault();
+  }
+  // loadFromDefault() falls back to http://localhost:8080 when it finds no configuration at all.
+  const server = kc.getCurrentCluster()?.server;
+  if (!server || (!o.kubeConfig && !o.apiServer && server === 'http://localhost:8080')) {
+    throw new ClusterError(
+      'no Kubernetes configuration found: --env k8s runs the coordinator in a pod (in-cluster service account, see k8s/base/cronjob.yaml), ' +
+        'or set KUBECONFIG to reach a cluster',
+    );
+  }
+  const namespace = o.namespace ?? inClusterNamespace() ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  return { batch: kc.makeApiClient(k8s.BatchV1Api), core: kc.makeApiClient(k8s.CoreV1Api), coordination: kc.makeApiClient(k8s.CoordinationV1Api), namespace };
 }
 
 /** KubeConfig.loadFromOptions() input for a bare API server URL (no credentials, TLS unchecked): tests only. */

@@ -1,4 +1,6 @@
 export { createK8sBackend } from './kubernetes-backend.js';
+export { acquireRunLease, runLeaseName, type RunLease, type RunLeaseOptions } from './run-lease.js';
+export { connectApi, type Api, type ConnectOptions } from './api.js';
 export { buildWorkerObjects, coordinatorAddress, LABELS, NEXTBUY_UID, ownedByJob, WORKER_ARGV, WORKER_CONTAINER, type WorkerObjects } from './objects.js';
 export {
   compileK8sBackendOptions,

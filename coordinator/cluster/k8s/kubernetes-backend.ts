@@ -25,7 +25,7 @@ import { formatDuration } from '../../../core/duration.js';
 import { ClusterError } from '../../../core/errors.js';
 import { log as defaultLog, type Logger } from '../../../core/log.js';
 import type { ClusterBackend, LaunchContext } from '../backend.js';
-import { apiError, apiStatus, inClusterNamespace, serverOnlyConfig, type Api } from './api.js';
+import { apiError, apiStatus, connectApi, type Api } from './api.js';
 import type { V1Job } from '@kubernetes/client-node';
 import { buildWorkerObjects, LABELS, ownedByJob, type WorkerObjects } from './objects.js';
 import { compileK8sBackendOptions, type CompiledK8sBackendOptions, type K8sBackendOptions } from './options.js';
@@ -101,24 +101,7 @@ class K8sBackend implements ClusterBackend {
   }
 
   private async connect(): Promise<Api> {
-    if (this.api) return this.api;
-    const k8s = await import('@kubernetes/client-node');
-    let kc = this.options.kubeConfig;
-    if (!kc) {
-      kc = new k8s.KubeConfig();
-      if (this.options.apiServer) kc.loadFromOptions(serverOnlyConfig(this.options.apiServer, this.o.namespace ?? 'default'));
-      else kc.loadFromDefault();
-    }
-    // loadFromDefault() falls back to http://localhost:8080 when it finds no configuration at all.
-    const server = kc.getCurrentCluster()?.server;
-    if (!server || (!this.options.kubeConfig && !this.options.apiServer && server === 'http://localhost:8080')) {
-      throw new ClusterError(
-        'no Kubernetes configuration found: --env k8s runs the coordinator in a pod (in-cluster service account, see k8s/base/cronjob.yaml), ' +
-          'or set KUBECONFIG to reach a cluster',
-      );
-    }
-    const namespace = this.o.namespace ?? inClusterNamespace() ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
-    this.api = { batch: kc.makeApiClient(k8s.BatchV1Api), core: kc.makeApiClient(k8s.CoreV1Api), namespace };
+    this.api ??= await connectApi({ kubeConfig: this.options.kubeConfig, apiServer: this.options.apiServer, namespace: this.o.namespace });
     return this.api;
   }
 
