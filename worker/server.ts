@@ -148,6 +148,20 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   receiveLargeMessagesPooled();
   const replyBuffers = new PayloadBuffers();
 
+  // Refusals strangers can cause are logged at most once a second (with how many went unlogged): no log flood.
+  let lastRefusalLogAt = 0;
+  let unloggedRefusals = 0;
+  function logRefusal(event: 'call-refused' | 'hello-refused', fields: Record<string, unknown>): void {
+    const now = Date.now();
+    if (now - lastRefusalLogAt < 1_000) {
+      unloggedRefusals++;
+      return;
+    }
+    log(event, unloggedRefusals > 0 ? { ...fields, alsoRefused: unloggedRefusals } : fields);
+    lastRefusalLogAt = now;
+    unloggedRefusals = 0;
+  }
+
   /** Rejects calls from peers of another protocol version (the session was checked before, by the guard). */
   function admit(metadata: grpc.Metadata): { code: grpc.status; details: string } | null {
     const version = Number(metadata.get(PROTOCOL_METADATA_KEY)[0] ?? NaN);
@@ -165,7 +179,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
     const now = Date.now();
     const session = sessions.verify(metadata, method, peerFingerprint(call), now);
     if (typeof session === 'string' || (binding && session.runId !== binding.runId)) {
-      log('call-refused', { rpc: method.slice(method.lastIndexOf('/') + 1), why: typeof session === 'string' ? session : 'released run' });
+      logRefusal('call-refused', { rpc: method.slice(method.lastIndexOf('/') + 1), why: typeof session === 'string' ? session : 'released run' });
       return { code: grpc.status.UNAUTHENTICATED, details: "the caller does not hold this run's token (no valid session): say Hello first" };
     }
     if (binding) binding.lastCallAt = now;
@@ -311,11 +325,11 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
       }
       // Strangers call this: refusals name nothing of this worker's run.
       if (o.runId !== null && req.run_id !== o.runId) {
-        log('hello-refused', { why: 'another run' });
+        logRefusal('hello-refused', { why: 'another run' });
         return callback({ code: grpc.status.PERMISSION_DENIED, details: 'this worker was started for another run' });
       }
       if (advertisedAddress !== null && req.address !== advertisedAddress) {
-        log('hello-refused', { why: 'another address', address: req.address });
+        logRefusal('hello-refused', { why: 'another address', address: req.address });
         return callback({ code: grpc.status.PERMISSION_DENIED, details: `this worker is not reachable at ${req.address}` });
       }
       if (!req.nonce || req.nonce.byteLength !== NONCE_BYTES) {
@@ -337,7 +351,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
       const transcript = sessions.pendingHello(call.request.session_id, peerFingerprint(call));
       const session = transcript && sessions.confirm(transcript, call.request.proof);
       if (!session) {
-        log('hello-refused', { why: transcript ? 'bad proof' : 'no such handshake' });
+        logRefusal('hello-refused', { why: transcript ? 'bad proof' : 'no such handshake' });
         return callback({ code: grpc.status.UNAUTHENTICATED, details: "the caller does not hold this run's token (or the handshake expired)" });
       }
       const now = Date.now();
