@@ -9,7 +9,17 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { StaticBackend, startCluster } from '../coordinator/cluster/index.js';
 import { ClusterError, SecurityError } from '../core/errors.js';
 import { channelCredentials } from '../proto/credentials.js';
-import { CALL_AUTH_METADATA_KEY, SESSION_METADATA_KEY } from '../proto/handshake.js';
+import {
+  CALL_AUTH_METADATA_KEY,
+  RegistrationChallenges,
+  SESSION_METADATA_KEY,
+  SessionSigner,
+  SessionTable,
+  coordinatorHelloProof,
+  newNonce,
+  registrationProof,
+  workerHelloProof,
+} from '../proto/handshake.js';
 import { createWorkerClient, grpc } from '../proto/index.js';
 import { RUN_ID, expectEveryCustomerOnce, scoreAll, withCluster, writeSampleShards, type SampleShards } from './helpers/cluster.js';
 import { registerWithWorkerAsOracle, startRogueWorker, type RogueWorker } from './helpers/rogue.js';
@@ -126,4 +136,44 @@ test('a fake server at a static address captures nothing that opens a worker of 
     worker.kill();
     await fake.close();
   }
+});
+
+test('proofs are per purpose, challenges expire, and a session MAC opens one call of one method once', () => {
+  const t = {
+    runId: 'r',
+    account: 'a',
+    address: '127.0.0.1:1',
+    coordinatorNonce: newNonce(),
+    workerNonce: newNonce(),
+    sessionId: Buffer.alloc(16, 1),
+    coordinatorCert: Buffer.alloc(0),
+    workerCert: Buffer.alloc(0),
+  };
+  const challenges = new RegistrationChallenges(60_000);
+  const challenge = challenges.issue(1_000_000);
+  const proofs = [workerHelloProof(TOKEN, t), coordinatorHelloProof(TOKEN, t), registrationProof(TOKEN, 'r', '127.0.0.1:1', 'w', challenge)];
+  expect(new Set(proofs.map((p) => p.toString('hex'))).size).toBe(3);
+  expect(challenges.valid(challenge, 1_000_000 + 59_000)).toBe(true);
+  expect(challenges.valid(challenge, 1_000_000 + 61_000)).toBe(false);
+  expect(new RegistrationChallenges().valid(challenge, 1_000_000)).toBe(false); // another coordinator's
+  const forged = Buffer.from(challenge);
+  forged.writeBigUInt64BE(BigInt(2_000_000));
+  expect(challenges.valid(forged, 2_000_000)).toBe(false);
+
+  const table = new SessionTable({ token: TOKEN });
+  const begun = table.begin({ runId: 'r', account: 'a', address: 'x:1', coordinatorNonce: t.coordinatorNonce, coordinatorCert: Buffer.alloc(0), workerCert: Buffer.alloc(0) });
+  const transcript = table.pendingHello(begun.sessionId, Buffer.alloc(0))!;
+  expect(table.confirm(transcript, workerHelloProof(TOKEN, transcript))).toBeNull(); // the worker's own proof reflected back
+  expect(table.pendingHello(begun.sessionId, Buffer.alloc(0))).toBeNull(); // one try per handshake
+
+  const again = table.begin({ runId: 'r', account: 'a', address: 'x:1', coordinatorNonce: newNonce(), coordinatorCert: Buffer.alloc(0), workerCert: Buffer.alloc(0) });
+  const t2 = table.pendingHello(again.sessionId, Buffer.alloc(0))!;
+  const session = table.confirm(t2, coordinatorHelloProof(TOKEN, t2))!;
+  const signer = new SessionSigner(session.id, session.key);
+  const md = signer.sign(new grpc.Metadata(), '/nextbuy.v1.Worker/Health');
+  expect(table.verify(md, '/nextbuy.v1.Worker/Drain', Buffer.alloc(0))).toBe('bad proof');
+  expect(table.verify(md, '/nextbuy.v1.Worker/Health', Buffer.alloc(0))).toBe(session);
+  expect(table.verify(md, '/nextbuy.v1.Worker/Health', Buffer.alloc(0))).toBe('replayed');
+  expect(table.verify(signer.sign(new grpc.Metadata(), '/nextbuy.v1.Worker/Health'), '/nextbuy.v1.Worker/Health', Buffer.alloc(32, 7))).toBe('other connection');
+  expect(table.verify(new SessionSigner(session.id, Buffer.alloc(32)).sign(new grpc.Metadata(), '/x'), '/x', Buffer.alloc(0))).toBe('bad proof');
 });
