@@ -32,6 +32,9 @@ export type PoolEvent =
   | { type: 'left'; worker: WorkerHandle; cause: LeaveCause; reason: string }
   | { type: 'rejected'; address: string; name: string; reason: string };
 
+/** Largest handshake reply the coordinator reads from a peer not yet authenticated. */
+const HANDSHAKE_MAX_MESSAGE_BYTES = 16 * 1024;
+
 /** How many rejected registrations the pool remembers for error messages. */
 const REMEMBERED_REJECTIONS = 10;
 
@@ -108,10 +111,12 @@ export class WorkerPool {
     if (this.closed) throw new ClusterError(`worker pool of run ${this.options.runId} is closed; ${name} (${address}) was not admitted`);
     const tls = this.options.tls ?? null;
     const client = createWorkerClient(address, channelCredentials(tls));
+    // The handshake on a connection of its own that reads small messages only: a peer that has proven nothing cannot make us buffer much.
+    const handshake = createWorkerClient(address, channelCredentials(tls), HANDSHAKE_MAX_MESSAGE_BYTES);
     let session: OpenedSession;
     try {
       session = await openWorkerSession({
-        client,
+        client: handshake,
         address,
         runId: this.options.runId,
         account: this.options.account,
@@ -120,12 +125,14 @@ export class WorkerPool {
         deadlineMs: this.options.helloTimeoutMs ?? 10_000,
       });
     } catch (e) {
+      handshake.close();
       client.close();
       const err = toAdmissionError(e, name, address);
       this.reject(address, name, err.message);
       throw err;
     }
 
+    handshake.close();
     for (const m of this.members.values()) {
       if (m.address !== address) continue;
       if (m.workerId === session.worker.worker_id) {
