@@ -196,7 +196,7 @@ interface PendingHello {
 
 export interface SessionTableOptions {
   token: string;
-  /** Handshakes waiting for their HelloConfirm. @default 32 (oldest dropped) */
+  /** Handshakes waiting for their HelloConfirm (a few hundred bytes each). @default 256 (oldest dropped) */
   maxPending?: number;
   /** A HelloConfirm must come within this. @default 10000 */
   pendingMs?: number;
@@ -219,7 +219,7 @@ export class SessionTable {
   private readonly idleMs: number;
 
   constructor(private readonly o: SessionTableOptions) {
-    this.maxPending = o.maxPending ?? 32;
+    this.maxPending = o.maxPending ?? 256;
     this.pendingMs = o.pendingMs ?? 10_000;
     this.maxSessions = o.maxSessions ?? 16;
     this.idleMs = o.idleMs ?? 600_000;
