@@ -1,7 +1,9 @@
 /**
  * The worker's gRPC server: speaks the Worker service of proto/nextbuy.proto over a WorkerEngine.
  * It decodes Arrow payloads, hands dense batches to the engine and streams Arrow results back.
- * Bad input fails the call (INVALID_ARGUMENT), never the process.
+ * Bad input fails the call (INVALID_ARGUMENT), never the process. Every call but the session
+ * handshake (Hello, HelloConfirm: proto/handshake.ts) needs a session, checked on its metadata before
+ * its body is read (proto/server-guard.ts).
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
