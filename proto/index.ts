@@ -34,7 +34,10 @@ export const WORKER_ENV = {
   token: 'NEXTBUY_TOKEN',
   /** Name shown in logs and errors, e.g. `local-2` or the pod name. */
   name: 'NEXTBUY_WORKER_NAME',
-  /** Host the coordinator should dial (a pod IP); @default the listen host. */
+  /**
+   * Host the coordinator should dial (a pod IP); @default the listen host. The worker answers Hello only
+   * for this host and its port: a static worker should set it to its host in cluster.addresses.
+   */
   advertiseHost: 'NEXTBUY_ADVERTISE_HOST',
   /** Largest message the worker accepts. @default MAX_MESSAGE_BYTES */
   maxMessageBytes: 'NEXTBUY_MAX_MESSAGE_BYTES',
