@@ -28,7 +28,7 @@ export interface RegistrationServerOptions {
   host?: string;
   /** @default 0 (any free port) */
   port?: number;
-  /** Registrations in progress at once, over all connections (each waits for its worker's handshake). @default 256 connections × 8 streams */
+  /** Connections kept open at once, 8 registrations in progress each (a registration waits for its worker's handshake). @default 256 */
   maxConnections?: number;
 }
 
