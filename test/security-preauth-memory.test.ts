@@ -6,8 +6,10 @@
  * sent, and they keep serving the real coordinator and its workers.
  */
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:http2';
 import { expect, test } from 'vitest';
-import { type HealthReply } from '../proto/index.js';
+import { createServer, grpc, shutdownServer, workerService, type HealthReply } from '../proto/index.js';
+import { createServerGuard } from '../proto/server-guard.js';
 import { expectEveryCustomerOnce, rawUnary, scoreAll, withCluster, writeSampleShards } from './helpers/cluster.js';
 import { floodWithheldStreams } from './helpers/rogue.js';
 
@@ -64,4 +66,35 @@ test("the coordinator's registration server reads at most a small message per st
     backend.spawnWorker();
     await waitForReady(2);
   });
+});
+
+test('a handshake stream that withholds its last byte is ended at the pre-auth deadline, and a connection that never authenticates is closed', async () => {
+  const guard = createServerGuard({
+    preAuthMethods: ['/nextbuy.v1.Worker/Hello'],
+    authenticate: () => ({ code: grpc.status.UNAUTHENTICATED, details: 'no session' }),
+    preAuthTimeoutMs: 300,
+    maxConnections: 2,
+    unauthenticatedConnectionMs: 1_500,
+  });
+  const server = createServer(undefined, guard.serverOptions);
+  let helloCalls = 0;
+  server.addService(workerService, { Hello: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => void (helloCalls++, cb(null, {})) });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  guard.watchConnections(server);
+  try {
+    const address = `127.0.0.1:${port}`;
+    // Small enough to be read, never complete: all but its last byte arrive, then nothing.
+    const slow = await floodWithheldStreams({ address, path: '/nextbuy.v1.Worker/Hello', connections: 2, streamsPerConnection: 4, messageBytes: 1024 });
+    expect(slow.open).toBe(8);
+    await slow.allClosed; // ended by the server: the test would hang (and time out) otherwise
+    expect(slow.statuses).toEqual(Array(8).fill(grpc.status.DEADLINE_EXCEEDED));
+    slow.close();
+    expect(helloCalls).toBe(0);
+
+    // Connections that call nothing: beyond maxConnections closed at once, the others after unauthenticatedConnectionMs.
+    const idle = Array.from({ length: 3 }, () => connect(`http://${address}`).on('error', () => {}));
+    await Promise.all(idle.map((s) => new Promise((resolve) => s.once('close', resolve))));
+  } finally {
+    await shutdownServer(server);
+  }
 });

@@ -151,6 +151,10 @@ export interface Flood {
   open: number;
   /** Bytes of message bodies the server accepted (written and drained). */
   bytesSent: number;
+  /** The grpc-status of each stream the server answered, as they came. */
+  statuses: number[];
+  /** Resolves once the server has closed every stream (or its connection). */
+  allClosed: Promise<void>;
   close(): void;
 }
 
@@ -170,6 +174,11 @@ export async function floodWithheldStreams(o: FloodOptions): Promise<Flood> {
   });
   let bytesSent = 0;
   let ended = 0;
+  let closed = 0;
+  const statuses: number[] = [];
+  let markAllClosed = () => {};
+  const allClosed = new Promise<void>((r) => (markAllClosed = r));
+  const total = o.connections * o.streamsPerConnection;
   const one = (session: ReturnType<typeof connect>) =>
     new Promise<void>((resolve) => {
       const stream = session.request({
@@ -187,11 +196,19 @@ export async function floodWithheldStreams(o: FloodOptions): Promise<Flood> {
         resolve();
       };
       stream.on('error', () => finish(true));
-      stream.on('close', () => finish(true));
-      stream.on('response', (headers) => {
-        if (headers['grpc-status'] !== undefined) finish(true); // a trailers-only answer: refused
+      stream.on('close', () => {
+        finish(true);
+        if (++closed === total) markAllClosed();
       });
-      stream.on('trailers', () => finish(true));
+      stream.on('response', (headers) => {
+        if (headers['grpc-status'] === undefined) return;
+        statuses.push(Number(headers['grpc-status'])); // a trailers-only answer: refused
+        finish(true);
+      });
+      stream.on('trailers', (trailers) => {
+        statuses.push(Number(trailers['grpc-status']));
+        finish(true);
+      });
       stream.resume();
       const prefix = Buffer.alloc(5);
       prefix.writeUInt32BE(o.messageBytes, 1);
@@ -218,11 +235,12 @@ export async function floodWithheldStreams(o: FloodOptions): Promise<Flood> {
       })().catch(() => finish(true));
     });
   await Promise.all(sessions.flatMap((s) => Array.from({ length: o.streamsPerConnection }, () => one(s))));
-  const total = o.connections * o.streamsPerConnection;
   return {
     ended,
     open: total - ended,
     bytesSent,
+    statuses,
+    allClosed,
     close: () => sessions.forEach((s) => s.destroy()),
   };
 }
