@@ -1,5 +1,6 @@
 /**
- * Transport credentials and the run token's proofs: the one place channel and server credentials are made.
+ * Transport credentials: the one place channel and server credentials are made (the run token's proofs
+ * are handshake.ts's).
  *
  * Without TLS material every channel is plaintext (the local default, on loopback). With it, both ends
  * speak mutual TLS: the server demands a client certificate and both sides verify the peer's chain
@@ -7,7 +8,6 @@
  * certificate issued ahead of time can name; a dedicated CA per deployment (a Kubernetes Secret) plus
  * the run token is what identifies a peer.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { SecurityError } from '../core/errors.js';
@@ -82,6 +82,11 @@ export function useProcessTls(tls: TlsMaterial | null): void {
   processTls = tls;
 }
 
+/** The TLS material this process serves with (useProcessTls), or null in plaintext. */
+export function processTlsMaterial(): TlsMaterial | null {
+  return processTls;
+}
+
 /** Credentials every coordinator → worker and worker → coordinator channel is created with. */
 export function channelCredentials(tls: TlsMaterial | null = processTls): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
@@ -107,34 +112,4 @@ export function isLoopback(hostOrAddress: string): boolean {
 /** The addresses (or hosts) in `addresses` that are not loopback: where plaintext would leave the machine. */
 export function nonLoopback(addresses: readonly string[]): string[] {
   return addresses.filter((a) => !isLoopback(a));
-}
-
-function hmac(token: string, ...parts: (string | Uint8Array)[]): Buffer {
-  const h = createHmac('sha256', token);
-  for (const p of parts) h.update(p);
-  return h.digest();
-}
-
-/** What a worker sends with Register: HMAC-SHA256(token, run_id + address). */
-export function registrationProof(token: string, runId: string, address: string): Buffer {
-  return hmac(token, runId + address);
-}
-
-/** What a worker answers Hello's nonce with: HMAC-SHA256(token, nonce). */
-export function nonceProof(token: string, nonce: Uint8Array): Buffer {
-  return hmac(token, nonce);
-}
-
-/**
- * What the coordinator sends as call metadata so a worker serves only holders of the token.
- * A bearer value, replayable by anyone who can read the plaintext traffic: TLS makes it private.
- */
-export function coordinatorBearer(token: string): string {
-  return hmac(token, 'nextbuy-coordinator').toString('base64');
-}
-
-/** Constant-time comparison of a received proof with the expected one. */
-export function proofMatches(expected: Uint8Array, received: Uint8Array | undefined | null): boolean {
-  if (!received || received.byteLength !== expected.byteLength) return false;
-  return timingSafeEqual(expected, received);
 }

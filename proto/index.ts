@@ -14,14 +14,13 @@ import type { PayloadBuffers } from './payload-buffers.js';
 export { PAYLOAD_HEADROOM, REPLY_HEADROOM, allowInPlaceFraming, inPlaceFraming } from './in-place-framing.js';
 
 /** Bump on any change a peer of the previous version would misread. Checked at Register, Hello and every call. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Largest gRPC message either end sends or accepts. A shard payload is one Arrow record batch (or a few small ones). */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-/** Call metadata every coordinator → worker call carries. */
+/** Call metadata every coordinator → worker call carries (with the session's, see handshake.ts). */
 export const PROTOCOL_METADATA_KEY = 'nextbuy-protocol';
-export const AUTH_METADATA_KEY = 'nextbuy-auth';
 /** Trailer a draining worker sets on a Score call it hands back unfinished (not the shard's fault). */
 export const HANDED_BACK_METADATA_KEY = 'nextbuy-handed-back';
 
@@ -35,7 +34,10 @@ export const WORKER_ENV = {
   token: 'NEXTBUY_TOKEN',
   /** Name shown in logs and errors, e.g. `local-2` or the pod name. */
   name: 'NEXTBUY_WORKER_NAME',
-  /** Host the coordinator should dial (a pod IP); @default the listen host. */
+  /**
+   * Host the coordinator should dial (a pod IP); @default the listen host. The worker answers Hello only
+   * for this host and its port: a static worker should set it to its host in cluster.addresses.
+   */
   advertiseHost: 'NEXTBUY_ADVERTISE_HOST',
   /** Largest message the worker accepts. @default MAX_MESSAGE_BYTES */
   maxMessageBytes: 'NEXTBUY_MAX_MESSAGE_BYTES',
@@ -89,10 +91,10 @@ export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Channe
  * A gRPC server with the shared options and RECEIVE_WINDOW_BYTES windows. grpc-js has no option for
  * a server's HTTP/2 windows, so this sets them on its http2 settings and on each session, through
  * grpc-js internals (in-place-framing.ts and pooled-receive.ts reach into others), feature-checked:
- * without them the server still works, with 64 KiB windows.
+ * without them the server still works, with 64 KiB windows. `guard`: a ServerGuard's serverOptions (server-guard.ts).
  */
-export function createServer(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Server {
-  const server = new grpc.Server(channelOptions(maxMessageBytes));
+export function createServer(maxMessageBytes = MAX_MESSAGE_BYTES, guard: grpc.ServerOptions = {}): grpc.Server {
+  const server = new grpc.Server({ ...channelOptions(maxMessageBytes), ...guard });
   const internals = server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } };
   if (internals.commonServerOptions && typeof internals.commonServerOptions === 'object') {
     internals.commonServerOptions.settings = { ...internals.commonServerOptions.settings, initialWindowSize: RECEIVE_WINDOW_BYTES };
@@ -122,13 +124,22 @@ export interface HelloRequest {
   run_id: string;
   account: string;
   nonce: Buffer;
+  address: string;
 }
 export interface HelloReply {
   protocol_version: number;
+  nonce: Buffer;
+  session_id: Buffer;
+  proof: Buffer;
+}
+export interface HelloConfirmRequest {
+  session_id: Uint8Array;
+  proof: Uint8Array;
+}
+export interface HelloConfirmReply {
   worker_id: string;
   runtimes: string[];
   cores: number;
-  nonce_proof: Buffer;
   max_message_bytes: number;
 }
 export type HealthRequest = Record<string, never>;
@@ -218,6 +229,13 @@ export interface RegisterRequest {
   run_id: string;
   worker_name: string;
   proof: Uint8Array;
+  challenge: Uint8Array;
+}
+export interface RegisterChallengeRequest {
+  protocol_version: number;
+}
+export interface RegisterChallengeReply {
+  challenge: Buffer;
 }
 export interface RegisterReply {
   accepted: boolean;
@@ -237,6 +255,7 @@ type Unary<Req, Res> = (
 /** The generated Worker client, typed by hand (no code generation step). */
 export interface WorkerClient extends grpc.Client {
   Hello: Unary<HelloRequest, HelloReply>;
+  HelloConfirm: Unary<HelloConfirmRequest, HelloConfirmReply>;
   Health: Unary<HealthRequest, HealthReply>;
   LoadModel: Unary<LoadModelRequest, LoadModelReply>;
   Score(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<ScoreRequest, ScoreReply>;
@@ -251,12 +270,14 @@ export interface WorkerClient extends grpc.Client {
 }
 
 export interface CoordinatorClient extends grpc.Client {
+  RegisterChallenge: Unary<RegisterChallengeRequest, RegisterChallengeReply>;
   Register: Unary<RegisterRequest, RegisterReply>;
 }
 
 /** Server-side handlers of the Worker service. */
 export interface WorkerHandlers extends grpc.UntypedServiceImplementation {
   Hello: grpc.handleUnaryCall<HelloRequest, HelloReply>;
+  HelloConfirm: grpc.handleUnaryCall<HelloConfirmRequest, HelloConfirmReply>;
   Health: grpc.handleUnaryCall<HealthRequest, HealthReply>;
   LoadModel: grpc.handleUnaryCall<LoadModelRequest, LoadModelReply>;
   Score: grpc.handleBidiStreamingCall<ScoreRequest, ScoreReply>;
@@ -267,7 +288,13 @@ export interface WorkerHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
+  RegisterChallenge: grpc.handleUnaryCall<RegisterChallengeRequest, RegisterChallengeReply>;
   Register: grpc.handleUnaryCall<RegisterRequest, RegisterReply>;
+}
+
+/** Full gRPC method path of a Worker rpc, as call metadata MACs name it. */
+export function workerMethod(rpc: string): string {
+  return `/nextbuy.v1.Worker/${rpc}`;
 }
 
 const PROTO_PATH = fileURLToPath(new URL('./nextbuy.proto', import.meta.url));

@@ -4,8 +4,9 @@
  */
 import { ClusterError, NextbuyError, ProtocolError, SecurityError } from '../core/errors.js';
 import { Backoff } from '../core/backoff.js';
-import { PROTOCOL_VERSION, createCoordinatorClient, grpc, type RegisterReply } from './index.js';
-import { channelCredentials, registrationProof, type TlsMaterial } from './credentials.js';
+import { PROTOCOL_VERSION, createCoordinatorClient, grpc, type RegisterChallengeReply, type RegisterReply } from './index.js';
+import { channelCredentials, type TlsMaterial } from './credentials.js';
+import { registrationProof } from './handshake.js';
 
 export interface RegisterOptions {
   /** host:port of the coordinator's registration server. */
@@ -29,15 +30,22 @@ export class RetryableRegisterError extends ClusterError {}
 /** One Register call. Refusals become ProtocolError (version), SecurityError (proof) or ClusterError. */
 export async function registerWorker(o: RegisterOptions): Promise<RegisterReply> {
   const client = createCoordinatorClient(o.coordinatorAddress, channelCredentials(o.tls ?? undefined));
+  const version = o.protocolVersion ?? PROTOCOL_VERSION;
   try {
+    const { challenge } = await new Promise<RegisterChallengeReply>((resolve, reject) =>
+      client.RegisterChallenge({ protocol_version: version }, new grpc.Metadata(), { deadline: Date.now() + (o.deadlineMs ?? 30_000) }, (err, res) =>
+        err ? reject(err) : resolve(res!),
+      ),
+    );
     const reply = await new Promise<RegisterReply>((resolve, reject) =>
       client.Register(
         {
-          protocol_version: o.protocolVersion ?? PROTOCOL_VERSION,
+          protocol_version: version,
           address: o.address,
           run_id: o.runId,
           worker_name: o.workerName,
-          proof: registrationProof(o.token, o.runId, o.address),
+          proof: registrationProof(o.token, o.runId, o.address, o.workerName, challenge),
+          challenge,
         },
         new grpc.Metadata(),
         { deadline: Date.now() + (o.deadlineMs ?? 30_000) },

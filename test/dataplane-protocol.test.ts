@@ -2,7 +2,7 @@ import { RecordBatch, Schema } from 'apache-arrow';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { runShards } from '../coordinator/schedule/index.js';
 import { ProtocolError, SecurityError } from '../core/errors.js';
-import { grpc, type HealthReply } from '../proto/index.js';
+import { PROTOCOL_VERSION, grpc, type HealthReply } from '../proto/index.js';
 import { registerWorker } from '../proto/register.js';
 import { encodeBatches } from '../proto/shard-batch.js';
 import {
@@ -27,6 +27,8 @@ beforeAll(async () => {
 afterAll(() => sample.cleanup());
 
 const header = { shard_id: 'shard-x', attempt: 1, model_versions: ['m1'], products: [] };
+/** A peer of the next version. */
+const NEXT = PROTOCOL_VERSION + 1;
 
 test('a malformed Arrow payload fails its call with INVALID_ARGUMENT; the worker survives and scores correctly', async () => {
   await withCluster({ workers: 1 }, async ({ pool, process: proc }) => {
@@ -64,22 +66,22 @@ test('a peer of another protocol version is refused, at Register and at the work
       runId: RUN_ID,
       token: TEST_TOKEN,
       workerName: 'old-worker',
-      protocolVersion: 2,
+      protocolVersion: NEXT,
     });
     await expect(register).rejects.toThrow(ProtocolError);
     await expect(register).rejects.toThrow(
-      /the worker speaks nextbuy protocol 2, the coordinator speaks 1; run the same nextbuy version on the coordinator and the workers/,
+      new RegExp(`the worker speaks nextbuy protocol ${NEXT}, the coordinator speaks ${PROTOCOL_VERSION}; run the same nextbuy version on the coordinator and the workers`),
     );
-    expect(pool.recentRejections().join('\n')).toMatch(/old-worker \(127\.0\.0\.1:1\): .*protocol 2/);
+    expect(pool.recentRejections().join('\n')).toMatch(new RegExp(`old-worker \\(127\\.0\\.0\\.1:1\\): .*protocol ${NEXT}`));
 
-    const hello = rawUnary(worker!.address, 'Hello', { protocol_version: 2, run_id: RUN_ID, account: 'test', nonce: Buffer.alloc(32) });
+    const hello = rawUnary(worker!.address, 'Hello', { protocol_version: NEXT, run_id: RUN_ID, account: 'test', nonce: Buffer.alloc(32), address: worker!.address });
     await expect(hello).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
-      details: expect.stringMatching(/the coordinator speaks nextbuy protocol 2, the worker speaks 1/),
+      details: expect.stringMatching(new RegExp(`the coordinator speaks nextbuy protocol ${NEXT}, the worker speaks ${PROTOCOL_VERSION}`)),
     });
-    const score = await rawScore(worker!.address, [{ header }], { protocolVersion: 2 });
+    const score = await rawScore(worker!.address, [{ header }], { protocolVersion: NEXT });
     expect(score.error?.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(score.error?.details).toMatch(/the caller speaks nextbuy protocol 2, the worker speaks 1/);
+    expect(score.error?.details).toMatch(new RegExp(`the caller speaks nextbuy protocol ${NEXT}, the worker speaks ${PROTOCOL_VERSION}`));
 
     // The refused peers changed nothing: the pool is the one worker, and it scores everything once.
     expect(pool.workers()).toHaveLength(1);
@@ -92,7 +94,7 @@ test('without the run token: Register is refused and the worker serves nothing',
     const [worker] = pool.workers();
     const register = registerWorker({ coordinatorAddress: cluster.coordinatorAddress, address: '127.0.0.1:1', runId: RUN_ID, token: 'wrong', workerName: 'intruder' });
     await expect(register).rejects.toThrow(SecurityError);
-    await expect(register).rejects.toThrow(/does not hold run run-test's token/);
+    await expect(register).rejects.toThrow(/registration refused: the worker does not hold this run's token/);
     const score = await rawScore(worker!.address, [{ header }], { token: 'wrong' });
     expect(score.error?.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(pool.workers()).toHaveLength(1);

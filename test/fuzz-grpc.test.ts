@@ -6,20 +6,19 @@
  */
 import { expect, test } from 'vitest';
 import { ProtocolError } from '../core/errors.js';
-import { coordinatorBearer } from '../proto/credentials.js';
-import { AUTH_METADATA_KEY, PROTOCOL_METADATA_KEY, PROTOCOL_VERSION, channelOptions, grpc, type HealthReply } from '../proto/index.js';
-import { TEST_TOKEN, expectEveryCustomerOnce, rawUnary, scoreAll, withCluster, writeSampleShards } from './helpers/cluster.js';
+import type { SessionSigner } from '../proto/handshake.js';
+import { channelOptions, grpc, type HealthReply } from '../proto/index.js';
+import { RUN_ID, TEST_TOKEN, expectEveryCustomerOnce, rawUnary, scoreAll, withCluster, writeSampleShards } from './helpers/cluster.js';
+import { sessionWith, signed } from './helpers/session.js';
 import { fuzz, loadSeeds, prng, scaledCases } from './fuzz/mutate.js';
 
 const LIMIT = 1 << 20;
 const SCORE = '/nextbuy.v1.Worker/Score';
 
 /** One Score call of raw protobuf messages; resolves with its final status. */
-function rawCall(address: string, messages: Uint8Array[]): Promise<grpc.StatusObject> {
+function rawCall(address: string, session: SessionSigner, messages: Uint8Array[]): Promise<grpc.StatusObject> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), channelOptions());
-  const md = new grpc.Metadata();
-  md.set(PROTOCOL_METADATA_KEY, String(PROTOCOL_VERSION));
-  md.set(AUTH_METADATA_KEY, coordinatorBearer(TEST_TOKEN));
+  const md = signed(session, 'Score');
   const call = client.makeBidiStreamRequest<Buffer, Buffer>(SCORE, (b) => b, (b) => b, md, { deadline: Date.now() + 20_000 });
   return new Promise((resolve) => {
     call.on('data', () => {});
@@ -38,6 +37,7 @@ test('every mutated Score stream ends with a status, and the worker keeps servin
   try {
     await withCluster({ workers: 1, env: { NEXTBUY_MAX_MESSAGE_BYTES: String(LIMIT) } }, async ({ pool, process: proc }) => {
       const address = pool.workers()[0]!.address;
+      const session = await sessionWith(address, { token: TEST_TOKEN, runId: RUN_ID, account: 'test' });
       const seeds = await loadSeeds('grpc');
       const header = seeds.find((s) => s.name === 'header.bin')!.bytes;
       const arrow = seeds.find((s) => s.name === 'arrow.bin')!.bytes;
@@ -47,7 +47,7 @@ test('every mutated Score stream ends with a status, and the worker keeps servin
       // An oversized message is refused by the size limit, not read.
       const huge = new Uint8Array(LIMIT + 1024);
       huge.set(arrow.subarray(0, 8));
-      const over = await rawCall(address, [header, huge]);
+      const over = await rawCall(address, session, [header, huge]);
       expect(over.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
 
       const report = await fuzz({
@@ -60,7 +60,7 @@ test('every mutated Score stream ends with a status, and the worker keeps servin
           // The mutant goes where its kind of message goes; sometimes the header is dropped or doubled.
           const r = order();
           const messages = r < 0.45 ? [input, arrow] : r < 0.85 ? [header, input] : r < 0.95 ? [input] : [header, header, input, input];
-          const status = await rawCall(address, messages);
+          const status = await rawCall(address, session, messages);
           codes.set(grpc.status[status.code]!, (codes.get(grpc.status[status.code]!) ?? 0) + 1);
           if (proc('local-0').child.exitCode !== null) throw new Error('the worker process exited');
           // grpc-js itself answers INTERNAL "Error deserializing request" for bytes that are not a ScoreRequest:

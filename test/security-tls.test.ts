@@ -9,10 +9,12 @@ import { LocalBackend, compileK8sBackendOptions, startCluster, type Cluster } fr
 import { buildWorkerObjects } from '../coordinator/cluster/k8s/index.js';
 import { ClusterError, SecurityError } from '../core/errors.js';
 import { compileJob } from '../jobs/job-file.js';
-import { channelCredentials, coordinatorBearer, readTlsFiles, type TlsFiles, type TlsMaterial } from '../proto/credentials.js';
-import { AUTH_METADATA_KEY, PROTOCOL_METADATA_KEY, PROTOCOL_VERSION, createWorkerClient, grpc, type HealthReply } from '../proto/index.js';
+import { channelCredentials, readTlsFiles, type TlsFiles, type TlsMaterial } from '../proto/credentials.js';
+import type { SessionSigner } from '../proto/handshake.js';
+import { PROTOCOL_METADATA_KEY, PROTOCOL_VERSION, createWorkerClient, grpc, type HealthReply } from '../proto/index.js';
 import { expectEveryCustomerOnce, scoreAll, writeSampleShards, type SampleShards } from './helpers/cluster.js';
 import { createTestPki, spawnStrayWorker, type StrayWorker, type TestPki } from './helpers/tls.js';
+import { sessionWith, signed } from './helpers/session.js';
 
 const RUN = 'run-tls';
 const TOKEN = 'tls-test-token-0123456789';
@@ -35,12 +37,18 @@ afterAll(async () => {
   await pki?.cleanup();
 });
 
-/** Health on a worker with the given channel credentials; the status code it ended with (OK = 0). */
-function health(address: string, tls: TlsMaterial | null, token = TOKEN): Promise<{ code: grpc.status; details: string; reply?: HealthReply }> {
+/**
+ * Health on a worker with the given channel credentials, in a session opened over them (or in `session`);
+ * the status code it ended with (OK = 0).
+ */
+async function health(address: string, tls: TlsMaterial | null, session?: SessionSigner): Promise<{ code: grpc.status; details: string; reply?: HealthReply }> {
+  try {
+    session ??= await sessionWith(address, { token: TOKEN, runId: RUN, account: 'acme', tls });
+  } catch (e) {
+    return { code: (e as grpc.ServiceError).code, details: (e as grpc.ServiceError).details };
+  }
   const client = createWorkerClient(address, channelCredentials(tls));
-  const md = new grpc.Metadata();
-  md.set(PROTOCOL_METADATA_KEY, String(PROTOCOL_VERSION));
-  md.set(AUTH_METADATA_KEY, coordinatorBearer(token));
+  const md = signed(session, 'Health');
   return new Promise((resolve) =>
     client.Health({}, md, { deadline: Date.now() + 5_000 }, (e, reply) => {
       client.close();
@@ -129,6 +137,15 @@ describe('peers a TLS worker refuses to serve', () => {
     expect((await health(address, readTlsFiles(coordinatorFiles))).code).toBe(grpc.status.OK);
   });
 
+  test("a session is bound to the coordinator's certificate: another certificate of the same CA cannot use it", async () => {
+    const coordinator = readTlsFiles(coordinatorFiles);
+    const session = await sessionWith(address, { token: TOKEN, runId: RUN, account: 'acme', tls: coordinator });
+    expect((await health(address, coordinator, session)).code).toBe(grpc.status.OK);
+    const other = await health(address, readTlsFiles(workerFiles), session);
+    expect(other.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await stray.waitFor('call-refused')).why).toBe('other connection');
+  });
+
   test('a client with a certificate from another CA is refused at the handshake', async () => {
     const r = await health(address, readTlsFiles(otherCaFiles));
     expect(r.code).toBe(grpc.status.UNAVAILABLE);
@@ -140,7 +157,6 @@ describe('peers a TLS worker refuses to serve', () => {
     const client = createWorkerClient(address, grpc.credentials.createSsl(main.ca, null, null, { checkServerIdentity: () => undefined }));
     const md = new grpc.Metadata();
     md.set(PROTOCOL_METADATA_KEY, String(PROTOCOL_VERSION));
-    md.set(AUTH_METADATA_KEY, coordinatorBearer(TOKEN));
     const code = await new Promise<grpc.status>((resolve) =>
       client.Health({}, md, { deadline: Date.now() + 5_000 }, (e) => {
         client.close();

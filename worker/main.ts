@@ -108,12 +108,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
 
+  const advertised = `${env[WORKER_ENV.advertiseHost] || values.host}:${server.port}`;
+  // A Hello must name this address; a static worker started without NEXTBUY_ADVERTISE_HOST answers any.
+  if (coordinator || env[WORKER_ENV.advertiseHost]) server.advertise(advertised);
   if (!coordinator || !runId) {
     health.set('ready');
     log(name, 'ready', { address: server.address, registered: false });
     return;
   }
-  const advertised = `${env[WORKER_ENV.advertiseHost] || values.host}:${server.port}`;
   const registerTimeoutMs = numberEnv(WORKER_ENV.registerTimeoutMs, REGISTER_TIMEOUT_MS);
   const register = () =>
     registerWithRetry({ coordinatorAddress: coordinator, address: advertised, runId, token, workerName: name, timeoutMs: registerTimeoutMs });

@@ -1,13 +1,14 @@
 /**
  * The worker's gRPC server: speaks the Worker service of proto/nextbuy.proto over a WorkerEngine.
  * It decodes Arrow payloads, hands dense batches to the engine and streams Arrow results back.
- * Bad input fails the call (INVALID_ARGUMENT), never the process.
+ * Bad input fails the call (INVALID_ARGUMENT), never the process. Every call but the session
+ * handshake (Hello, HelloConfirm: proto/handshake.ts) needs a session, checked on its metadata before
+ * its body is read (proto/server-guard.ts).
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { NextbuyError, ProtocolError, SecurityError } from '../core/errors.js';
 import {
-  AUTH_METADATA_KEY,
   HANDED_BACK_METADATA_KEY,
   MAX_MESSAGE_BYTES,
   PROTOCOL_METADATA_KEY,
@@ -28,8 +29,11 @@ import {
   type TrainingDataRequest,
   type WorkerHandlers,
   shutdownServer,
+  workerMethod,
 } from '../proto/index.js';
-import { coordinatorBearer, nonceProof, serverCredentials } from '../proto/credentials.js';
+import { processTlsMaterial, serverCredentials } from '../proto/credentials.js';
+import { NONCE_BYTES, SessionTable, certificateFingerprint, peerFingerprint } from '../proto/handshake.js';
+import { createServerGuard } from '../proto/server-guard.js';
 import { PayloadBuffers } from '../proto/payload-buffers.js';
 import { receiveBuffers, receiveLargeMessagesPooled } from '../proto/pooled-receive.js';
 import { encodeResults, type ScoredRows } from '../proto/result-batch.js';
@@ -44,8 +48,17 @@ export interface WorkerServerOptions {
   engine: WorkerEngine;
   /** The run token the coordinator and this worker share. */
   token: string;
-  /** Answer Hello only for this run; null serves any run whose coordinator holds the token (static workers). */
+  /**
+   * Answer Hello only for this run; null serves any run whose coordinator holds the token (static
+   * workers), one run and account at a time: see bindingReleaseMs.
+   */
   runId: string | null;
+  /**
+   * A static worker (runId null) serves the run that completed a handshake with it, and refuses every
+   * other run until that run drains it (the process then exits) or has made no call for this long.
+   * @default 60000
+   */
+  bindingReleaseMs?: number;
   /** Shown in logs and errors. */
   name: string;
   /** @default '127.0.0.1' */
@@ -75,6 +88,12 @@ export interface WorkerServer {
   readonly workerId: string;
   inFlight(): number;
   draining(): boolean;
+  /**
+   * Sets the host:port coordinators reach this worker at (the address it registers): a Hello naming
+   * another address is refused, so that a peer relaying Hello from elsewhere gets no proof for its own
+   * address. Until called, Hello names any address.
+   */
+  advertise(address: string): void;
   /** Epoch ms of the last Health call (0: none yet); the re-registration watchdog reads it. */
   lastHealthAt(): number;
   /** Stops taking Score calls, lets in-flight ones finish for the grace period, hands back the rest. */
@@ -115,7 +134,12 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   const maxMessageBytes = o.maxMessageBytes ?? MAX_MESSAGE_BYTES;
   const graceMs = o.drainGraceMs ?? DEFAULT_DRAIN_GRACE_MS;
   const workerId = `${o.name}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const bearer = coordinatorBearer(o.token);
+  const sessions = new SessionTable({ token: o.token });
+  const bindingReleaseMs = o.bindingReleaseMs ?? 60_000;
+  /** The run a static worker serves now (a run-bound worker's is fixed by o.runId). */
+  let binding: { runId: string; account: string; lastCallAt: number } | null = null;
+  let advertisedAddress: string | null = null;
+  const ownCert = certificateFingerprint(processTlsMaterial()?.cert);
   const active = new Set<ActiveCall>();
   let isDraining = false;
   let drainPromise: Promise<number> | null = null;
@@ -126,7 +150,21 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
   receiveLargeMessagesPooled();
   const replyBuffers = new PayloadBuffers();
 
-  /** Rejects calls from peers of another protocol version or without the token; returns the status to fail with. */
+  // Refusals strangers can cause are logged at most once a second (with how many went unlogged): no log flood.
+  let lastRefusalLogAt = 0;
+  let unloggedRefusals = 0;
+  function logRefusal(event: 'call-refused' | 'hello-refused', fields: Record<string, unknown>): void {
+    const now = Date.now();
+    if (now - lastRefusalLogAt < 1_000) {
+      unloggedRefusals++;
+      return;
+    }
+    log(event, unloggedRefusals > 0 ? { ...fields, alsoRefused: unloggedRefusals } : fields);
+    lastRefusalLogAt = now;
+    unloggedRefusals = 0;
+  }
+
+  /** Rejects calls from peers of another protocol version (the session was checked before, by the guard). */
   function admit(metadata: grpc.Metadata): { code: grpc.status; details: string } | null {
     const version = Number(metadata.get(PROTOCOL_METADATA_KEY)[0] ?? NaN);
     if (version !== PROTOCOL_VERSION) {
@@ -135,11 +173,21 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
         details: protocolMismatchMessage(`worker ${o.name}`, Number.isNaN(version) ? 0 : version, PROTOCOL_VERSION, 'caller', 'worker'),
       };
     }
-    if (metadata.get(AUTH_METADATA_KEY)[0] !== bearer) {
-      return { code: grpc.status.UNAUTHENTICATED, details: `worker ${o.name}: the caller does not hold this run's token` };
-    }
     return null;
   }
+
+  /** The guard's check of every call but the handshake's, on its metadata, before its body is read. */
+  function authenticate(method: string, metadata: grpc.Metadata, call: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null }): { code: grpc.status; details: string } | null {
+    const now = Date.now();
+    const session = sessions.verify(metadata, method, peerFingerprint(call), now);
+    if (typeof session === 'string' || (binding && session.runId !== binding.runId)) {
+      logRefusal('call-refused', { rpc: method.slice(method.lastIndexOf('/') + 1), why: typeof session === 'string' ? session : 'released run' });
+      return { code: grpc.status.UNAUTHENTICATED, details: "the caller does not hold this run's token (no valid session): say Hello first" };
+    }
+    if (binding) binding.lastCallAt = now;
+    return null;
+  }
+  const guard = createServerGuard({ preAuthMethods: [workerMethod('Hello'), workerMethod('HelloConfirm')], authenticate });
 
   function unary<Req, Res>(what: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
@@ -277,22 +325,55 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
           details: protocolMismatchMessage(`worker ${o.name} at Hello`, req.protocol_version, PROTOCOL_VERSION, 'coordinator', 'worker'),
         });
       }
+      // Strangers call this: refusals name nothing of this worker's run.
+      if (o.runId !== null && req.run_id !== o.runId) {
+        logRefusal('hello-refused', { why: 'another run' });
+        return callback({ code: grpc.status.PERMISSION_DENIED, details: 'this worker was started for another run' });
+      }
+      if (advertisedAddress !== null && req.address !== advertisedAddress) {
+        logRefusal('hello-refused', { why: 'another address', address: req.address });
+        return callback({ code: grpc.status.PERMISSION_DENIED, details: `this worker is not reachable at ${req.address}` });
+      }
+      if (!req.nonce || req.nonce.byteLength !== NONCE_BYTES) {
+        return callback({ code: grpc.status.INVALID_ARGUMENT, details: `Hello needs a nonce of ${NONCE_BYTES} bytes` });
+      }
+      const { workerNonce, sessionId, proof } = sessions.begin({
+        runId: req.run_id,
+        account: req.account,
+        address: req.address,
+        coordinatorNonce: req.nonce,
+        coordinatorCert: peerFingerprint(call),
+        workerCert: ownCert,
+      });
+      callback(null, { protocol_version: PROTOCOL_VERSION, nonce: workerNonce, session_id: sessionId, proof });
+    },
+    HelloConfirm: (call, callback) => {
       const refused = admit(call.metadata);
       if (refused) return callback(refused);
-      if (o.runId !== null && req.run_id !== o.runId) {
-        return callback({ code: grpc.status.PERMISSION_DENIED, details: `worker ${o.name} belongs to run ${o.runId}, not ${req.run_id}` });
+      const transcript = sessions.pendingHello(call.request.session_id, peerFingerprint(call));
+      const session = transcript && sessions.confirm(transcript, call.request.proof);
+      if (!session) {
+        logRefusal('hello-refused', { why: transcript ? 'bad proof' : 'no such handshake' });
+        return callback({ code: grpc.status.UNAUTHENTICATED, details: "the caller does not hold this run's token (or the handshake expired)" });
       }
-      if (!req.nonce || req.nonce.byteLength < 16) {
-        return callback({ code: grpc.status.INVALID_ARGUMENT, details: `worker ${o.name}: Hello needs a nonce of at least 16 bytes` });
+      const now = Date.now();
+      if (o.runId === null) {
+        // A static worker: the coordinator has proven the token; it may take the worker only if no other run holds it.
+        if (binding && (binding.runId !== session.runId || binding.account !== session.account) && now - binding.lastCallAt < bindingReleaseMs) {
+          sessions.keepOnly(binding.runId, binding.account);
+          log('hello-refused', { why: 'serving another run' });
+          return callback({
+            code: grpc.status.PERMISSION_DENIED,
+            details: `this worker serves another run; it is free again once that run drains it or after ${Math.round(bindingReleaseMs / 1000)} s without its calls`,
+          });
+        }
+        if (!binding || binding.runId !== session.runId || binding.account !== session.account) {
+          sessions.keepOnly(session.runId, session.account);
+          log('bound', { run: session.runId, account: session.account });
+        }
+        binding = { runId: session.runId, account: session.account, lastCallAt: now };
       }
-      callback(null, {
-        protocol_version: PROTOCOL_VERSION,
-        worker_id: workerId,
-        runtimes: o.engine.runtimes(),
-        cores: os.availableParallelism(),
-        nonce_proof: nonceProof(o.token, req.nonce),
-        max_message_bytes: maxMessageBytes,
-      });
+      callback(null, { worker_id: workerId, runtimes: o.engine.runtimes(), cores: os.availableParallelism(), max_message_bytes: maxMessageBytes });
     },
     Health: (call, callback) => {
       const refused = admit(call.metadata);
@@ -358,13 +439,14 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
     return drainPromise;
   }
 
-  const server = createServer(maxMessageBytes);
+  const server = createServer(maxMessageBytes, guard.serverOptions);
   server.addService(workerServiceReceivingInto(receiveBuffers), handlers);
   const host = o.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${o.port ?? 0}`, serverCredentials(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   raiseSessionWindows(server);
+  guard.watchConnections(server);
   log('listening', { host, port, workerId });
 
   return {
@@ -374,6 +456,7 @@ export async function startWorkerServer(o: WorkerServerOptions): Promise<WorkerS
     inFlight: () => active.size,
     draining: () => isDraining,
     lastHealthAt: () => lastHealth,
+    advertise: (address) => void (advertisedAddress = address),
     drain,
     close: () => shutdownServer(server),
   };

@@ -97,7 +97,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 
 /**
  * Plaintext is the local default and fine on loopback. Beyond it the run token still decides who may
- * join, but customer data and the bearer travel readable: say so loudly, unless the job accepted it.
+ * join, but customer data travel readable (and unauthenticated in content: a peer on the path can read
+ * or alter them, or relay a static worker's handshake): say so loudly, unless the job accepted it.
  */
 function warnIfPlaintextLeavesMachine(o: ClusterOptions): void {
   if (o.security?.allowPlaintext) return;

@@ -1,22 +1,14 @@
 /**
- * The live workers of a run. Admission dials a registered worker, says Hello (protocol version,
- * nonce proof), and adds it; heartbeats (Health every heartbeatTimeout/3) decide who stays.
+ * The live workers of a run. Admission dials a registered worker, runs the session handshake
+ * (proto/session.ts: protocol version, the worker's proof of the token, then the coordinator's), and adds it; heartbeats (Health every heartbeatTimeout/3) decide who stays.
  * A worker silent for heartbeatTimeoutMs is presumed dead: it leaves, its calls are cancelled, its
  * connection closed. It can only come back by registering again, as a new member.
  */
-import { randomBytes } from 'node:crypto';
 import { ClusterError, NextbuyError, ProtocolError, SecurityError } from '../../core/errors.js';
 import { formatDuration } from '../../core/duration.js';
-import {
-  PROTOCOL_METADATA_KEY,
-  PROTOCOL_VERSION,
-  AUTH_METADATA_KEY,
-  createWorkerClient,
-  grpc,
-  protocolMismatchMessage,
-  type HelloReply,
-} from '../../proto/index.js';
-import { channelCredentials, coordinatorBearer, nonceProof, proofMatches, type TlsMaterial } from '../../proto/credentials.js';
+import { createWorkerClient, grpc } from '../../proto/index.js';
+import { channelCredentials, type TlsMaterial } from '../../proto/credentials.js';
+import { openWorkerSession, type OpenedSession } from '../../proto/session.js';
 import { WorkerHandle } from './worker-handle.js';
 
 export interface PoolOptions {
@@ -40,6 +32,9 @@ export type PoolEvent =
   | { type: 'left'; worker: WorkerHandle; cause: LeaveCause; reason: string }
   | { type: 'rejected'; address: string; name: string; reason: string };
 
+/** Largest handshake reply the coordinator reads from a peer not yet authenticated. */
+const HANDSHAKE_MAX_MESSAGE_BYTES = 16 * 1024;
+
 /** How many rejected registrations the pool remembers for error messages. */
 const REMEMBERED_REJECTIONS = 10;
 
@@ -50,12 +45,10 @@ export class WorkerPool {
   private readonly rejections: string[] = [];
   private readonly departures: string[] = [];
   private readonly timer: NodeJS.Timeout;
-  private readonly bearer: string;
   private seq = 0;
   private closed = false;
 
   constructor(readonly options: PoolOptions) {
-    this.bearer = coordinatorBearer(options.token);
     this.timer = setInterval(() => this.beat(), this.heartbeatIntervalMs);
     this.timer.unref();
   }
@@ -116,37 +109,33 @@ export class WorkerPool {
    */
   async admit(address: string, name: string): Promise<WorkerHandle> {
     if (this.closed) throw new ClusterError(`worker pool of run ${this.options.runId} is closed; ${name} (${address}) was not admitted`);
-    const client = createWorkerClient(address, channelCredentials(this.options.tls ?? null));
-    let hello: HelloReply;
-    const nonce = randomBytes(32);
+    const tls = this.options.tls ?? null;
+    const client = createWorkerClient(address, channelCredentials(tls));
+    // The handshake on a connection of its own that reads small messages only: a peer that has proven nothing cannot make us buffer much.
+    const handshake = createWorkerClient(address, channelCredentials(tls), HANDSHAKE_MAX_MESSAGE_BYTES);
+    let session: OpenedSession;
     try {
-      hello = await new Promise<HelloReply>((resolve, reject) => {
-        const md = new grpc.Metadata();
-        md.set(PROTOCOL_METADATA_KEY, String(PROTOCOL_VERSION));
-        md.set(AUTH_METADATA_KEY, this.bearer);
-        client.Hello(
-          { protocol_version: PROTOCOL_VERSION, run_id: this.options.runId, account: this.options.account, nonce },
-          md,
-          { deadline: Date.now() + (this.options.helloTimeoutMs ?? 10_000) },
-          (err, res) => (err ? reject(err) : resolve(res!)),
-        );
+      session = await openWorkerSession({
+        client: handshake,
+        address,
+        runId: this.options.runId,
+        account: this.options.account,
+        token: this.options.token,
+        tls,
+        deadlineMs: this.options.helloTimeoutMs ?? 10_000,
       });
-      if (hello.protocol_version !== PROTOCOL_VERSION) {
-        throw new ProtocolError(protocolMismatchMessage(`worker ${name} (${address}) at Hello`, hello.protocol_version, PROTOCOL_VERSION, 'worker', 'coordinator'));
-      }
-      if (!proofMatches(nonceProof(this.options.token, nonce), hello.nonce_proof)) {
-        throw new SecurityError(`worker ${name} (${address}) answered Hello without proof of this run's token: it was not started for run ${this.options.runId}`);
-      }
     } catch (e) {
+      handshake.close();
       client.close();
       const err = toAdmissionError(e, name, address);
       this.reject(address, name, err.message);
       throw err;
     }
 
+    handshake.close();
     for (const m of this.members.values()) {
       if (m.address !== address) continue;
-      if (m.workerId === hello.worker_id) {
+      if (m.workerId === session.worker.worker_id) {
         client.close();
         return m; // a repeated Register of a current member
       }
@@ -156,12 +145,12 @@ export class WorkerPool {
       id: `w${++this.seq}`,
       name,
       address,
-      workerId: hello.worker_id,
-      runtimes: hello.runtimes,
-      cores: hello.cores,
-      maxMessageBytes: Number(hello.max_message_bytes) || 4 * 1024 * 1024,
+      workerId: session.worker.worker_id,
+      runtimes: session.worker.runtimes,
+      cores: session.worker.cores,
+      maxMessageBytes: Number(session.worker.max_message_bytes) || 4 * 1024 * 1024,
       client,
-      bearer: this.bearer,
+      signer: session.signer,
     });
     this.members.set(worker.id, worker);
     this.log('joined', { id: worker.id, name, address, workerId: worker.workerId, runtimes: worker.runtimes });
@@ -280,7 +269,7 @@ function toAdmissionError(e: unknown, name: string, address: string): NextbuyErr
   const details = err.details || err.message || String(e);
   if (err.code === grpc.status.FAILED_PRECONDITION) return new ProtocolError(details);
   if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED) {
-    return new SecurityError(`worker ${name} (${address}) refused Hello: ${details}`);
+    return new SecurityError(`worker ${name} (${address}) refused the handshake: ${details}`);
   }
   return new ClusterError(`cannot reach worker ${name} at ${address} for Hello: ${details}`, { cause: e });
 }

@@ -1,7 +1,11 @@
 /**
  * The `static` backend: workers already running at known addresses (`cluster.addresses`). It starts
- * nothing; it registers each address on the worker's behalf, and the pool's Hello still checks that
- * the worker holds the token (start them with the same NEXTBUY_TOKEN as the coordinator).
+ * nothing; it registers each address on the worker's behalf, and the pool's handshake still checks that
+ * the worker holds the token before anything derived from it is sent (start them with the same
+ * NEXTBUY_TOKEN as the coordinator, and NEXTBUY_ADVERTISE_HOST set to the host in cluster.addresses,
+ * so that a worker answers Hello only for its own address). A static worker serves one run and
+ * account at a time: another run's coordinator is refused until the run holding it drains it (the
+ * worker then exits) or has made no call for 60 s.
  */
 import { ClusterError } from '../../core/errors.js';
 import { registerWithRetry } from '../../proto/register.js';

@@ -5,7 +5,6 @@
 import type { Writable } from 'node:stream';
 import { ClusterError, NextbuyError, ProtocolError } from '../../core/errors.js';
 import {
-  AUTH_METADATA_KEY,
   HANDED_BACK_METADATA_KEY,
   PROTOCOL_METADATA_KEY,
   PROTOCOL_VERSION,
@@ -14,7 +13,9 @@ import {
   type ScoreReply,
   type TrainingDataReply,
   type WorkerClient,
+  workerMethod,
 } from '../../proto/index.js';
+import type { SessionSigner } from '../../proto/handshake.js';
 import { ShardResults } from '../../proto/result-batch.js';
 import { writeFlushed, writeMessage } from '../../proto/stream.js';
 import type { TrainRoundInput, TrainRoundOutput, ValidateInput, ValidateOutput } from '../../worker/engine.js';
@@ -84,7 +85,8 @@ export interface WorkerHandleInit {
   cores: number;
   maxMessageBytes: number;
   client: WorkerClient;
-  bearer: string;
+  /** Signs each call with the session's key (proto/handshake.ts). */
+  signer: SessionSigner;
 }
 
 const DEFAULT_DEADLINE_MS = 30_000;
@@ -102,7 +104,7 @@ export class WorkerHandle {
   lastHeartbeatAt = Date.now();
   lastHealth: HealthReply | null = null;
   private readonly client: WorkerClient;
-  private readonly bearer: string;
+  private readonly signer: SessionSigner;
   private readonly gone = new AbortController();
 
   constructor(init: WorkerHandleInit) {
@@ -114,7 +116,7 @@ export class WorkerHandle {
     this.cores = init.cores;
     this.maxMessageBytes = init.maxMessageBytes;
     this.client = init.client;
-    this.bearer = init.bearer;
+    this.signer = init.signer;
   }
 
   /** `name (address)`, for messages. */
@@ -131,11 +133,10 @@ export class WorkerHandle {
     return !this.gone.signal.aborted;
   }
 
-  private metadata(): grpc.Metadata {
+  private metadata(rpc: string): grpc.Metadata {
     const md = new grpc.Metadata();
     md.set(PROTOCOL_METADATA_KEY, String(PROTOCOL_VERSION));
-    md.set(AUTH_METADATA_KEY, this.bearer);
-    return md;
+    return this.signer.sign(md, workerMethod(rpc));
   }
 
   private callError(rpc: string, e: unknown): Error {
@@ -171,7 +172,7 @@ export class WorkerHandle {
         cb: grpc.requestCallback<Res>,
       ) => grpc.ClientUnaryCall;
       let unlink = () => {};
-      const call = method.call(this.client, request, this.metadata(), { deadline: Date.now() + (o.deadlineMs ?? DEFAULT_DEADLINE_MS) }, (err, res) => {
+      const call = method.call(this.client, request, this.metadata(rpc), { deadline: Date.now() + (o.deadlineMs ?? DEFAULT_DEADLINE_MS) }, (err, res) => {
         unlink();
         if (err) reject(o.signal?.aborted ? o.signal.reason : this.callError(rpc, err));
         else resolve(res!);
@@ -251,7 +252,7 @@ export class WorkerHandle {
         else resolve(rows!);
       };
       const call = this.client.LoadTrainingData(
-        this.metadata(),
+        this.metadata('LoadTrainingData'),
         o.deadlineMs === undefined ? {} : { deadline: Date.now() + o.deadlineMs },
         (err, reply?: TrainingDataReply) => settle(err ? (o.signal?.aborted ? o.signal.reason : this.callError('LoadTrainingData', err)) : null, reply?.rows),
       );
@@ -285,7 +286,7 @@ export class WorkerHandle {
     return new Promise<ScoreShardResult>((resolve, reject) => {
       if (this.gone.signal.aborted) return reject(this.gone.signal.reason);
       if (r.signal?.aborted) return reject(r.signal.reason);
-      const call = this.client.Score(this.metadata());
+      const call = this.client.Score(this.metadata('Score'));
       const results = new ShardResults();
       let sent = 0;
       let replies = 0;

@@ -10,11 +10,8 @@ import type { RecordBatch } from 'apache-arrow';
 import { expect } from 'vitest';
 import { LocalBackend, startCluster, type Cluster, type LocalWorkerProcess, type WorkerPool } from '../../coordinator/cluster/index.js';
 import { runShards, type ScheduleEvent, type ScheduleOptions, type ShardRunSummary, type ShardTask } from '../../coordinator/schedule/index.js';
-import { channelCredentials, coordinatorBearer } from '../../proto/credentials.js';
+import { channelCredentials } from '../../proto/credentials.js';
 import {
-  AUTH_METADATA_KEY,
-  PROTOCOL_METADATA_KEY,
-  PROTOCOL_VERSION,
   createWorkerClient,
   grpc,
   type ScoreReply,
@@ -24,6 +21,7 @@ import { decodeResults, readResultColumns } from '../../proto/result-batch.js';
 import { sampleBatch, writeShardFile } from './sample-shards.js';
 import { echoScore } from '../../worker/echo-engine.js';
 import { mulberry32 as seeded } from '../../core/random.js';
+import { sessionWith, signed } from './session.js';
 
 export { seeded };
 
@@ -245,16 +243,23 @@ export function expectEveryCustomerOnce(run: ScoreRun, customers: string[], shar
   expect([...run.deliveries.entries()].sort()).toEqual(shards.map((s) => [s.id, 1]).sort());
 }
 
+/** Who a hand-made call comes from: the test cluster's run and token unless said otherwise (a wrong token: a stranger). */
+export interface RawCaller {
+  token?: string;
+  runId?: string;
+  account?: string;
+  protocolVersion?: number;
+}
+
+async function callerMetadata(address: string, rpc: string, o: RawCaller): Promise<grpc.Metadata> {
+  const signer = await sessionWith(address, { token: o.token ?? TEST_TOKEN, runId: o.runId ?? RUN_ID, account: o.account ?? 'test' });
+  return signed(signer, rpc, o.protocolVersion);
+}
+
 /** Opens a Score stream to a worker by hand (tests send what a correct coordinator never would). */
-export function rawScore(
-  address: string,
-  requests: ScoreRequest[],
-  o: { token?: string; protocolVersion?: number } = {},
-): Promise<{ replies: ScoreReply[]; error: grpc.ServiceError | null }> {
+export async function rawScore(address: string, requests: ScoreRequest[], o: RawCaller = {}): Promise<{ replies: ScoreReply[]; error: grpc.ServiceError | null }> {
+  const md = await callerMetadata(address, 'Score', o);
   const client = createWorkerClient(address, channelCredentials());
-  const md = new grpc.Metadata();
-  md.set(PROTOCOL_METADATA_KEY, String(o.protocolVersion ?? PROTOCOL_VERSION));
-  md.set(AUTH_METADATA_KEY, coordinatorBearer(o.token ?? TEST_TOKEN));
   const call = client.Score(md);
   const replies: ScoreReply[] = [];
   return new Promise((resolve) => {
@@ -274,12 +279,10 @@ export function rawScore(
   });
 }
 
-/** A unary call to a worker by hand, e.g. Hello with another protocol version. */
-export function rawUnary<Res>(address: string, rpc: 'Hello' | 'Health', request: unknown, o: { token?: string; protocolVersion?: number } = {}): Promise<Res> {
+/** A unary call to a worker by hand, e.g. Hello with another protocol version (Hello goes without a session). */
+export async function rawUnary<Res>(address: string, rpc: 'Hello' | 'Health' | 'Drain', request: unknown, o: RawCaller = {}): Promise<Res> {
+  const md = rpc === 'Hello' ? new grpc.Metadata() : await callerMetadata(address, rpc, o);
   const client = createWorkerClient(address, channelCredentials());
-  const md = new grpc.Metadata();
-  md.set(PROTOCOL_METADATA_KEY, String(o.protocolVersion ?? PROTOCOL_VERSION));
-  md.set(AUTH_METADATA_KEY, coordinatorBearer(o.token ?? TEST_TOKEN));
   return new Promise<Res>((resolve, reject) =>
     (client[rpc] as unknown as (r: unknown, m: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, v?: Res) => void) => void).call(
       client,
