@@ -60,7 +60,7 @@ test.each(['lstm', 'attention'] as const)('two %s workers trained in rounds lear
   expect(auc(scores, labels)).toBeGreaterThan(0.85);
 });
 
-test('rounds are deterministic given seed and round, and consecutive rounds continue Adam while others restart it', async () => {
+test('rounds are deterministic given seed and round, and each round restarts Adam: a round depends only on its starting weights', async () => {
   const spec = tinySpec('lstm');
   const a = await trainRounds(await withEngines(2), spec, 3);
   const b = await trainRounds(await withEngines(2), spec, 3);
@@ -72,8 +72,9 @@ test('rounds are deterministic given seed and round, and consecutive rounds cont
   const continued = (await engine!.trainRound(input(w1, 1))).weights;
   const [fresh] = await withEngines(1);
   const restarted = (await fresh!.trainRound(input(w1, 1))).weights;
-  expect(maxAbsDiff(continued, restarted)).toBeGreaterThan(0);
-  // a retried round (same number again) restarts Adam: it gives what a fresh worker gives
+  // the same engine after a round gives what a fresh worker gives (rounds are recomputed elsewhere when a worker is lost)
+  expect(continued).toEqual(restarted);
+  expect(maxAbsDiff(continued, w1)).toBeGreaterThan(0);
   expect((await engine!.trainRound(input(w1, 1))).weights).toEqual(restarted);
 });
 

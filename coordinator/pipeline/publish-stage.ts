@@ -79,6 +79,7 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
     products: result.partitions.map((p) => p.product),
     audienceManifest: path.join(audiences.dir, AUDIENCE_MANIFEST),
     exports: [csv.file],
+    ...(job.output.publishedMode ? { modes: job.output.publishedMode } : {}),
   });
   return {
     predictionsDir: dateDir(folder.outDir, job.account, folder.date),

@@ -6,7 +6,8 @@
  * (a kill -9), is taken over, with a log line saying whose it was.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { currentFileModes, makeDir } from '../../core/file-modes.js';
 import os from 'node:os';
 import path from 'node:path';
 import { LockedError } from '../../core/errors.js';
@@ -49,7 +50,7 @@ export async function acquireRunLock(o: RunLockOptions): Promise<RunLock> {
   const file = lockPath(o.outDir, o.account, o.date);
   const heartbeatMs = o.heartbeatMs ?? 10_000;
   const staleAfterMs = o.staleAfterMs ?? 120_000;
-  await mkdir(path.dirname(file), { recursive: true });
+  await makeDir(path.dirname(file));
   const now = new Date().toISOString();
   const mine: LockRecord = { host: os.hostname(), pid: process.pid, command: o.command, startedAt: now, heartbeatAt: now, token: randomBytes(8).toString('hex') };
 
@@ -108,7 +109,7 @@ export async function acquireRunLock(o: RunLockOptions): Promise<RunLock> {
 async function createExclusive(file: string, record: LockRecord): Promise<boolean> {
   let handle;
   try {
-    handle = await open(file, 'wx');
+    handle = await open(file, 'wx', currentFileModes().file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;

@@ -11,7 +11,8 @@ import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import { fsyncDir, writeFileDurably } from '../../core/durable-fs.js';
-import { dateDir, productFolders } from './layout.js';
+import type { FileModes } from '../../core/file-modes.js';
+import { dateDir, partitionDir, productFolder, productFolders } from './layout.js';
 import { manifestPath, readManifest } from './manifest.js';
 
 export const DATE_COMMIT_NAME = '_committed.json';
@@ -62,6 +63,8 @@ export interface DateCommitInput {
   audienceManifest: string;
   /** Absolute paths of the exported files. */
   exports: string[];
+  /** The record's permissions: the published table's. @default the run's (core/file-modes.ts) */
+  modes?: FileModes;
 }
 
 /** Records what the publish wrote, by checksum; the last write of a publish. */
@@ -82,11 +85,11 @@ export async function writeDateCommit(o: DateCommitInput): Promise<DateCommitRec
     exports: [],
   };
   for (const product of [...o.products].sort()) {
-    const file = manifestPath(path.join(dateDir(o.outDir, o.account, o.date), `product=${product}`));
+    const file = manifestPath(partitionDir(o.outDir, o.account, o.date, product));
     record.partitions.push({ product, manifest: rel(file), sha256: await digest(file) });
   }
   for (const file of o.exports) record.exports.push({ file: rel(file), sha256: await digest(file) });
-  await writeFileDurably(dateCommitPath(o.outDir, o.account, o.date), `${JSON.stringify(record, null, 2)}\n`);
+  await writeFileDurably(dateCommitPath(o.outDir, o.account, o.date), `${JSON.stringify(record, null, 2)}\n`, o.modes);
   return record;
 }
 
@@ -117,7 +120,7 @@ export async function dateCommitStatus(outDir: string, account: string, date: st
   const products = record.partitions.map((p) => p.product);
   if (record.runId !== runId) return not(`committed by run ${record.runId}, not ${runId}`, products);
   const folders = await productFolders(dateDir(outDir, account, date));
-  if (folders.join(',') !== [...products].sort().join(',')) return not(`product folders ${folders.join(', ')} differ from the record's ${products.join(', ')}`, products);
+  if (folders.join(',') !== products.map(productFolder).sort().join(',')) return not(`product folders ${folders.join(', ')} differ from the record's ${products.join(', ')}`, products);
   for (const p of record.partitions) {
     if ((await sha256Of(path.join(outDir, p.manifest))) !== p.sha256) return not(`${p.manifest} changed or is missing`, products);
     const manifest = await readManifest(path.dirname(path.join(outDir, p.manifest)));

@@ -107,7 +107,7 @@ export async function publishPredictions(o: PublishOptions): Promise<PublishResu
   const staging = stagingDir(o.outDir, o.account, o.date);
   const date = dateDir(o.outDir, o.account, o.date);
   await rm(staging, { recursive: true, force: true }); // what a killed publish of this date left
-  await makeDir(staging, modes);
+  await makeDir(staging); // private: only the partitions staged inside it become the table
   await makeDir(date, modes);
   await fsyncDir(path.dirname(date));
 
