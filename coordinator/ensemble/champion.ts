@@ -1,7 +1,8 @@
 /**
  * Champion selection: of a product's candidates (the ensemble and each single model), the one published
  * is the best on the validation customers by AUC — unless a simpler candidate is not worse beyond noise,
- * in which case the simpler one wins (the ensemble of all models first, then the count-only logistic model).
+ * in which case the simpler one wins: the count-only logistic model first (a sequence model, or the ensemble
+ * that averages it in, must beat the counts beyond noise to be published), then the ensemble of all models.
  */
 import { ModelError } from '../../core/errors.js';
 import { aucOf, pairedAucComparison, type PairedComparisonOptions } from './compare.js';
@@ -53,10 +54,10 @@ export interface ChooseChampionOptions extends PairedComparisonOptions {
   minPositives?: number;
 }
 
-/** Lower is simpler: the ensemble of all models, then the count-only logistic model, then the rest in given order. */
+/** Lower is simpler: the count-only logistic model, then the ensemble of all models, then the rest in given order. */
 export function simplicity(name: string): number {
-  if (name === ENSEMBLE_CANDIDATE) return 0;
-  if (name === 'logistic' || name.startsWith('logistic.')) return 1;
+  if (name === 'logistic' || name.startsWith('logistic.')) return 0;
+  if (name === ENSEMBLE_CANDIDATE) return 1;
   return 2;
 }
 
