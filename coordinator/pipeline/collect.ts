@@ -26,19 +26,25 @@ export async function readScoreSetRows(shardFiles: string[]): Promise<ScoreSetRo
   for (const file of shardFiles) {
     for (const batch of await readBatches(file)) {
       products = JSON.parse(batch.schema.metadata.get('nextbuy.products') ?? '[]') as string[];
-      for (const id of readUtf8Column(batch.getChild('customer_id')!)) customerIds.push(id);
+      const ids = readUtf8Column(batch.getChild('customer_id')!);
+      // A training set may stack earlier snapshots (training.snapshots): the set's own date is snapshot 0.
+      const snapshot = batch.getChild('snapshot')?.toArray() as Int8Array | undefined;
+      const keep = (row: number) => !snapshot || snapshot[row] === 0;
+      ids.forEach((id, row) => keep(row) && customerIds.push(id));
       const labels = batch.getChild('labels');
       if (!labels) {
         labelled = false;
         continue;
       }
+      const rows: Int8Array[] = [];
       for (const data of labels.data) {
         const child = data.children[0]!;
         const offsets = data.valueOffsets as Int32Array;
-        const start = offsets[data.offset]! + child.offset;
-        const end = offsets[data.offset + data.length]! + child.offset;
-        labelParts.push((child.values as Int8Array).slice(start, end));
+        for (let i = 0; i < data.length; i++) {
+          rows.push((child.values as Int8Array).slice(offsets[data.offset + i]! + child.offset, offsets[data.offset + i + 1]! + child.offset));
+        }
       }
+      rows.forEach((r, row) => keep(row) && labelParts.push(r));
     }
   }
   const index = new Map<string, number>();
