@@ -65,6 +65,8 @@ describe('aggregate features', () => {
       expect(aShoes.all_n_view_7d).toBe(2); // the hats view 20 days ago is outside the lookback
       expect(aShoes.all_n_view_1d).toBe(1);
       expect(aShoes.cat_sum_price_7d).toBe(5 + 40 + 7); // the 99 after D is a label, not a feature
+      expect(aShoes.cat_mean_price_7d).toBeCloseTo((5 + 40 + 7) / 3, 9);
+      expect(aShoes.cat_mean_price_1d).toBe(7);
       expect(aShoes.cat_days_since_event).toBeCloseTo(0.5, 9);
       expect(aShoes.all_days_since_event).toBeCloseTo(2 / 24, 9);
       expect(aShoes.cat_days_since_buy).toBeCloseTo(3 + 1 / DAY, 9);
@@ -93,7 +95,7 @@ describe('aggregate features', () => {
       expect(wide).toHaveLength(products.length * names.length);
       const p = products.indexOf('shoes');
       names.forEach((name, j) => {
-        const kind = name.includes('_days_since_') ? 'days' : name === 'tenure_days' ? 'tenure' : name.includes('_sum_') ? 'sum' : 'count';
+        const kind = name.includes('_days_since_') ? 'days' : name === 'tenure_days' ? 'tenure' : name.includes('_sum_') ? 'sum' : name.includes('_mean_') ? 'mean' : 'count';
         const raw = aShoes[name] === null ? Number.NaN : Number(aShoes[name]);
         expect(wide[p * names.length + j]).toBeCloseTo(transformAggregate(kind, raw, 7), 5);
       });

@@ -10,6 +10,7 @@
  *   <scope>_days_since_event     days from the scope's last event to the as-of instant
  *   <scope>_days_since_<buy>     days from the scope's last purchase to the as-of instant
  *   <scope>_sum_<num>_<w>d       sum of each numeric column over the last w days
+ *   <scope>_mean_<num>_<w>d      its mean per event over the last w days (0 without events)
  *   tenure_days                  days from the customer's first known event (any age) to the as-of instant
  *
  * Raw values: counts, sums and days; a recency with no such event in the lookback is NaN (written as NULL).
@@ -18,7 +19,7 @@
  */
 import { DAY_MS, type Job } from '../../jobs/job.js';
 
-export type AggregateKind = 'count' | 'days' | 'sum' | 'tenure';
+export type AggregateKind = 'count' | 'days' | 'sum' | 'mean' | 'tenure';
 export type AggregateScope = 'cat' | 'all';
 
 export interface AggregateFeature {
@@ -69,6 +70,7 @@ export function aggregateLayout(o: AggregateLayoutOptions): AggregateLayout {
   for (const scope of SCOPES) {
     o.numericColumns.forEach((c, index) => {
       for (const w of o.windowsDays) features.push({ name: `${scope}_sum_${c}_${w}d`, kind: 'sum', scope, index, windowDays: w });
+      for (const w of o.windowsDays) features.push({ name: `${scope}_mean_${c}_${w}d`, kind: 'mean', scope, index, windowDays: w });
     });
   }
   features.push({ name: 'tenure_days', kind: 'tenure', scope: null, index: -1, windowDays: 0 });
@@ -92,6 +94,7 @@ export function transformAggregate(kind: AggregateKind, raw: number, lookbackDay
     case 'count':
       return Math.log1p(Math.max(raw, 0));
     case 'sum':
+    case 'mean':
       return raw === 0 ? 0 : Math.sign(raw) * Math.log1p(Math.abs(raw));
     case 'days':
       return Math.log1p(Number.isNaN(raw) ? lookbackDays + 1 : Math.max(raw, 0));
@@ -168,6 +171,13 @@ export class AggregateAccumulator {
         case 'sum':
           out[j] = this.sums[(slot * this.numerics + f.index) * this.windows + this.layout.windowsDays.indexOf(f.windowDays)]!;
           break;
+        case 'mean': {
+          const w = this.layout.windowsDays.indexOf(f.windowDays);
+          let events = 0;
+          for (let t = 0; t < this.types; t++) events += this.counts[(slot * this.types + t) * this.windows + w]!;
+          out[j] = events === 0 ? 0 : this.sums[(slot * this.numerics + f.index) * this.windows + w]! / events;
+          break;
+        }
         case 'days': {
           const t = f.index < 0 ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
           out[j] = Number.isNaN(t) ? Number.NaN : (asOfMs - t) / DAY_MS;
