@@ -15,7 +15,7 @@ Usage:
   nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml] [--allow-stale]
   nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force] [--allow-stale]
   nextbuy explain --account ACCOUNT --date YYYY-MM-DD --customer ID [--product P] [--top N] [--json]
-  nextbuy gc --account ACCOUNT [--older-than 30d] [--date YYYY-MM-DD] [--dry-run]
+  nextbuy gc --account ACCOUNT [--older-than 30d] [--date YYYY-MM-DD] [--dry-run] [--json]
 
 Tasks (each reads what the earlier ones left in the run folder; 'run' does them all in order):
   preprocess   validate the events, build vocabularies and point-in-time sequences, write shards

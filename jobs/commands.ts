@@ -77,7 +77,7 @@ async function gc(args: CliArgs, job: Job): Promise<number> {
     throw new UsageError(`nothing to remove: pass --older-than N (e.g. 30d) or set output.retain in ${job.file}`);
   }
   const result = await applyRetention({ outDir: job.output.dir, account: job.account, runsDays, exportsDays, today: args.date!, dryRun: args.dryRun });
-  process.stdout.write(formatRetention(result));
+  process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : formatRetention(result));
   return 0;
 }
 

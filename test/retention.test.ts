@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { afterEach, describe, expect, test } from 'vitest';
 import { EXIT_CODES, JobFileError } from '../core/errors.js';
 import { applyRetention } from '../coordinator/pipeline/index.js';
-import { acquireRunLock, type RunLock } from '../coordinator/pipeline/run-lock.js';
+import { acquireRunLock, lockPath, type RunLock } from '../coordinator/pipeline/run-lock.js';
 import { dateCommitPath, dateCommitStatus } from '../coordinator/publish/index.js';
 import { compileJob } from '../jobs/job-file.js';
 import { runCli } from './helpers/cli.js';
@@ -105,6 +105,19 @@ describe('gc', () => {
     expect(dry.freedBytes).toBe(real.freedBytes);
   });
 
+  test('a stale lock (its process is gone) does not keep a date: gc takes it over, and the dry run says the same', async () => {
+    const out = await tempOut();
+    const night = await fakeNight(out, '2024-04-01');
+    const lock = lockPath(out, ACCOUNT, '2024-04-01');
+    const now = new Date().toISOString();
+    await writeFile(lock, JSON.stringify({ host: os.hostname(), pid: 2 ** 22 + 1, command: 'run', startedAt: now, heartbeatAt: now, token: 'gone' }));
+    const dry = await applyRetention({ outDir: out, account: ACCOUNT, runsDays: 14, exportsDays: null, today: TODAY, dryRun: true });
+    expect(dry.removed.map((e) => e.date)).toEqual(['2024-04-01']);
+    await applyRetention({ outDir: out, account: ACCOUNT, runsDays: 14, exportsDays: null, today: TODAY });
+    expect(await exists(night.runDir)).toBe(false);
+    expect(await exists(lock)).toBe(false);
+  });
+
   test('a run folder holding the models latest.json names is kept (scoring-only nights load them)', async () => {
     const out = await tempOut();
     const n = await nights(out);
@@ -142,6 +155,14 @@ describe('gc', () => {
     expect(await exists(n['2024-04-01']!.runDir)).toBe(false);
     expect(await exists(n['2024-04-10']!.runDir)).toBe(true);
     expect(await exists(n['2024-04-10']!.exportDir)).toBe(false);
+
+    const json = await gc('--older-than', '1d', '--dry-run', '--json');
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout);
+    expect(parsed).toMatchObject({ account: ACCOUNT, today: TODAY, dryRun: true, freedBytes: 3 * 3000 + 2 * 500 });
+    expect(parsed.removed.map((e: { kind: string; date: string }) => `${e.kind} ${e.date}`).sort()).toEqual([
+      'export 2024-04-26', 'export 2024-05-08', 'run 2024-04-10', 'run 2024-04-26', 'run 2024-05-08',
+    ]);
 
     const bad = await gc('--older-than', 'a month');
     expect(bad.code).toBe(EXIT_CODES.USAGE);

@@ -20,7 +20,7 @@ import { log } from '../../core/log.js';
 import { dateCommitPath, markExportsRemoved } from '../publish/index.js';
 import { lastPublishedBefore } from './previous-champion.js';
 import { readJson } from './run-folder.js';
-import { acquireRunLock, lockPath } from './run-lock.js';
+import { acquireRunLock, isLockHeld } from './run-lock.js';
 import type { ModelsFile } from './state.js';
 
 const DAY_MS = 86_400_000;
@@ -92,7 +92,7 @@ export async function applyRetention(o: RetentionOptions): Promise<RetentionResu
       continue;
     }
     if (result.dryRun) {
-      if (await exists(lockPath(o.outDir, o.account, entry.date))) keep('locked: a run of this date is in progress');
+      if (await isLockHeld(o.outDir, o.account, entry.date)) keep('locked: a run of this date is in progress');
       else result.removed.push(entry);
       continue;
     }
