@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { parseDateMs } from './job-file.js';
 
-export const TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run', 'backfill', 'explain'] as const;
+export const TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run', 'backfill', 'explain', 'gc'] as const;
 export type Task = (typeof TASKS)[number];
 /** Tasks a backfill can run for each date. */
 export const DATE_TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run'] as const;
@@ -15,6 +15,7 @@ Usage:
   nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml] [--allow-stale]
   nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force] [--allow-stale]
   nextbuy explain --account ACCOUNT --date YYYY-MM-DD --customer ID [--product P] [--top N] [--json]
+  nextbuy gc --account ACCOUNT [--older-than 30d] [--date YYYY-MM-DD] [--dry-run] [--json]
 
 Tasks (each reads what the earlier ones left in the run folder; 'run' does them all in order):
   preprocess   validate the events, build vocabularies and point-in-time sequences, write shards
@@ -26,6 +27,8 @@ Tasks (each reads what the earlier ones left in the run folder; 'run' does them 
   backfill     run a task for every date from --from to --to (inclusive), skipping committed dates
   explain      why a customer got their scores on DATE: per model, the events that raised the score most
                (and, for the attention model, the events it attended to), with their time, type, item, category
+  gc           remove run folders and exports older than N days (output.retain, or --older-than) and say what
+               it freed; never the published tables, the latest committed date, or a date being run
 
 Options:
   --account A     account to run for; must match the job file's account
@@ -43,6 +46,8 @@ Options:
   --product P     explain: only the models for product P @default all models
   --top N         explain: events per list @default 5
   --json          explain: print JSON instead of text
+  --older-than N  gc: remove what is dated more than N days (e.g. 30d) before --date @default output.retain
+  --dry-run       gc: say what would be removed, remove nothing
   --help          this text
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 job file, 4 input data, 5 cluster, 6 model, 7 publish, 8 protocol, 9 security, 10 date locked by another run, 143 stopped by SIGTERM/SIGINT.`;
@@ -67,6 +72,9 @@ export interface CliArgs {
   product: string | null;
   top: number;
   json: boolean;
+  /** gc: days, or null for the job's output.retain. */
+  olderThanDays: number | null;
+  dryRun: boolean;
 }
 
 export type ParsedCommand = { help: true } | { help: false; args: CliArgs };
@@ -94,6 +102,8 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
         product: { type: 'string' },
         top: { type: 'string' },
         json: { type: 'boolean' },
+        'older-than': { type: 'string' },
+        'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -130,6 +140,8 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
     product: values.product ?? null,
     top: values.top === undefined ? 5 : positiveInt(values.top, '--top'),
     json: values.json ?? false,
+    olderThanDays: values['older-than'] === undefined ? null : daysArg(values['older-than'], '--older-than'),
+    dryRun: values['dry-run'] ?? false,
   };
   if (task === 'explain' && !args.customer) throw new UsageError('explain needs --customer, e.g. --customer 1000047');
   if (task === 'backfill') {
@@ -137,6 +149,8 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
     args.from = dateArg(values.from, '--from', now);
     args.to = dateArg(values.to, '--to', now);
     if (args.from > args.to) throw new UsageError(`--from ${args.from} is after --to ${args.to}`);
+  } else if (task === 'gc') {
+    args.date = dateArg(values.date ?? 'today', '--date', now);
   } else {
     if (!values.date) throw new UsageError('--date is required, e.g. --date 2017-12-02');
     args.date = dateArg(values.date, '--date', now);
@@ -150,6 +164,12 @@ function dateArg(v: string, flag: string, now: Date): string {
   if (v === 'yesterday') return new Date(today - 86_400_000).toISOString().slice(0, 10);
   if (parseDateMs(v) === null) throw new UsageError(`${flag} must be a date YYYY-MM-DD (or today/yesterday), got "${v}"`);
   return v;
+}
+
+function daysArg(v: string, flag: string): number {
+  const m = /^(\d+)d?$/.exec(v);
+  if (!m || Number(m[1]) < 1) throw new UsageError(`${flag} must be a whole number of days ≥ 1, like 30d, got "${v}"`);
+  return Number(m[1]);
 }
 
 function positiveInt(v: string, flag: string): number {

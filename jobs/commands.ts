@@ -2,8 +2,8 @@
 import { UsageError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { serveMetricsFromEnv } from '../core/metrics.js';
-import type { Job } from './job.js';
-import { PIPELINE, runDate, type PipelineTask } from '../coordinator/pipeline/index.js';
+import { DEFAULT_RETAIN, type Job } from './job.js';
+import { applyRetention, formatRetention, PIPELINE, runDate, type PipelineTask } from '../coordinator/pipeline/index.js';
 import type { CliArgs } from './args.js';
 import { backfill, printBackfillTable } from './backfill.js';
 import { loadJob } from './job-file.js';
@@ -35,6 +35,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
     process.stdout.write(args.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation));
     return 0;
   }
+  if (args.task === 'gc') return gc(args, job);
   if (args.task === 'backfill') {
     const rows = await backfill({
       job,
@@ -65,6 +66,18 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
     stop,
   });
   process.stdout.write(formatSummary(summary));
+  return 0;
+}
+
+async function gc(args: CliArgs, job: Job): Promise<number> {
+  const retain = job.output.retain ?? DEFAULT_RETAIN;
+  const runsDays = args.olderThanDays ?? retain.runsDays;
+  const exportsDays = args.olderThanDays ?? retain.exportsDays;
+  if (runsDays === null && exportsDays === null) {
+    throw new UsageError(`nothing to remove: pass --older-than N (e.g. 30d) or set output.retain in ${job.file}`);
+  }
+  const result = await applyRetention({ outDir: job.output.dir, account: job.account, runsDays, exportsDays, today: args.date!, dryRun: args.dryRun });
+  process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : formatRetention(result));
   return 0;
 }
 

@@ -10,7 +10,7 @@ import { parseDuration } from '../core/duration.js';
 import { formatMode, modesOf, PRIVATE_MODES, type FileModes } from '../core/file-modes.js';
 import { defaultWindowsDays } from '../coordinator/features/index.js';
 import { checkMappings } from './column-expression.js';
-import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_REPLICAS, DEFAULT_CHAMPION, type ActionRule, type Architecture, type Job } from './job.js';
+import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_REPLICAS, DEFAULT_CHAMPION, DEFAULT_RETAIN, type ActionRule, type Architecture, type Job, type RetainSettings } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -186,7 +186,7 @@ export function compileJob(raw: unknown, file: string): Job {
   const calibration = { method: (f.oneOf(calibrationRaw.method, 'calibration.method', ['platt', 'none']) ?? DEFAULT_CALIBRATION.method) as 'platt' | 'none' };
 
   const output = f.object(root.output, 'output') ?? {};
-  f.noUnknown(output, 'output', ['dir', 'mode', 'publishedMode', 'csvFormulaGuard']);
+  f.noUnknown(output, 'output', ['dir', 'mode', 'publishedMode', 'csvFormulaGuard', 'retain']);
   const mode = fileMode(f, output.mode, 'output.mode') ?? PRIVATE_MODES;
   const resources = f.object(root.resources, 'resources') ?? {};
   f.noUnknown(resources, 'resources', ['memoryLimit', 'threads']);
@@ -264,6 +264,7 @@ export function compileJob(raw: unknown, file: string): Job {
       mode,
       publishedMode: fileMode(f, output.publishedMode, 'output.publishedMode') ?? mode,
       csvFormulaGuard: f.boolean(output.csvFormulaGuard, 'output.csvFormulaGuard') ?? true,
+      retain: compileRetain(f, output.retain),
     },
     resources: {
       memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
@@ -317,6 +318,14 @@ function compileChampion(f: Fields, raw: unknown): NonNullable<Job['champion']> 
     minValidationPositives: f.integer(c.minValidationPositives, 'champion.minValidationPositives', { min: 1, max: 1_000_000 }) ?? DEFAULT_CHAMPION.minValidationPositives,
     resamples: f.integer(c.resamples, 'champion.resamples', { min: 50, max: 100_000 }) ?? DEFAULT_CHAMPION.resamples,
   };
+}
+
+function compileRetain(f: Fields, raw: unknown): RetainSettings {
+  const r = f.object(raw, 'output.retain') ?? {};
+  f.noUnknown(r, 'output.retain', ['runsDays', 'exportsDays']);
+  const days = (field: 'runsDays' | 'exportsDays') =>
+    f.integer(r[field], `output.retain.${field}`, { min: 1, max: 36_600, hint: 'a whole number of days ≥ 1 (or null to keep all)' }) ?? DEFAULT_RETAIN[field];
+  return { runsDays: days('runsDays'), exportsDays: days('exportsDays') };
 }
 
 /** A quoted octal file mode ('0640'): the owner reads and writes, nobody else writes, no execute bits. */

@@ -219,6 +219,18 @@ export interface JobFile {
      * and text cells are quoted, so spreadsheets do not run them as formulas. Turn off for machine consumers. @default true
      */
     csvFormulaGuard?: boolean;
+    /**
+     * Retention, applied after each successful run that publishes (and by `nextbuy gc` without --older-than):
+     * run folders and CSV exports dated more than this many days before the run's date are removed
+     * (whole days ≥ 1, or null to keep them all). Never removed: the published tables and audiences, the
+     * latest committed date, models still in use, a date whose lock is held. @default { runsDays: null, exportsDays: null } (keep all)
+     */
+    retain?: {
+      /** Run folders (shards, checkpoints, models, scores, the report) older than this many days go. @default null (keep all) */
+      runsDays?: number | null;
+      /** Exports (`exports/account=<a>/date=<d>/`) older than this many days go. @default null (keep all) */
+      exportsDays?: number | null;
+    };
   };
   security?: {
     /**
@@ -314,7 +326,7 @@ export interface Job {
   /** Always set by loadJob/compileJob. Absent: DEFAULT_CALIBRATION. */
   calibration?: { method: 'platt' | 'none' };
   /** Fields beyond `dir` are always set by loadJob/compileJob; optional so that Jobs built in code keep compiling (defaults: private modes, guard on). */
-  output: { dir: string; mode?: FileModes; publishedMode?: FileModes; csvFormulaGuard?: boolean };
+  output: { dir: string; mode?: FileModes; publishedMode?: FileModes; csvFormulaGuard?: boolean; retain?: RetainSettings };
   resources: { memoryLimit: string; threads: number | null };
   /**
    * Always set by loadJob/compileJob; optional so that Jobs built in code (tests) keep compiling.
@@ -333,4 +345,7 @@ export const DEFAULT_REPLICAS = 4;
 export const DAY_MS = 86_400_000;
 
 export const DEFAULT_CHAMPION: NonNullable<Job['champion']> = { select: true, compareWithPrevious: true, minValidationPositives: 10, resamples: 400 };
+/** output.retain, compiled: days, or null to keep all. */
+export interface RetainSettings { runsDays: number | null; exportsDays: number | null }
+export const DEFAULT_RETAIN: RetainSettings = { runsDays: null, exportsDays: null };
 export const DEFAULT_CALIBRATION: NonNullable<Job['calibration']> = { method: 'platt' };

@@ -11,7 +11,7 @@ import { describeIoError, InputError, isSystemIoError, ModelError, NextbuyError,
 import { makeDir, PRIVATE_MODES, withFileModes } from '../../core/file-modes.js';
 import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
-import type { Job } from '../../jobs/job.js';
+import { DEFAULT_RETAIN, type Job } from '../../jobs/job.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
 import { runFolder, type RunFolder } from './run-folder.js';
 import { removeTempFiles, writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
@@ -26,11 +26,13 @@ import { trainStage } from './train-stage.js';
 import { evaluateStage, type EvaluationSummary, type NightScores } from './evaluate-stage.js';
 import { publishStage, type PublishSummary } from './publish-stage.js';
 import { scorePreviousChampion } from './previous-champion.js';
+import { applyRetention } from './retention.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
 export { evaluationSummary, type EvaluationSummary } from './evaluate-stage.js';
 export { watchWorkers, type WorkerEventCounts, type WorkerWatch } from './worker-events.js';
+export { applyRetention, formatRetention, type RetentionOptions, type RetentionResult } from './retention.js';
 export { files as runFiles, requireJson, type ModelEntry, type ModelsFile } from './state.js';
 
 export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';
@@ -87,15 +89,29 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
     outDir: folder.outDir, account: folder.account, date: folder.date,
     command: o.tasks.length === PIPELINE.length ? 'run' : o.tasks.join(', '),
   });
+  let summary: RunSummary;
   try {
     const lease = o.env === 'k8s' ? await k8sRunLease(folder) : null;
     try {
-      return await runLocked(o, folder);
+      summary = await runLocked(o, folder);
     } finally {
       await lease?.release();
     }
   } finally {
     await lock.release();
+  }
+  if (o.tasks.includes('publish')) await retainAfterRun(o.job, o.date);
+  return summary;
+}
+
+/** output.retain after a run that published: relative to the run's date; a failure is logged, never fails the published night. */
+async function retainAfterRun(job: Job, date: string): Promise<void> {
+  const retain = job.output.retain ?? DEFAULT_RETAIN;
+  if (retain.runsDays === null && retain.exportsDays === null) return;
+  try {
+    await applyRetention({ outDir: job.output.dir, account: job.account, runsDays: retain.runsDays, exportsDays: retain.exportsDays, today: date });
+  } catch (e) {
+    log.warn('retention.failed', { account: job.account, date, error: (e as Error).message, hint: "run 'nextbuy gc' to retry" });
   }
 }
 

@@ -106,6 +106,14 @@ export async function acquireRunLock(o: RunLockOptions): Promise<RunLock> {
   };
 }
 
+/** Whether a live holder has the date's lock (a stale one, which the next taker would take over, does not count). */
+export async function isLockHeld(outDir: string, account: string, date: string, staleAfterMs = 120_000): Promise<boolean> {
+  const file = lockPath(outDir, account, date);
+  const held = await readLock(file);
+  if (held) return whyStale(held, staleAfterMs) === null;
+  return (await stat(file).catch(() => null)) !== null && (await unreadableStale(file, staleAfterMs)) === null;
+}
+
 async function createExclusive(file: string, record: LockRecord): Promise<boolean> {
   let handle;
   try {

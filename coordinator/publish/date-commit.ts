@@ -7,11 +7,11 @@
  * audiences) is an unfinished date that `run` and `backfill` complete.
  */
 import { createHash } from 'node:crypto';
-import { readFile, unlink } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PublishError } from '../../core/errors.js';
 import { fsyncDir, writeFileDurably } from '../../core/durable-fs.js';
-import type { FileModes } from '../../core/file-modes.js';
+import { modesOf, type FileModes } from '../../core/file-modes.js';
 import { dateDir, partitionDir, productFolder, productFolders } from './layout.js';
 import { manifestPath, readManifest } from './manifest.js';
 
@@ -27,6 +27,8 @@ export interface DateCommitRecord {
   /** The audience manifest and the CSV export, by path relative to the output folder, with their sha256. */
   audiences: { manifest: string; sha256: string };
   exports: { file: string; sha256: string }[];
+  /** When retention (`nextbuy gc`) removed the exports: the date stays committed without them. */
+  exportsRemovedAt?: string;
 }
 
 export function dateCommitPath(outDir: string, account: string, date: string): string {
@@ -126,9 +128,34 @@ export async function dateCommitStatus(outDir: string, account: string, date: st
     const manifest = await readManifest(path.dirname(path.join(outDir, p.manifest)));
     if (manifest?.runId !== runId) return not(`${p.manifest} is not from run ${runId}`, products);
   }
-  for (const f of [record.audiences.manifest, ...record.exports.map((e) => e.file)]) {
+  const exportFiles = record.exportsRemovedAt ? [] : record.exports.map((e) => e.file);
+  for (const f of [record.audiences.manifest, ...exportFiles]) {
     const expected = f === record.audiences.manifest ? record.audiences.sha256 : record.exports.find((e) => e.file === f)!.sha256;
     if ((await sha256Of(path.join(outDir, f))) !== expected) return not(`${f} changed or is missing`, products);
   }
   return { committed: true, reason: null, products };
+}
+
+/**
+ * Records in the date's commit record that retention removed its exports (before it removes them), so that
+ * the date still counts as committed. Keeps the record's permissions; a no-op without a record.
+ */
+export async function markExportsRemoved(outDir: string, account: string, date: string): Promise<void> {
+  const file = dateCommitPath(outDir, account, date);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  let record: DateCommitRecord;
+  try {
+    record = JSON.parse(text) as DateCommitRecord;
+  } catch {
+    return; // Unreadable: the date does not count as committed anyway (dateCommitStatus says why).
+  }
+  if (record.exportsRemovedAt) return;
+  record.exportsRemovedAt = new Date().toISOString();
+  await writeFileDurably(file, `${JSON.stringify(record, null, 2)}\n`, modesOf((await stat(file)).mode & 0o777));
 }

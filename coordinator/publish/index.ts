@@ -19,5 +19,5 @@ export { PREDICTION_SCHEMA, NO_ACTION } from './schema.js';
 export type { PredictionRow } from './schema.js';
 export { partitionDir, dateDir, audienceDir, stagingDir, safeComponent, safeDate } from './layout.js';
 export type { DuckDBSettings } from './duckdb.js';
-export { writeDateCommit, removeDateCommit, dateCommitStatus, dateCommitPath, DATE_COMMIT_NAME } from './date-commit.js';
+export { writeDateCommit, removeDateCommit, markExportsRemoved, dateCommitStatus, dateCommitPath, DATE_COMMIT_NAME } from './date-commit.js';
 export type { DateCommitRecord, DateCommitStatus } from './date-commit.js';
