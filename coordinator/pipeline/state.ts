@@ -13,7 +13,7 @@ export interface RunState {
   runId: string;
   account: string;
   date: string;
-  /** Hash of the input files' names, sizes and modification times when preprocess ran. */
+  /** Hash of the input files' names (relative to the input root), sizes and modification times when preprocess ran. */
   inputFingerprint: string | null;
   /** Tasks finished, with when and how long. */
   done: Partial<Record<'preprocess' | 'train' | 'score' | 'evaluate' | 'publish', { at: string; ms: number }>>;
