@@ -26,11 +26,13 @@ import { trainStage } from './train-stage.js';
 import { evaluateStage, type EvaluationSummary, type NightScores } from './evaluate-stage.js';
 import { publishStage, type PublishSummary } from './publish-stage.js';
 import { scorePreviousChampion } from './previous-champion.js';
+import { summaryJson } from './summary-file.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
 export { evaluationSummary, type EvaluationSummary } from './evaluate-stage.js';
 export { watchWorkers, type WorkerEventCounts, type WorkerWatch } from './worker-events.js';
+export { summaryJson, SUMMARY_FORMAT_VERSION, type SummaryJson } from './summary-file.js';
 export { files as runFiles, requireJson, type ModelEntry, type ModelsFile } from './state.js';
 
 export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';
@@ -236,6 +238,11 @@ async function runLocked(o: RunOptions, folder: RunFolder, listing: InputListing
   }
   if (failure) throw failure;
   summary.totalMs = Date.now() - started;
+  try {
+    await writeJsonDurably(files(folder).summary, summaryJson(summary));
+  } catch (e) {
+    throw stageFailure(current, e);
+  }
   return summary;
 }
 

@@ -47,6 +47,8 @@ export const files = (f: RunFolder) => ({
   models: path.join(f.dir, 'models.json'),
   ensemble: path.join(f.dir, 'ensemble.json'),
   evaluation: path.join(f.dir, 'evaluation.json'),
+  /** The last successful invocation's summary (summary-file.ts). */
+  summary: path.join(f.dir, 'summary.json'),
   latestModels: path.join(f.outDir, 'models', `account=${f.account}`, 'latest.json'),
 });
 
