@@ -56,3 +56,15 @@ test('other input data or other settings give another run id; where outputs go a
   expect(otherData).not.toBe(base);
   expect(otherData).not.toBe(otherSettings);
 });
+
+test('an output folder inside the input folder does not count as input', async () => {
+  const { dir, conf } = await taobaoJob();
+  await cp(path.join(dir, 'events.csv.gz'), path.join(dir, 'data/events.csv.gz'));
+  const job = parse(await readFile(conf, 'utf8')) as Record<string, Record<string, unknown>>;
+  await writeFile(conf, stringify({ ...job, input: { ...job.input, path: 'data', format: 'csv' }, output: { dir: 'data/out' } }));
+  const before = runFolder(await loadJob(conf), DATE).runId;
+  await cp(path.join(dir, 'events.csv.gz'), path.join(dir, 'data/out/runs/something.arrow'));
+  expect(runFolder(await loadJob(conf), DATE).runId).toBe(before);
+  await cp(path.join(dir, 'events.csv.gz'), path.join(dir, 'data/more.csv.gz'));
+  expect(runFolder(await loadJob(conf), DATE).runId).not.toBe(before);
+});

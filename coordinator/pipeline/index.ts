@@ -82,7 +82,7 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
 }
 
 async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
-  const listing = listInput(o.job.input.path);
+  const listing = listInput(o.job.input.path, o.job.output.dir);
   const folder = runFolder(o.job, o.date, listing);
   // The output folder leads to the published table too: when it is new, it gets the table's folder mode.
   await makeDir(folder.outDir, o.job.output.publishedMode ?? PRIVATE_MODES);

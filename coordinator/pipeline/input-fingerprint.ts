@@ -22,7 +22,8 @@ export interface InputListing {
 
 const GLOB = /[*?[]/;
 
-export function listInput(inputPath: string): InputListing {
+/** `outDir`: left out when it lies inside the input folder, or each run's own outputs would change the input. */
+export function listInput(inputPath: string, outDir?: string): InputListing {
   const glob = GLOB.test(inputPath);
   const s = glob ? null : statOrNull(inputPath);
   const root = glob
@@ -33,6 +34,7 @@ export function listInput(inputPath: string): InputListing {
     const st = statOrNull(p);
     if (!st) return;
     if (st.isDirectory()) {
+      if (outDir !== undefined && path.resolve(p) === path.resolve(outDir)) return;
       for (const e of readdirSync(p).sort()) walk(path.join(p, e));
     } else files.push({ name: path.relative(root, p).split(path.sep).join('/'), size: st.size, mtimeMs: st.mtimeMs });
   };

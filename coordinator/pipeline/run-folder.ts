@@ -32,7 +32,7 @@ export interface RunFolder {
 }
 
 /** `listing`: the input as listed by the caller (listed here when absent). */
-export function runFolder(job: Job, date: string, listing: InputListing = listInput(job.input.path)): RunFolder {
+export function runFolder(job: Job, date: string, listing: InputListing = listInput(job.input.path, job.output.dir)): RunFolder {
   const dir = path.join(job.output.dir, 'runs', `account=${job.account}`, `date=${date}`);
   return {
     account: job.account,
