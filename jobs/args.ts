@@ -1,7 +1,9 @@
 /** The command line: `nextbuy <task> --account A --date D [--env local|k8s] [--conf job.yaml]`, parsed and checked. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { parseDateMs } from './job-file.js';
+import { closest } from './suggest.js';
 
 export const TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run', 'backfill', 'explain', 'gc'] as const;
 export type Task = (typeof TASKS)[number];
@@ -9,48 +11,160 @@ export type Task = (typeof TASKS)[number];
 export const DATE_TASKS = ['preprocess', 'train', 'score', 'evaluate', 'publish', 'run'] as const;
 export type DateTask = (typeof DATE_TASKS)[number];
 
-export const USAGE = `nextbuy — nightly purchase-propensity training and scoring
+type Command = 'date' | 'backfill' | 'explain' | 'gc';
+const commandOf = (t: Task): Command => (t === 'backfill' || t === 'explain' || t === 'gc' ? t : 'date');
 
-Usage:
-  nextbuy <task> --account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml] [--allow-stale]
-  nextbuy backfill --account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force] [--allow-stale]
-  nextbuy explain --account ACCOUNT --date YYYY-MM-DD --customer ID [--product P] [--top N] [--json]
-  nextbuy gc --account ACCOUNT [--older-than 30d] [--date YYYY-MM-DD] [--dry-run] [--json]
+const TASK_HELP: Record<Task, string> = {
+  preprocess: 'validate the events, build vocabularies and point-in-time sequences, write shards',
+  train: 'train the models on the sequences as of DATE minus the label horizon',
+  score: 'score every customer known as of DATE with every model, on the workers',
+  evaluate: 'ensemble per product and evaluate on the label window after DATE (when it has happened)',
+  publish: 'commit the prediction table partitions for ACCOUNT/DATE atomically',
+  run: 'all of the above, in order',
+  backfill: 'run a task for every date from --from to --to (inclusive), skipping committed dates',
+  explain: 'why a customer got their scores on DATE: per model, the events that raised the score most\n' +
+    '(and, for the attention model, the events it attended to), with their time, type, item, category',
+  gc: 'remove run folders and exports older than N days (output.retain, or --older-than) and say what\n' +
+    'it freed; never the published tables, the latest committed date, or a date being run',
+};
 
-Tasks (each reads what the earlier ones left in the run folder; 'run' does them all in order):
-  preprocess   validate the events, build vocabularies and point-in-time sequences, write shards
-  train        train the models on the sequences as of DATE minus the label horizon
-  score        score every customer known as of DATE with every model, on the workers
-  evaluate     ensemble per product and evaluate on the label window after DATE (when it has happened)
-  publish      commit the prediction table partitions for ACCOUNT/DATE atomically
-  run          all of the above
-  backfill     run a task for every date from --from to --to (inclusive), skipping committed dates
-  explain      why a customer got their scores on DATE: per model, the events that raised the score most
-               (and, for the attention model, the events it attended to), with their time, type, item, category
-  gc           remove run folders and exports older than N days (output.retain, or --older-than) and say what
-               it freed; never the published tables, the latest committed date, or a date being run
+const SYNOPSIS: Record<Command, string> = {
+  date: '--account ACCOUNT --date YYYY-MM-DD [--env local|k8s] [--conf job.yaml] [--workers N] [--allow-stale] [--json]',
+  backfill: '--account ACCOUNT --from YYYY-MM-DD --to YYYY-MM-DD [--task run] [--parallel N] [--force] [--allow-stale] [--json]',
+  explain: '--account ACCOUNT --date YYYY-MM-DD --customer ID [--product P] [--top N] [--json]',
+  gc: '--account ACCOUNT [--conf job.yaml] [--older-than 30d] [--date YYYY-MM-DD] [--dry-run] [--json]',
+};
 
-Options:
-  --account A     account to run for; must match the job file's account
-  --date D        the night being scored (UTC date); 'today' and 'yesterday' are accepted
-  --conf FILE     job file (YAML) @default jobs/<account>.yaml
-  --env ENV       local: worker processes on this machine; k8s: worker pods (in-cluster) @default local
-  --workers N     override cluster.workers from the job file
-  --from, --to    backfill date range (inclusive)
-  --task T        backfill: the task to run per date @default run
-  --parallel N    backfill: dates run at once @default 1
-  --force         backfill: rerun dates that are already committed
-  --allow-stale   build even when the input looks stale (validation.maxStaleness, validation.minLastDayShare);
-                  the run's preprocess stats and summary record it
-  --customer ID   explain: the customer id as in the input
-  --product P     explain: only the models for product P @default all models
-  --top N         explain: events per list @default 5
-  --json          explain: print JSON instead of text
-  --older-than N  gc: remove what is dated more than N days (e.g. 30d) before --date @default output.retain
-  --dry-run       gc: say what would be removed, remove nothing
-  --help          this text
+interface OptionSpec {
+  name: string;
+  /** The value's placeholder; absent for a flag. */
+  value?: string;
+  short?: string;
+  /** One text, or one per command where it differs. */
+  help: string | Partial<Record<Command, string>>;
+  default?: string;
+  commands: readonly Command[];
+}
 
-Exit codes: 0 ok, 1 internal error, 2 usage, 3 job file, 4 input data, 5 cluster, 6 model, 7 publish, 8 protocol, 9 security, 10 date locked by another run, 143 stopped by SIGTERM/SIGINT.`;
+const ALL: readonly Command[] = ['date', 'backfill', 'explain', 'gc'];
+/** Every option: the parser, the help texts and the "did you mean" suggestions all read this one list. */
+const OPTIONS: OptionSpec[] = [
+  { name: 'account', value: 'A', help: "account to run for; must match the job file's account (required)", commands: ALL },
+  {
+    name: 'date',
+    value: 'D',
+    help: {
+      date: "the night being scored (UTC date); 'today' and 'yesterday' are accepted (required)",
+      explain: "the night being scored (UTC date); 'today' and 'yesterday' are accepted (required)",
+      gc: 'the day ages are counted from',
+    },
+    commands: ['date', 'explain', 'gc'],
+  },
+  { name: 'conf', value: 'FILE', help: 'job file (YAML)', default: 'jobs/<account>.yaml', commands: ALL },
+  { name: 'env', value: 'ENV', help: 'local: worker processes on this machine; k8s: worker pods (in-cluster)', default: 'local', commands: ['date', 'backfill'] },
+  { name: 'workers', value: 'N', help: 'override cluster.workers from the job file', default: 'the job file\'s cluster.workers', commands: ['date', 'backfill'] },
+  { name: 'from', value: 'D', help: 'first date of the range (required)', commands: ['backfill'] },
+  { name: 'to', value: 'D', help: 'last date of the range, inclusive (required)', commands: ['backfill'] },
+  { name: 'task', value: 'T', help: `the task to run per date: ${DATE_TASKS.join(', ')}`, default: 'run', commands: ['backfill'] },
+  { name: 'parallel', value: 'N', help: 'dates run at once', default: '1', commands: ['backfill'] },
+  { name: 'force', help: 'rerun dates that are already committed', commands: ['backfill'] },
+  {
+    name: 'allow-stale',
+    help: 'build even when the input looks stale (validation.maxStaleness, validation.minLastDayShare);\nthe run\'s preprocess stats and summary record it',
+    commands: ['date', 'backfill'],
+  },
+  { name: 'customer', value: 'ID', help: 'the customer id as in the input (required)', commands: ['explain'] },
+  { name: 'product', value: 'P', help: 'only the models for product P', default: 'all models', commands: ['explain'] },
+  { name: 'top', value: 'N', help: 'events per list', default: '5', commands: ['explain'] },
+  { name: 'older-than', value: 'N', help: 'remove what is dated more than N days (e.g. 30d) before --date', default: "the job file's output.retain", commands: ['gc'] },
+  { name: 'dry-run', help: 'say what would be removed, remove nothing', commands: ['gc'] },
+  {
+    name: 'json',
+    help: {
+      date: 'print the run summary (the run folder\'s summary.json) as JSON on stdout, and nothing else',
+      backfill: 'print one JSON object per date and line instead of the table',
+      explain: 'print JSON instead of text',
+      gc: 'print what was removed and kept as JSON',
+    },
+    commands: ALL,
+  },
+  { name: 'help', short: 'h', help: 'this text', commands: ALL },
+  { name: 'version', help: 'the nextbuy version', commands: ALL },
+];
+
+const EXIT_CODES_TEXT =
+  'Exit codes: 0 ok, 1 internal error, 2 usage, 3 job file, 4 input data, 5 cluster, 6 model, 7 publish, 8 protocol, 9 security, 10 date locked by another run, 143 stopped by SIGTERM/SIGINT.';
+
+function optionLines(command: Command | null): string[] {
+  const lines: string[] = [];
+  for (const o of OPTIONS) {
+    if (command && !o.commands.includes(command)) continue;
+    if (!command && (o.name === 'from' || o.name === 'to')) {
+      if (o.name === 'from') lines.push(...formatOption('--from, --to', 'backfill: the date range (inclusive)'));
+      continue;
+    }
+    let help = typeof o.help === 'string' ? o.help : command ? o.help[command]! : Object.entries(o.help).map(([c, h]) => `${c === 'date' ? 'a task' : c}: ${h}`).join('\n');
+    if (!command && o.commands.length === 1) help = `${o.commands[0]}: ${help}`;
+    if (o.default !== undefined) help += ` (default: ${o.default})`;
+    lines.push(...formatOption(`--${o.name}${o.value ? ` ${o.value}` : ''}${o.short ? `, -${o.short}` : ''}`, help));
+  }
+  return lines;
+}
+
+function formatOption(left: string, help: string): string[] {
+  const [first, ...rest] = help.split('\n');
+  return [`  ${left.padEnd(15)} ${first}`, ...rest.map((l) => `${' '.repeat(18)}${l}`)];
+}
+
+export const USAGE = [
+  'nextbuy — nightly purchase-propensity training and scoring',
+  '',
+  'Usage:',
+  `  nextbuy <task> ${SYNOPSIS.date}`,
+  `  nextbuy backfill ${SYNOPSIS.backfill}`,
+  `  nextbuy explain ${SYNOPSIS.explain}`,
+  `  nextbuy gc ${SYNOPSIS.gc}`,
+  '  nextbuy <task> --help     that task\'s options and defaults',
+  '  nextbuy --version',
+  '',
+  "Tasks (each reads what the earlier ones left in the run folder; 'run' does them all in order):",
+  ...TASKS.flatMap((t) => TASK_HELP[t].split('\n').map((l, i) => `  ${(i === 0 ? t : '').padEnd(12)} ${l}`)),
+  '',
+  'Options:',
+  ...optionLines(null),
+  '',
+  EXIT_CODES_TEXT,
+].join('\n');
+
+/** `nextbuy <task> --help`: the task's own synopsis, its options only, with their defaults. */
+export function taskUsage(task: Task): string {
+  const command = commandOf(task);
+  const what = task === 'run' ? 'preprocess, train, score, evaluate and publish one night, in order' : TASK_HELP[task];
+  return [
+    `nextbuy ${task} — ${what.replace('\n', '\n  ')}`,
+    '',
+    'Usage:',
+    `  nextbuy ${task} ${SYNOPSIS[command]}`,
+    '',
+    'Options:',
+    ...optionLines(command),
+    '',
+    EXIT_CODES_TEXT,
+  ].join('\n');
+}
+
+/** The version in nextbuy's package.json: beside jobs/ in the sources, two folders up from dist/jobs/ in an image. */
+export function packageVersion(): string {
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'nextbuy' && pkg.version) return pkg.version;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  return 'unknown (no nextbuy package.json found beside the command)';
+}
 
 export interface CliArgs {
   task: Task;
@@ -77,7 +191,8 @@ export interface CliArgs {
   dryRun: boolean;
 }
 
-export type ParsedCommand = { help: true } | { help: false; args: CliArgs };
+/** `help`: print `text` (help or the version) and exit 0. */
+export type ParsedCommand = { help: true; text: string } | { help: false; args: CliArgs };
 
 export function parseCommandLine(argv: string[], now: Date = new Date()): ParsedCommand {
   let parsed;
@@ -86,35 +201,26 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: {
-        account: { type: 'string' },
-        date: { type: 'string' },
-        conf: { type: 'string' },
-        env: { type: 'string' },
-        workers: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        task: { type: 'string' },
-        parallel: { type: 'string' },
-        force: { type: 'boolean' },
-        'allow-stale': { type: 'boolean' },
-        customer: { type: 'string' },
-        product: { type: 'string' },
-        top: { type: 'string' },
-        json: { type: 'boolean' },
-        'older-than': { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: Object.fromEntries(OPTIONS.map((o) => [o.name, { type: o.value ? ('string' as const) : ('boolean' as const), ...(o.short ? { short: o.short } : {}) }])),
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}. Run 'nextbuy --help' for the options`);
+    throw parseFailure(e, argv);
   }
-  const { values, positionals } = parsed;
-  if (values.help || positionals.length === 0) return { help: true };
+  const values = parsed.values as Partial<Record<string, string | boolean>> as Values;
+  const { positionals } = parsed;
+  if (values.version) return { help: true, text: packageVersion() };
   if (positionals.length > 1) throw new UsageError(`expected one task, got "${positionals.join(' ')}". Run 'nextbuy --help'`);
-  const task = positionals[0] as Task;
-  if (!TASKS.includes(task)) throw new UsageError(`unknown task "${positionals[0]}": use one of ${TASKS.join(', ')}`);
+  const task = positionals[0] as Task | undefined;
+  if (task !== undefined && !TASKS.includes(task)) {
+    const near = closest(task, TASKS);
+    throw new UsageError(`unknown task "${task}"${near ? ` (did you mean "${near}"?)` : ''}: use one of ${TASKS.join(', ')}`);
+  }
+  if (values.help || task === undefined) return { help: true, text: task ? taskUsage(task) : USAGE };
+  for (const o of OPTIONS) {
+    if (values[o.name as keyof Values] !== undefined && !o.commands.includes(commandOf(task))) {
+      throw new UsageError(`--${o.name} is not an option of ${task} (${o.commands.join(', ').replace('date', 'the single-date tasks')} only). Run 'nextbuy ${task} --help' for its options`);
+    }
+  }
   const account = values.account;
   if (!account) throw new UsageError('--account is required, e.g. --account taobao');
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(account)) throw new UsageError(`--account must be lowercase letters, digits, "-" and "_", got "${account}"`);
@@ -156,6 +262,30 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
     args.date = dateArg(values.date, '--date', now);
   }
   return { help: false, args };
+}
+
+type Values = {
+  [K in 'account' | 'date' | 'conf' | 'env' | 'workers' | 'from' | 'to' | 'task' | 'parallel' | 'customer' | 'product' | 'top' | 'older-than']?: string;
+} & { [K in 'force' | 'allow-stale' | 'json' | 'help' | 'version' | 'dry-run']?: boolean };
+
+/** Node's parser errors, said the way the rest of the command line says things: an unknown option gets a suggestion. */
+function parseFailure(e: unknown, argv: string[]): UsageError {
+  const task = argv.find((a) => (TASKS as readonly string[]).includes(a));
+  const helpHint = `Run 'nextbuy ${task ? `${task} ` : ''}--help' for the options`;
+  const code = (e as NodeJS.ErrnoException).code;
+  const message = (e as Error).message;
+  const unknown = code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '(-{1,2})([^']*)'/.exec(message) : null;
+  if (unknown) {
+    const [, dashes, name] = unknown;
+    const known = OPTIONS.filter((o) => !task || o.commands.includes(commandOf(task as Task)));
+    const near = closest(name!.split('=')[0]!, known.map((o) => o.name));
+    return new UsageError(`unknown option ${dashes}${name}${near ? ` (did you mean --${near}?)` : ''}. ${helpHint}`);
+  }
+  const missing = /^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(message);
+  if (missing) return new UsageError(`${missing[1]} needs a value. ${helpHint}`);
+  const flag = /^Option '(?:-\w, )?(--[\w-]+)' does not take an argument/.exec(message);
+  if (flag) return new UsageError(`${flag[1]} is a flag and takes no value (write ${flag[1]} alone). ${helpHint}`);
+  return new UsageError(`${message}. ${helpHint}`);
 }
 
 function dateArg(v: string, flag: string, now: Date): string {

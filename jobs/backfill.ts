@@ -34,6 +34,9 @@ export interface BackfillRow {
   detail: string;
   ms: number;
   exitCode: number;
+  /** This job configuration's run id for the date, and its run folder (summary.json there when done). */
+  runId: string;
+  runDir: string;
 }
 
 export function datesBetween(from: string, to: string): string[] {
@@ -57,15 +60,17 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
   const publishes = o.tasks.includes('publish');
   const runOne = async (date: string) => {
     const started = Date.now();
+    const folder = runFolder(o.job, date);
+    const where = { runId: folder.runId, runDir: folder.dir };
     if (o.stop?.aborted) {
-      rows.set(date, { date, status: 'failed', detail: 'not started: the backfill was stopped', ms: 0, exitCode: EXIT_CODES.STOPPED });
+      rows.set(date, { date, status: 'failed', detail: 'not started: the backfill was stopped', ms: 0, exitCode: EXIT_CODES.STOPPED, ...where });
       return;
     }
     let unfinished = '';
     if (publishes && !o.force) {
-      const c = await isCommitted(o.job, date);
+      const c = await dateCommitStatus(o.job.output.dir, o.job.account, date, folder.runId);
       if (c.committed) {
-        rows.set(date, { date, status: 'skipped', detail: `already committed (${c.products.length} products)`, ms: 0, exitCode: 0 });
+        rows.set(date, { date, status: 'skipped', detail: `already committed (${c.products.length} products)`, ms: 0, exitCode: 0, ...where });
         o.onDate?.(date, 'skipped: already committed');
         return;
       }
@@ -75,11 +80,11 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
     try {
       const s = await runDate({ job: o.job, date, tasks: o.tasks, env: o.env, workers: o.workers ?? null, allowStale: o.allowStale, stop: o.stop });
       const detail = s.publish ? `${s.publish.partitions.length} partitions committed` : `${o.tasks.join(', ')} done`;
-      rows.set(date, { date, status: 'done', detail, ms: Date.now() - started, exitCode: 0 });
+      rows.set(date, { date, status: 'done', detail, ms: Date.now() - started, exitCode: 0, runId: s.runId, runDir: s.runDir });
       o.onDate?.(date, `done: ${detail}`);
     } catch (e) {
       const exitCode = e instanceof NextbuyError ? e.exitCode : 1;
-      rows.set(date, { date, status: 'failed', detail: (e as Error).message.split('\n')[0]!, ms: Date.now() - started, exitCode });
+      rows.set(date, { date, status: 'failed', detail: (e as Error).message.split('\n')[0]!, ms: Date.now() - started, exitCode, ...where });
       o.onDate?.(date, `failed: ${(e as Error).message.split('\n')[0]}`);
     }
   };
@@ -89,6 +94,11 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
     }),
   );
   return dates.map((d) => rows.get(d)!);
+}
+
+/** `--json`: one JSON object (a BackfillRow) per date and line, in date order. */
+export function backfillJsonLines(rows: BackfillRow[]): string {
+  return rows.map((r) => `${JSON.stringify(r)}\n`).join('');
 }
 
 export function printBackfillTable(rows: BackfillRow[]): string {

@@ -3,9 +3,9 @@ import { UsageError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { serveMetricsFromEnv } from '../core/metrics.js';
 import { DEFAULT_RETAIN, type Job } from './job.js';
-import { applyRetention, formatRetention, PIPELINE, runDate, type PipelineTask } from '../coordinator/pipeline/index.js';
+import { applyRetention, formatRetention, PIPELINE, runDate, summaryJson, type PipelineTask } from '../coordinator/pipeline/index.js';
 import type { CliArgs } from './args.js';
-import { backfill, printBackfillTable } from './backfill.js';
+import { backfill, backfillJsonLines, printBackfillTable } from './backfill.js';
 import { loadJob } from './job-file.js';
 import { formatSummary, stageReporter } from './summary.js';
 import { explainCustomer } from '../coordinator/explain/index.js';
@@ -50,7 +50,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
       stop,
       onDate: (date, status) => process.stderr.write(`backfill ${date}: ${status}\n`),
     });
-    process.stdout.write(printBackfillTable(rows));
+    process.stdout.write(args.json ? backfillJsonLines(rows) : printBackfillTable(rows));
     return rows.reduce((code, r) => Math.max(code, r.exitCode), 0);
   }
   const summary = await runDate({
@@ -65,7 +65,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
     allowStale: args.allowStale,
     stop,
   });
-  process.stdout.write(formatSummary(summary));
+  process.stdout.write(args.json ? `${JSON.stringify(summaryJson(summary), null, 2)}\n` : formatSummary(summary));
   return 0;
 }
 

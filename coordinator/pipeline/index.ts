@@ -4,8 +4,7 @@
  * rerun after a crash resumes: finished tasks are skipped, training resumes from its last checkpoint,
  * scored shards are not scored again, and the publish commit replaces a partition whole.
  */
-import { createHash } from 'node:crypto';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describeIoError, InputError, isSystemIoError, ModelError, NextbuyError, PublishError, StoppedError } from '../../core/errors.js';
 import { makeDir, PRIVATE_MODES, withFileModes } from '../../core/file-modes.js';
@@ -14,6 +13,7 @@ import { metrics } from '../../core/metrics.js';
 import { DEFAULT_RETAIN, type Job } from '../../jobs/job.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
 import { runFolder, type RunFolder } from './run-folder.js';
+import { inputChangeFingerprint, listInput, type InputListing } from './input-fingerprint.js';
 import { removeTempFiles, writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
 import { audienceDir, dateDir } from '../publish/index.js';
 import { acquireRunLock } from './run-lock.js';
@@ -27,12 +27,14 @@ import { evaluateStage, type EvaluationSummary, type NightScores } from './evalu
 import { publishStage, type PublishSummary } from './publish-stage.js';
 import { scorePreviousChampion } from './previous-champion.js';
 import { applyRetention } from './retention.js';
+import { summaryJson } from './summary-file.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
 export { evaluationSummary, type EvaluationSummary } from './evaluate-stage.js';
 export { watchWorkers, type WorkerEventCounts, type WorkerWatch } from './worker-events.js';
 export { applyRetention, formatRetention, type RetentionOptions, type RetentionResult } from './retention.js';
+export { summaryJson, SUMMARY_FORMAT_VERSION, type SummaryJson } from './summary-file.js';
 export { files as runFiles, requireJson, type ModelEntry, type ModelsFile } from './state.js';
 
 export type PipelineTask = 'preprocess' | 'train' | 'score' | 'evaluate' | 'publish';
@@ -82,7 +84,8 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
 }
 
 async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
-  const folder = runFolder(o.job, o.date);
+  const listing = listInput(o.job.input.path, o.job.output.dir);
+  const folder = runFolder(o.job, o.date, listing);
   // The output folder leads to the published table too: when it is new, it gets the table's folder mode.
   await makeDir(folder.outDir, o.job.output.publishedMode ?? PRIVATE_MODES);
   const lock = await acquireRunLock({
@@ -93,7 +96,7 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
   try {
     const lease = o.env === 'k8s' ? await k8sRunLease(folder) : null;
     try {
-      summary = await runLocked(o, folder);
+      summary = await runLocked(o, folder, listing);
     } finally {
       await lease?.release();
     }
@@ -122,13 +125,13 @@ async function k8sRunLease(folder: RunFolder): Promise<RunLease> {
   return acquireRunLease({ api, account: folder.account, date: folder.date, holder: process.env.POD_NAME ?? undefined });
 }
 
-async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> {
+async function runLocked(o: RunOptions, folder: RunFolder, listing: InputListing): Promise<RunSummary> {
   const started = Date.now();
   let current: PipelineTask = o.tasks[0] ?? 'preprocess';
   const state = await (async () => {
     try {
       await makeDir(folder.dir);
-      return await openState(o, folder);
+      return await openState(o, folder, listing);
     } catch (e) {
       throw stageFailure(current, e);
     }
@@ -251,6 +254,11 @@ async function runLocked(o: RunOptions, folder: RunFolder): Promise<RunSummary> 
   }
   if (failure) throw failure;
   summary.totalMs = Date.now() - started;
+  try {
+    await writeJsonDurably(files(folder).summary, summaryJson(summary));
+  } catch (e) {
+    throw stageFailure(current, e);
+  }
   return summary;
 }
 
@@ -302,13 +310,14 @@ async function removeLeftovers(folder: RunFolder): Promise<void> {
 }
 
 /** Starts a fresh run folder when the job or its input changed since the last run of this date. */
-async function openState(o: RunOptions, folder: RunFolder): Promise<RunState> {
-  const inputFingerprint = await fingerprintInput(o.job);
+async function openState(o: RunOptions, folder: RunFolder, listing: InputListing): Promise<RunState> {
+  // Relative names, sizes and modification times: a rewritten file of the same size is caught too.
+  const inputFingerprint = inputChangeFingerprint(listing);
   const existing = await readState(folder);
   if (existing && existing.runId === folder.runId && existing.inputFingerprint === inputFingerprint) return existing;
   if (existing && o.tasks[0] !== 'preprocess') {
     throw new InputError(
-      `the run folder ${folder.dir} was built from ${existing.runId === folder.runId ? 'other input files' : 'another job configuration'}: ` +
+      `the run folder ${folder.dir} was built from ${existing.runId === folder.runId ? 'input files rewritten since' : 'another job configuration or other input files'}: ` +
         `run 'nextbuy preprocess --account ${folder.account} --date ${folder.date}' (or 'nextbuy run') to rebuild it`,
     );
   }
@@ -317,24 +326,6 @@ async function openState(o: RunOptions, folder: RunFolder): Promise<RunState> {
   const state: RunState = { runId: folder.runId, account: folder.account, date: folder.date, inputFingerprint, done: {}, timings: {} };
   await writeState(folder, state);
   return state;
-}
-
-/** Names, sizes and modification times of the input files: cheap, and changes when late data lands. */
-async function fingerprintInput(job: Job): Promise<string> {
-  const hash = createHash('sha256');
-  const walk = async (p: string): Promise<void> => {
-    const s = await stat(p).catch(() => null);
-    if (!s) return;
-    if (s.isDirectory()) {
-      for (const e of (await readdir(p)).sort()) await walk(path.join(p, e));
-    } else hash.update(`${p}\u0000${s.size}\u0000${s.mtimeMs}\n`);
-  };
-  const target = job.input.path;
-  if (/[*?[]/.test(target)) {
-    const dir = target.slice(0, target.search(/[*?[]/)).replace(/[^/]*$/, '');
-    await walk(dir || '.');
-  } else await walk(target);
-  return hash.digest('hex').slice(0, 16);
 }
 
 /** This run's models, or the account's latest trained ones (a scoring-only night). */

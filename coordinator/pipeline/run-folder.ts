@@ -14,11 +14,15 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from '../../jobs/job.js';
+import { inputContentFingerprint, listInput, type InputListing } from './input-fingerprint.js';
 
 export interface RunFolder {
   account: string;
   date: string;
-  /** Deterministic: the same account, date and job configuration give the same run id (reruns replace, never add). */
+  /**
+   * Deterministic: the same account, date, job configuration and input (file names and sizes) give the same
+   * run id wherever the job file and data lie (reruns replace, never add).
+   */
   runId: string;
   dir: string;
   modelsDir: string;
@@ -27,12 +31,13 @@ export interface RunFolder {
   outDir: string;
 }
 
-export function runFolder(job: Job, date: string): RunFolder {
+/** `listing`: the input as listed by the caller (listed here when absent). */
+export function runFolder(job: Job, date: string, listing: InputListing = listInput(job.input.path, job.output.dir)): RunFolder {
   const dir = path.join(job.output.dir, 'runs', `account=${job.account}`, `date=${date}`);
   return {
     account: job.account,
     date,
-    runId: `${job.account}-${date.replaceAll('-', '')}-${jobFingerprint(job).slice(0, 10)}`,
+    runId: `${job.account}-${date.replaceAll('-', '')}-${jobFingerprint(job, listing).slice(0, 10)}`,
     dir,
     modelsDir: path.join(dir, 'models'),
     scoresDir: path.join(dir, 'scores'),
@@ -41,10 +46,14 @@ export function runFolder(job: Job, date: string): RunFolder {
   };
 }
 
-/** A hash of everything in the job that changes results (not where outputs go, nor how many workers run them). */
-export function jobFingerprint(job: Job): string {
-  const { output: _output, cluster: _cluster, file: _file, resources: _resources, ...rest } = job;
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+/**
+ * A hash of everything in the job that changes results, and of the input's content fingerprint in place of
+ * its path: not where the job file, input or outputs lie, nor how many workers run it or how they connect.
+ */
+export function jobFingerprint(job: Job, listing: InputListing): string {
+  const { output: _output, cluster: _cluster, file: _file, resources: _resources, security: _security, ...rest } = job;
+  const settings = { ...rest, input: { ...rest.input, path: inputContentFingerprint(listing) } };
+  return createHash('sha256').update(JSON.stringify(settings)).digest('hex');
 }
 
 export async function readJson<T>(file: string): Promise<T | null> {

@@ -13,7 +13,7 @@ export interface RunState {
   runId: string;
   account: string;
   date: string;
-  /** Hash of the input files' names, sizes and modification times when preprocess ran. */
+  /** Hash of the input files' names (relative to the input root), sizes and modification times when preprocess ran. */
   inputFingerprint: string | null;
   /** Tasks finished, with when and how long. */
   done: Partial<Record<'preprocess' | 'train' | 'score' | 'evaluate' | 'publish', { at: string; ms: number }>>;
@@ -47,6 +47,8 @@ export const files = (f: RunFolder) => ({
   models: path.join(f.dir, 'models.json'),
   ensemble: path.join(f.dir, 'ensemble.json'),
   evaluation: path.join(f.dir, 'evaluation.json'),
+  /** The last successful invocation's summary (summary-file.ts). */
+  summary: path.join(f.dir, 'summary.json'),
   latestModels: path.join(f.outDir, 'models', `account=${f.account}`, 'latest.json'),
 });
 
