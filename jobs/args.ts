@@ -56,7 +56,7 @@ const OPTIONS: OptionSpec[] = [
     help: {
       date: "the night being scored (UTC date); 'today' and 'yesterday' are accepted (required)",
       explain: "the night being scored (UTC date); 'today' and 'yesterday' are accepted (required)",
-      gc: 'the day ages are counted from',
+      gc: 'the day ages are counted from (default: today)',
     },
     commands: ['date', 'explain', 'gc'],
   },
