@@ -28,8 +28,10 @@ export interface AggregateFeature {
   scope: AggregateScope | null;
   /** Index into the event types (count) or numeric columns (sum); -1 for a recency of any event. */
   index: number;
-  /** Window in days (count, sum). */
+  /** Window in days (count, sum, mean). */
   windowDays: number;
+  /** Its index in the layout's windowsDays (-1 for recency and tenure). */
+  windowIndex: number;
 }
 
 export interface AggregateLayoutOptions {
@@ -56,7 +58,7 @@ export function defaultWindowsDays(lookbackDays: number): number[] {
 }
 
 export function aggregateLayout(o: AggregateLayoutOptions): AggregateLayout {
-  const features: AggregateFeature[] = [];
+  const features: Omit<AggregateFeature, 'windowIndex'>[] = [];
   const purchaseIndex = o.eventTypes.indexOf(o.purchase);
   for (const scope of SCOPES) {
     o.eventTypes.forEach((t, index) => {
@@ -74,7 +76,8 @@ export function aggregateLayout(o: AggregateLayoutOptions): AggregateLayout {
     });
   }
   features.push({ name: 'tenure_days', kind: 'tenure', scope: null, index: -1, windowDays: 0 });
-  return { ...o, windowsDays: [...o.windowsDays], features, names: features.map((f) => f.name), purchaseIndex };
+  const withIndex = features.map((f) => ({ ...f, windowIndex: f.kind === 'days' || f.kind === 'tenure' ? -1 : o.windowsDays.indexOf(f.windowDays) }));
+  return { ...o, windowsDays: [...o.windowsDays], features: withIndex, names: features.map((f) => f.name), purchaseIndex };
 }
 
 /** The aggregate features a job's shards carry. */
@@ -166,13 +169,13 @@ export class AggregateAccumulator {
       const slot = f.scope === 'all' ? 0 : p + 1;
       switch (f.kind) {
         case 'count':
-          out[j] = this.counts[(slot * this.types + f.index) * this.windows + this.layout.windowsDays.indexOf(f.windowDays)]!;
+          out[j] = this.counts[(slot * this.types + f.index) * this.windows + f.windowIndex]!;
           break;
         case 'sum':
-          out[j] = this.sums[(slot * this.numerics + f.index) * this.windows + this.layout.windowsDays.indexOf(f.windowDays)]!;
+          out[j] = this.sums[(slot * this.numerics + f.index) * this.windows + f.windowIndex]!;
           break;
         case 'mean': {
-          const w = this.layout.windowsDays.indexOf(f.windowDays);
+          const w = f.windowIndex;
           let events = 0;
           for (let t = 0; t < this.types; t++) events += this.counts[(slot * this.types + t) * this.windows + w]!;
           out[j] = events === 0 ? 0 : this.sums[(slot * this.numerics + f.index) * this.windows + w]! / events;
