@@ -75,10 +75,10 @@ export class FeaturesWriter {
     this.appender.closeSync();
     const id = this.customerType === 'BIGINT' ? 'CAST(f.customer AS VARCHAR)' : 'f.customer';
     const names = this.names.map((n, i) => `CASE WHEN isnan(f.f${i}) THEN NULL ELSE f.f${i} END AS ${sqlIdent(n)}`).join(', ');
-    const productNames = this.products.map((p, i) => `(${i}, ${sqlString(p)})`).join(', ');
-    await this.db.run(`COPY (SELECT ${id} AS customer_id, p.name AS product, ${names}
-        FROM ${this.table} f JOIN (VALUES ${productNames}) p(i, name) ON p.i = f.product
-        ORDER BY customer_id, f.product) TO ${sqlString(file)} (FORMAT parquet)`);
+    // Rows were appended in the sorted stream's customer order, product by product: COPY keeps that order.
+    const productNames = `[${this.products.map((p) => sqlString(p)).join(', ')}]`;
+    await this.db.run(`COPY (SELECT ${id} AS customer_id, ${productNames}[f.product + 1] AS product, ${names}
+        FROM ${this.table} f) TO ${sqlString(file)} (FORMAT parquet)`);
     await setFileMode(file); // DuckDB created it under the umask
     await this.db.run(`DROP TABLE ${this.table}`);
   }
