@@ -106,6 +106,27 @@ export function transformAggregate(kind: AggregateKind, raw: number, lookbackDay
   }
 }
 
+const PLAN_STRIDE = 3;
+const CODE_COUNT = 0;
+const CODE_SUM = 1;
+const CODE_MEAN = 2;
+const CODE_DAYS_EVENT = 3;
+const CODE_DAYS_PURCHASE = 4;
+const CODE_TENURE = 5;
+
+function planOf(layout: AggregateLayout): Int32Array {
+  const windows = layout.windowsDays.length;
+  const plan = new Int32Array(layout.features.length * PLAN_STRIDE);
+  layout.features.forEach((f, j) => {
+    const code =
+      f.kind === 'count' ? CODE_COUNT : f.kind === 'sum' ? CODE_SUM : f.kind === 'mean' ? CODE_MEAN : f.kind === 'tenure' ? CODE_TENURE : f.index < 0 ? CODE_DAYS_EVENT : CODE_DAYS_PURCHASE;
+    plan[j * PLAN_STRIDE] = code;
+    plan[j * PLAN_STRIDE + 1] = f.scope === 'cat' ? 1 : 0;
+    plan[j * PLAN_STRIDE + 2] = f.kind === 'count' || f.kind === 'sum' || f.kind === 'mean' ? f.index * windows + f.windowIndex : 0;
+  });
+  return plan;
+}
+
 /**
  * Per customer accumulator of one set's aggregates for every product (no allocation per event).
  * `add` takes the feature events in time order; `write` fills raw values for one product.
@@ -132,6 +153,7 @@ export class AggregateAccumulator {
     this.lastEvent = new Float64Array(slots).fill(Number.NaN);
     this.lastPurchase = new Float64Array(slots).fill(Number.NaN);
     this.windowMs = Float64Array.from(layout.windowsDays, (w) => w * DAY_MS);
+    this.plan = planOf(layout);
   }
 
   reset(): void {
@@ -164,33 +186,32 @@ export class AggregateAccumulator {
 
   /** Raw values of product p's features, in layout order, into out[at …]. */
   write(p: number, asOfMs: number, firstTs: number, out: Float64Array, at: number): void {
-    let j = at;
-    for (const f of this.layout.features) {
-      const slot = f.scope === 'all' ? 0 : p + 1;
-      switch (f.kind) {
-        case 'count':
-          out[j] = this.counts[(slot * this.types + f.index) * this.windows + f.windowIndex]!;
-          break;
-        case 'sum':
-          out[j] = this.sums[(slot * this.numerics + f.index) * this.windows + f.windowIndex]!;
-          break;
-        case 'mean': {
-          const w = f.windowIndex;
-          let events = 0;
-          for (let t = 0; t < this.types; t++) events += this.counts[(slot * this.types + t) * this.windows + w]!;
-          out[j] = events === 0 ? 0 : this.sums[(slot * this.numerics + f.index) * this.windows + w]! / events;
-          break;
-        }
-        case 'days': {
-          const t = f.index < 0 ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
-          out[j] = Number.isNaN(t) ? Number.NaN : (asOfMs - t) / DAY_MS;
-          break;
-        }
-        case 'tenure':
-          out[j] = Number.isNaN(firstTs) ? Number.NaN : (asOfMs - firstTs) / DAY_MS;
-          break;
-      }
-      j++;
+    const plan = this.plan;
+    const n = plan.length / PLAN_STRIDE;
+    const productSlot = p + 1;
+    const countsPerSlot = this.types * this.windows;
+    const sumsPerSlot = this.numerics * this.windows;
+    for (let j = 0; j < n; j++) {
+      const code = plan[j * PLAN_STRIDE]!;
+      const slot = plan[j * PLAN_STRIDE + 1] === 0 ? 0 : productSlot;
+      const offset = plan[j * PLAN_STRIDE + 2]!;
+      let v: number;
+      if (code === CODE_COUNT) v = this.counts[slot * countsPerSlot + offset]!;
+      else if (code === CODE_SUM) v = this.sums[slot * sumsPerSlot + offset]!;
+      else if (code === CODE_MEAN) {
+        // offset: the sum's; the window is offset mod windows
+        const w = offset % this.windows;
+        let events = 0;
+        for (let t = 0; t < this.types; t++) events += this.counts[slot * countsPerSlot + t * this.windows + w]!;
+        v = events === 0 ? 0 : this.sums[slot * sumsPerSlot + offset]! / events;
+      } else if (code === CODE_DAYS_EVENT || code === CODE_DAYS_PURCHASE) {
+        const t = code === CODE_DAYS_EVENT ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
+        v = Number.isNaN(t) ? Number.NaN : (asOfMs - t) / DAY_MS;
+      } else v = Number.isNaN(firstTs) ? Number.NaN : (asOfMs - firstTs) / DAY_MS;
+      out[at + j] = v;
     }
   }
+
+  /** Per feature, in layout order: kind code, scope (0 = all, 1 = the product), offset within its slot's counts or sums. */
+  private readonly plan: Int32Array;
 }
