@@ -104,8 +104,20 @@ export interface SequenceBatch {
 
 /** Converts one shard record batch into its dense form without a JavaScript object per event. */
 export function toSequenceBatch(batch: RecordBatch): SequenceBatch {
+  return guarded(batch, readSequenceBatch);
+}
+
+/** A shard batch's rows without their sequences: what the count model and the evaluation read. */
+export type ShardRows = Pick<SequenceBatch, 'size' | 'customerIds' | 'products' | 'wide' | 'wideFeatures' | 'labels' | 'weight' | 'split' | 'snapshot'>;
+
+/** Reads a shard batch's ids, aggregates, labels, weights, splits and snapshots, leaving its event lists unread. */
+export function toShardRows(batch: RecordBatch): ShardRows {
+  return guarded(batch, readShardRows);
+}
+
+function guarded<T>(batch: RecordBatch, read: (batch: RecordBatch) => T): T {
   try {
-    return readSequenceBatch(batch);
+    return read(batch);
   } catch (e) {
     // A corrupted batch that decoded (bad metadata JSON, buffers shorter than their counts) is the peer's fault, not ours.
     if (e instanceof NextbuyError) throw e;
@@ -113,7 +125,15 @@ export function toSequenceBatch(batch: RecordBatch): SequenceBatch {
   }
 }
 
-function readSequenceBatch(batch: RecordBatch): SequenceBatch {
+function columnOf(batch: RecordBatch): (name: string) => Vector {
+  return (name) => {
+    const v = batch.getChild(name);
+    if (!v) throw new ProtocolError(`shard batch has no column "${name}": it was not built by this nextbuy's preprocess`);
+    return v;
+  };
+}
+
+function readShardRows(batch: RecordBatch): ShardRows {
   const schema = batch.schema;
   const version = schema.metadata.get('nextbuy.shard_schema');
   if (version !== SHARD_SCHEMA_VERSION) {
@@ -121,18 +141,32 @@ function readSequenceBatch(batch: RecordBatch): SequenceBatch {
       `shard batch has schema version "${version ?? 'none'}", this nextbuy reads "${SHARD_SCHEMA_VERSION}": rebuild the shards with the same nextbuy version as the workers`,
     );
   }
-  const maxLength = Number(schema.metadata.get('nextbuy.max_length'));
   const products = JSON.parse(schema.metadata.get('nextbuy.products') ?? '[]') as string[];
-  if (!Number.isInteger(maxLength) || maxLength < 1) throw new ProtocolError('shard batch metadata nextbuy.max_length is missing or not a positive integer');
   const size = batch.numRows;
-  const col = (name: string): Vector => {
-    const v = batch.getChild(name);
-    if (!v) throw new ProtocolError(`shard batch has no column "${name}": it was not built by this nextbuy's preprocess`);
-    return v;
+  const col = columnOf(batch);
+  const wideFeatures = JSON.parse(schema.metadata.get('nextbuy.wide_features') ?? '[]') as string[];
+  const wideWidth = products.length * wideFeatures.length;
+  const hasLabels = schema.fields.some((f) => f.name === 'labels');
+  return {
+    size,
+    customerIds: readUtf8Column(col('customer_id')),
+    products,
+    wide: padList(col('wide'), wideWidth, new Float32Array(size * wideWidth), true) as Float32Array,
+    wideFeatures,
+    labels: hasLabels ? (padList(col('labels'), products.length, new Int8Array(size * products.length), true) as Int8Array) : null,
+    weight: flat(col('weight'), Float32Array) as Float32Array,
+    split: flat(col('split'), Int8Array) as Int8Array,
+    snapshot: flat(col('snapshot'), Int8Array) as Int8Array,
   };
-  const customerIds = readUtf8Column(col('customer_id'));
-  const customerIdBytes = readUtf8Bytes(col('customer_id'));
+}
 
+function readSequenceBatch(batch: RecordBatch): SequenceBatch {
+  const rows = readShardRows(batch);
+  const schema = batch.schema;
+  const maxLength = Number(schema.metadata.get('nextbuy.max_length'));
+  if (!Number.isInteger(maxLength) || maxLength < 1) throw new ProtocolError('shard batch metadata nextbuy.max_length is missing or not a positive integer');
+  const size = rows.size;
+  const col = columnOf(batch);
   const tokens: Partial<Record<TokenColumn, Int32Array>> = {};
   for (const c of TOKEN_COLUMNS) {
     if (schema.fields.some((f) => f.name === c)) tokens[c] = padList(col(c), maxLength, new Int32Array(size * maxLength)) as Int32Array;
@@ -140,27 +174,14 @@ function readSequenceBatch(batch: RecordBatch): SequenceBatch {
   const featureNames = schema.fields.map((f) => f.name).filter((n) => n === 'dt' || n === 'age' || n.startsWith('num_'));
   const features = new Float32Array(size * maxLength * featureNames.length);
   featureNames.forEach((name, k) => padList(col(name), maxLength, features, false, featureNames.length, k));
-  const wideFeatures = JSON.parse(schema.metadata.get('nextbuy.wide_features') ?? '[]') as string[];
-  const wideWidth = products.length * wideFeatures.length;
-  const wide = padList(col('wide'), wideWidth, new Float32Array(size * wideWidth), true) as Float32Array;
-  const hasLabels = schema.fields.some((f) => f.name === 'labels');
-  const labels = hasLabels ? (padList(col('labels'), products.length, new Int8Array(size * products.length), true) as Int8Array) : null;
   return {
-    size,
+    ...rows,
     maxLength,
-    customerIds,
-    customerIdBytes,
+    customerIdBytes: readUtf8Bytes(col('customer_id')),
     historyLength: flat(col('history_length'), Int32Array) as Int32Array,
     tokens,
     features,
     featureNames,
-    products,
-    wide,
-    wideFeatures,
-    labels,
-    weight: flat(col('weight'), Float32Array) as Float32Array,
-    split: flat(col('split'), Int8Array) as Int8Array,
-    snapshot: flat(col('snapshot'), Int8Array) as Int8Array,
   };
 }
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { RecordBatchReader, type RecordBatch } from 'apache-arrow';
 import { InputError } from '../../core/errors.js';
 import { readResultColumns } from '../../proto/result-batch.js';
-import { readUtf8Column } from '../../proto/shard-batch.js';
+import { toShardRows } from '../../proto/shard-batch.js';
 
 export interface ScoreSetRows {
   customerIds: string[];
@@ -25,26 +25,16 @@ export async function readScoreSetRows(shardFiles: string[]): Promise<ScoreSetRo
   let labelled = true;
   for (const file of shardFiles) {
     for (const batch of await readBatches(file)) {
-      products = JSON.parse(batch.schema.metadata.get('nextbuy.products') ?? '[]') as string[];
-      const ids = readUtf8Column(batch.getChild('customer_id')!);
-      // A training set may stack earlier snapshots (training.snapshots): the set's own date is snapshot 0.
-      const snapshot = batch.getChild('snapshot')?.toArray() as Int8Array | undefined;
-      const keep = (row: number) => !snapshot || snapshot[row] === 0;
-      ids.forEach((id, row) => keep(row) && customerIds.push(id));
-      const labels = batch.getChild('labels');
-      if (!labels) {
-        labelled = false;
-        continue;
+      const rows = toShardRows(batch);
+      products = rows.products;
+      if (!rows.labels) labelled = false;
+      const P = products.length;
+      for (let row = 0; row < rows.size; row++) {
+        // A training set may stack earlier snapshots (training.snapshots): the set's own date is snapshot 0.
+        if (rows.snapshot[row] !== 0) continue;
+        customerIds.push(rows.customerIds[row]!);
+        if (rows.labels) labelParts.push(rows.labels.subarray(row * P, (row + 1) * P));
       }
-      const rows: Int8Array[] = [];
-      for (const data of labels.data) {
-        const child = data.children[0]!;
-        const offsets = data.valueOffsets as Int32Array;
-        for (let i = 0; i < data.length; i++) {
-          rows.push((child.values as Int8Array).slice(offsets[data.offset + i]! + child.offset, offsets[data.offset + i + 1]! + child.offset));
-        }
-      }
-      rows.forEach((r, row) => keep(row) && labelParts.push(r));
     }
   }
   const index = new Map<string, number>();

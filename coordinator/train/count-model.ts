@@ -9,7 +9,7 @@
  * Memory: the training rows' aggregate features are held once, rows × products × features × 4 bytes.
  */
 import type { ModelSpec } from '../../proto/model-spec.js';
-import { toSequenceBatch } from '../../proto/shard-batch.js';
+import { toShardRows, type ShardRows } from '../../proto/shard-batch.js';
 import { fitLogisticRegression } from '../evaluate/logistic.js';
 import { readShard } from '../preprocess/shards.js';
 import { auc, splitWeights, weightCount } from '../../worker/model/index.js';
@@ -37,10 +37,10 @@ interface TrainingRows {
   split: Int8Array;
 }
 
-/** The training shards' aggregate features, labels, weights and splits (no sequences). */
+/** The training shards' aggregate features, labels, weights and splits (their event lists are never read). */
 export async function readTrainingRows(shards: readonly TrainShard[]): Promise<TrainingRows> {
-  const parts: ReturnType<typeof toSequenceBatch>[] = [];
-  for (const s of shards) for await (const batch of readShard(s.file)) parts.push(toSequenceBatch(batch));
+  const parts: ShardRows[] = [];
+  for (const s of shards) for await (const batch of readShard(s.file)) parts.push(toShardRows(batch));
   const n = parts.reduce((sum, b) => sum + b.size, 0);
   const first = parts[0];
   const products = first?.products ?? [];
