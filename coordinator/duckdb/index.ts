@@ -122,3 +122,24 @@ export function sqlIdent(name: string): string {
 export function sqlStringList(values: readonly string[]): string {
   return `[${values.map(sqlString).join(', ')}]`;
 }
+
+const MEMORY_UNITS: Record<string, number> = { kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** A DuckDB size ('2GB', '512MiB') in bytes. */
+export function memoryBytes(limit: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(limit.trim());
+  const unit = m ? MEMORY_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new RangeError(`memory size "${limit}": write a size like '2GB' or '512MiB'`);
+  return Number(m[1]) * unit;
+}
+
+/** Smallest memory_limit a thread's DuckDB gets: below it a sort spills on every chunk. */
+const MIN_THREAD_MEMORY = 128 * 2 ** 20;
+
+/**
+ * The memory_limit of each of `threads` databases beside the main one: together half of `limit`, so that the
+ * main database (which holds the events) and the threads stay within about `limit` in all.
+ */
+export function threadMemoryLimit(limit: string, threads: number): string {
+  return `${Math.floor(Math.max(MIN_THREAD_MEMORY, memoryBytes(limit) / 2 / threads) / 2 ** 20)}MiB`;
+}

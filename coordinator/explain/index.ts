@@ -11,7 +11,7 @@ import { InputError, UsageError } from '../../core/errors.js';
 import { readUtf8Column, toSequenceBatch, type SequenceBatch, type TokenColumn } from '../../proto/shard-batch.js';
 import { lastPositions, loadArtifact, modelFromWeights, selectBackend, selectRows, type ExplainedEvent } from '../../worker/model/index.js';
 import { modelsFor, requireJson, runFiles, runFolder, type ModelEntry, type ModelsFile } from '../pipeline/index.js';
-import { FIRST_TOKEN_ID, UNKNOWN_ID, readShard, shardOfCustomer, type PreprocessResult, type Vocabulary } from '../preprocess/index.js';
+import { FIRST_TOKEN_ID, UNKNOWN_ID, readShard, shardsOfCustomerId, type PreprocessResult, type Vocabulary } from '../preprocess/index.js';
 
 export interface ExplainCustomerOptions {
   job: Job;
@@ -128,8 +128,9 @@ function chooseModels(night: ModelsFile, product: string | undefined): ModelEntr
 /** The customer's row as a one-row batch, read from the shard the customer hashes to (then every shard, for shards written otherwise). */
 async function findCustomer(pre: PreprocessResult, job: Job, customerId: string): Promise<SequenceBatch | null> {
   const shards = pre.score!.shards;
-  const home = shards.find((s) => s.id === `score-${shardOfCustomer(customerId, job.shards.count)}`);
-  for (const shard of home ? [home, ...shards.filter((s) => s !== home)] : shards) {
+  const homeIds = new Set((await shardsOfCustomerId(customerId, job.shards.count)).map((s) => `score-${s}`));
+  const home = shards.filter((s) => homeIds.has(s.id));
+  for (const shard of [...home, ...shards.filter((s) => !homeIds.has(s.id))]) {
     for await (const batch of readShard(shard.file)) {
       const row = readUtf8Column(batch.getChild('customer_id')!).indexOf(customerId);
       if (row >= 0) return selectRows(toSequenceBatch(batch), [row]);

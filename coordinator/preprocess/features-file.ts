@@ -1,21 +1,34 @@
 /**
- * The aggregate features file of a set (the latest snapshot's rows): one row per customer and product with the
+ * The aggregate features of a set (the latest snapshot's rows): one row per customer and product with the
  * raw values of coordinator/features, for the evaluation's count baselines, `explain` and analysts:
  *
  *   customer_id VARCHAR, product VARCHAR, <feature> DOUBLE … (NULL: no such event in the lookback)
+ *
+ * Written as a folder of Parquet files, `<set>/features/part-<shard>-<k>.parquet`: each shard's thread writes
+ * its own, a new file every FEATURES_ROWS_PER_FILE rows so that memory stays bounded. Read them all with
+ * `read_parquet('<set>/features/*.parquet')`.
  *
  * Rows are gathered in typed arrays and appended to a DuckDB table one data chunk at a time (NaN for "never"),
  * then copied to Parquet with NaN written as NULL.
  */
 import duckdb from '@duckdb/node-bindings';
 import { BIGINT, DOUBLE, UTINYINT, USMALLINT, VARCHAR, DuckDBDataChunk, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
+import path from 'node:path';
 import { setFileMode } from '../../core/file-modes.js';
 import { sqlIdent, sqlString, type DuckDB } from '../duckdb/index.js';
 
 const CHUNK_ROWS = 2048;
+/** Rows per features file (about 90 MB of DuckDB memory with 41 features). */
+export const FEATURES_ROWS_PER_FILE = 262_144;
+/** The features files of a set folder, for read_parquet. */
+export const FEATURES_GLOB = path.join('features', '*.parquet');
 
 export class FeaturesWriter {
   private rows = 0;
+  /** Rows in the table, not yet in a file. */
+  private tableRows = 0;
+  private readonly files: string[] = [];
+  private appender: DuckDBAppender;
   private readonly idHalves = new Int32Array(CHUNK_ROWS * 2);
   private idBytes = new Uint8Array(CHUNK_ROWS * 16);
   private readonly idOffsets = new Int32Array(CHUNK_ROWS + 1);
@@ -27,21 +40,21 @@ export class FeaturesWriter {
   private constructor(
     private readonly db: DuckDB,
     private readonly table: string,
-    private readonly appender: DuckDBAppender,
+    appender: DuckDBAppender,
     private readonly customerType: 'BIGINT' | 'VARCHAR',
     private readonly products: readonly string[],
     private readonly names: readonly string[],
+    /** Files are `${filePrefix}-<k>.parquet`. */
+    private readonly filePrefix: string,
   ) {
+    this.appender = appender;
     this.values = names.map(() => new Float64Array(CHUNK_ROWS));
     const types: DuckDBType[] = [customerType === 'BIGINT' ? BIGINT : VARCHAR, products.length <= 255 ? UTINYINT : USMALLINT, ...names.map(() => DOUBLE)];
     this.chunk = DuckDBDataChunk.create(types);
   }
 
-  static async create(db: DuckDB, table: string, customerType: 'BIGINT' | 'VARCHAR', products: readonly string[], names: readonly string[]): Promise<FeaturesWriter> {
-    const productType = products.length <= 255 ? 'UTINYINT' : 'USMALLINT';
-    const columns = [`customer ${customerType}`, `product ${productType}`, ...names.map((_, i) => `f${i} DOUBLE`)];
-    await db.run(`CREATE OR REPLACE TABLE ${table} (${columns.join(', ')})`);
-    return new FeaturesWriter(db, table, await db.connection.createAppender(table), customerType, products, names);
+  static async create(db: DuckDB, table: string, customerType: 'BIGINT' | 'VARCHAR', products: readonly string[], names: readonly string[], filePrefix: string): Promise<FeaturesWriter> {
+    return new FeaturesWriter(db, table, await createTable(db, table, customerType, products, names), customerType, products, names, filePrefix);
   }
 
   /** One customer: `raw` holds products × features values, product-major (NaN = NULL). */
@@ -69,10 +82,25 @@ export class FeaturesWriter {
     }
   }
 
-  /** Appends what is left and writes the Parquet file. */
-  async finish(file: string): Promise<void> {
+  /** Writes a file when the table holds FEATURES_ROWS_PER_FILE rows (call between rows). */
+  async rotate(): Promise<void> {
+    if (this.tableRows + this.rows < FEATURES_ROWS_PER_FILE) return;
+    await this.writeFile();
+    this.appender = await createTable(this.db, this.table, this.customerType, this.products, this.names);
+  }
+
+  /** Writes what is left (at least one file, so that an empty set still has the columns) and drops the table; returns the files. */
+  async finish(): Promise<string[]> {
+    if (this.tableRows + this.rows > 0 || this.files.length === 0) await this.writeFile();
+    else this.appender.closeSync();
+    await this.db.run(`DROP TABLE ${this.table}`);
+    return this.files;
+  }
+
+  private async writeFile(): Promise<void> {
     this.flush();
     this.appender.closeSync();
+    const file = `${this.filePrefix}-${String(this.files.length).padStart(4, '0')}.parquet`;
     const id = this.customerType === 'BIGINT' ? 'CAST(f.customer AS VARCHAR)' : 'f.customer';
     const names = this.names.map((n, i) => `CASE WHEN isnan(f.f${i}) THEN NULL ELSE f.f${i} END AS ${sqlIdent(n)}`).join(', ');
     // Rows were appended in the sorted stream's customer order, product by product: COPY keeps that order.
@@ -80,7 +108,8 @@ export class FeaturesWriter {
     await this.db.run(`COPY (SELECT ${id} AS customer_id, ${productNames}[f.product + 1] AS product, ${names}
         FROM ${this.table} f) TO ${sqlString(file)} (FORMAT parquet)`);
     await setFileMode(file); // DuckDB created it under the umask
-    await this.db.run(`DROP TABLE ${this.table}`);
+    this.files.push(file);
+    this.tableRows = 0;
   }
 
   close(): void {
@@ -108,6 +137,14 @@ export class FeaturesWriter {
     this.values.forEach((v, j) => duckdb.copy_data_to_vector(duckdb.data_chunk_get_vector(raw, 2 + j), 0, v.buffer as ArrayBuffer, 0, n * 8));
     this.chunk.rowCount = n;
     this.appender.appendDataChunk(this.chunk);
+    this.tableRows += n;
     this.rows = 0;
   }
+}
+
+async function createTable(db: DuckDB, table: string, customerType: 'BIGINT' | 'VARCHAR', products: readonly string[], names: readonly string[]): Promise<DuckDBAppender> {
+  const productType = products.length <= 255 ? 'UTINYINT' : 'USMALLINT';
+  const columns = [`customer ${customerType}`, `product ${productType}`, ...names.map((_, i) => `f${i} DOUBLE`)];
+  await db.run(`CREATE OR REPLACE TABLE ${table} (${columns.join(', ')})`);
+  return db.connection.createAppender(table);
 }

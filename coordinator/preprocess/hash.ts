@@ -1,6 +1,6 @@
 /**
- * Stable customer hashes: which shard a customer lands in, whether it is held out for validation, whether a
- * negative is kept by downsampling. All three are MurmurHash3 (x86, 32-bit) of the customer id's UTF-8
+ * Stable customer hashes: whether a customer is held out for validation, whether a negative is kept by
+ * downsampling. Both are MurmurHash3 (x86, 32-bit) of the customer id's UTF-8
  * bytes with a fixed seed per use, so they agree across runs, machines and DuckDB versions (DuckDB's own
  * hash() makes no such promise). Reference vectors: murmur3("", 0) = 0, murmur3("hello", 0) = 0x248bfa47.
  *
@@ -8,7 +8,6 @@
  * to int32 values, used to map item/category hashes to vocabulary ids without a JavaScript object per event.
  */
 
-const SHARD_SEED = 0;
 const SPLIT_SEED = 0x5eed_0001;
 const SAMPLE_SEED_BASE = 0x5eed_0002;
 const TWO_32 = 4_294_967_296;
@@ -49,18 +48,6 @@ export function murmur3(bytes: Uint8Array, start: number, length: number, seed: 
   return h >>> 0;
 }
 
-const encoder = new TextEncoder();
-
-/** The shard (0 ≤ shard < count) that holds a customer: murmur3(utf8(id), seed 0) mod count. */
-export function shardOfCustomer(customerId: string, count: number): number {
-  const b = encoder.encode(customerId);
-  return murmur3(b, 0, b.length, SHARD_SEED) % count;
-}
-
-export function shardOfBytes(bytes: Uint8Array, start: number, length: number, count: number): number {
-  return murmur3(bytes, start, length, SHARD_SEED) % count;
-}
-
 /** A uniform number in [0, 1) per customer for the train/validation split (independent of the shard hash). */
 export function splitUnit(bytes: Uint8Array, start: number, length: number): number {
   return murmur3(bytes, start, length, SPLIT_SEED) / TWO_32;
@@ -69,6 +56,11 @@ export function splitUnit(bytes: Uint8Array, start: number, length: number): num
 /** A uniform number in [0, 1) per (customer, seed) for negative downsampling. */
 export function sampleUnit(bytes: Uint8Array, start: number, length: number, seed: number): number {
   return murmur3(bytes, start, length, (SAMPLE_SEED_BASE ^ seed) >>> 0) / TWO_32;
+}
+
+export interface Int64MapData {
+  slots: Int32Array;
+  missing: number;
 }
 
 /**
@@ -80,16 +72,26 @@ export class Int64Map {
   private readonly mask: number;
   private readonly shift: number;
 
-  constructor(capacity: number, private readonly missing: number) {
+  /** `slots`: a table from toData() (a copy crossing to a worker thread). */
+  constructor(capacity: number, private readonly missing: number, slots?: Int32Array) {
     let size = 16;
     let bits = 4;
-    while (size < capacity * 2) {
+    while (size < (slots ? slots.length / 4 : capacity * 2)) {
       size *= 2;
       bits++;
     }
     this.shift = 32 - bits;
-    this.slots = new Int32Array(size * 4);
+    this.slots = slots ?? new Int32Array(size * 4);
     this.mask = size - 1;
+  }
+
+  /** Plain data (structured-clone safe); Int64Map.fromData() makes the same map again. */
+  toData(): Int64MapData {
+    return { slots: this.slots, missing: this.missing };
+  }
+
+  static fromData(d: Int64MapData): Int64Map {
+    return new Int64Map(0, d.missing, d.slots);
   }
 
   set(lo: number, hi: number, value: number): void {

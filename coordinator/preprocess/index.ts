@@ -5,7 +5,7 @@
 export { preprocess } from './preprocess.js';
 export { saveVocabulary, loadVocabulary, PAD_ID, UNKNOWN_ID, FIRST_TOKEN_ID } from './vocab.js';
 export { readShard } from './shards.js';
-export { shardOfCustomer } from './hash.js';
+export { shardsOfCustomerId } from './shard-input.js';
 export { REASONS } from './events.js';
 export type {
   RejectReason,

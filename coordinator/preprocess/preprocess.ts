@@ -4,22 +4,25 @@
  *   validate       one GROUPING SETS pass (./prepass.ts): rows by reject reason, vocabulary and product counts;
  *                  fail early past the threshold; at the end, the quarantine and the check with duplicates
  *   vocabularies   items/categories of the training window and products, or the frozen ones given
- *   sequences      one sorted pass over the valid events → a row per customer and set (./sequences.ts)
- *   shards         Arrow IPC stream files per set and shard, counts files (./sets.ts)
+ *   sequences      the valid events split by shard (./shard-input.ts), then each shard read sorted and turned
+ *                  into a row per customer and set (./sequences.ts), shards in parallel (./shard-pool.ts)
+ *   shards         of which writing: Arrow IPC stream files and features files per set and shard (./sets.ts)
  */
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DAY_MS } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
 import { makeDir } from '../../core/file-modes.js';
 import { TOKEN_COLUMNS, type TokenColumn } from '../../proto/shard-batch.js';
-import { openDuckDB, type DuckDB } from '../duckdb/index.js';
+import { openDuckDB, threadMemoryLimit, type DuckDB } from '../duckdb/index.js';
 import { jobAggregateLayout } from '../features/index.js';
 import { DuplicateKeyWriter, duplicatesSql } from './duplicates.js';
 import { eventsSql } from './events.js';
 import { openInput, firstLine } from './input.js';
 import { PREPASS, runPrepass } from './prepass.js';
-import { buildSequences, streamSql, type DuplicateEvent } from './sequences.js';
-import { OpenSet } from './sets.js';
+import { assembleSet, planSet, type SetPlan } from './sets.js';
+import { writeShardInputs } from './shard-input.js';
+import { runShardPass, sequenceThreads } from './shard-pool.js';
 import { checkThreshold, countMalformed, countReasons, rejectedTotal, writeQuarantine } from './validate.js';
 import { checkFreshness } from './freshness.js';
 import { buildProducts, buildVocabulary, FIRST_TOKEN_ID, hashesOf, tokenIds, UNKNOWN_ID } from './vocab.js';
@@ -27,6 +30,7 @@ import { planWindows, type SetName } from './windows.js';
 import type { PreprocessOptions, PreprocessResult } from './types.js';
 
 const EVENTS = 'events';
+const PARALLEL_FROM_EVENTS = 250_000;
 
 export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult> {
   const { job } = o;
@@ -115,60 +119,68 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     featuresFiles: {},
     aggregateFeatures: aggregates.names,
   };
-  const open: OpenSet[] = [];
+  const plans: SetPlan[] = [];
+  for (const window of plan.sets) {
+    const labelled = window.name === 'train' || labelledScore;
+    const snapshots = window.name === 'train' ? plan.trainSnapshots : [window];
+    plans.push(await planSet({ job, window, snapshots, labelled, products, aggregates, tokenColumns, runDir: o.runDir }));
+  }
+  const inputDir = path.join(o.runDir, 'sequence-input');
   let duplicates: DuplicateKeyWriter | null = null;
   try {
-    for (const window of plan.sets) {
-      const labelled = window.name === 'train' || labelledScore;
-      const snapshots = window.name === 'train' ? plan.trainSnapshots : [window];
-      open.push(await OpenSet.open({ db, job, window, snapshots, labelled, products, aggregates, tokenColumns, customerType: events.customerType, runDir: o.runDir }));
-    }
     t = performance.now();
     const windowEvents = counts.rowsRead - rejectedBeforeDuplicates - counts.outsideWindow;
     progress('sequences', 0, windowEvents);
-    const found: DuplicateEvent[] = [];
-    const totals = await readInput(
+    const shards = job.shards.count;
+    const shardInput = { events: EVENTS, customerType: events.customerType, numericCount: events.numericCount, fromMs: plan.fromMs, toMs: plan.toMs, withMarkers: counts.minValidMs !== null && counts.minValidMs < plan.fromMs, shards };
+    await readInput(db, () => writeShardInputs(db, shardInput, inputDir), job.input.path);
+    const threads = windowEvents < (o.parallelFromEvents ?? PARALLEL_FROM_EVENTS) ? 1 : sequenceThreads(job.resources.threads, shards);
+    const dupWriter = (duplicates = await DuplicateKeyWriter.create(db));
+    const outcomes = await readInput(
       db,
       () =>
-        buildSequences(db, {
-          job,
-          sql: streamSql(EVENTS, events.customerType, events.numericCount, plan.fromMs, plan.toMs, counts.minValidMs !== null && counts.minValidMs < plan.fromMs),
-          customerType: events.customerType,
-          numericCount: events.numericCount,
-          sets: open.map((x) => x.sink),
-          itemIds,
-          categoryIds,
-          eventIds,
-          productCategories,
-          aggregates,
-          onDuplicate: (d) => found.push(d),
-          afterChunk: async (done) => {
-            for (const x of open) await x.writeBatches();
-            if (found.length > 0) {
-              duplicates ??= await DuplicateKeyWriter.create(db);
-              for (const d of found.splice(0)) duplicates.add(d);
-              duplicates.flush();
-            }
-            progress('sequences', done, windowEvents);
+        runShardPass(
+          {
+            job,
+            inputDir,
+            customerType: events.customerType,
+            numericCount: events.numericCount,
+            sets: plans,
+            itemIds: itemIds?.toData() ?? null,
+            categoryIds: categoryIds?.toData() ?? null,
+            eventIds,
+            productCategories,
+            aggregates,
           },
-        }),
+          shards,
+          {
+            threads,
+            duckdb: { memoryLimit: threadMemoryLimit(job.resources.memoryLimit, threads), tempDirectory: path.join(o.runDir, 'duckdb-tmp-shards'), timeZone: job.input.timeZone },
+            onProgress: (done) => progress('sequences', done, windowEvents),
+            onDuplicates: (found) => {
+              for (const d of found) dupWriter.add(d);
+              dupWriter.flush();
+            },
+          },
+        ),
       job.input.path,
     );
-    const writeMsOf = () => open.reduce((ms, x) => ms + x.writeMs, 0);
-    timings.sequences = performance.now() - t - writeMsOf();
+    const totals = { events: outcomes.reduce((n, x) => n + x.events, 0), duplicates: outcomes.reduce((n, x) => n + x.duplicates, 0) };
+    const threadWriteMs = outcomes.reduce((ms, x) => ms + x.sets.reduce((m, s) => m + s.writeMs, 0), 0) / threads;
+    timings.sequences = performance.now() - t - threadWriteMs;
+    timings.shards = threadWriteMs;
     if (totals.events !== windowEvents) {
       // Counted once, streamed once: a difference means the files changed between the two reads.
       throw new InputError(`the input ${job.input.path} changed while it was read (${windowEvents} events counted, ${totals.events} streamed): rerun preprocess`);
     }
 
-    progress('shards', 0, open.length);
-    for (const [i, x] of open.entries()) {
-      const { set, featuresFile } = await x.finish();
+    progress('shards', 0, plans.length);
+    for (const [i, p] of plans.entries()) {
+      const { set, featuresFile } = assembleSet(p, outcomes.map((x) => x.sets[i]!));
       result[set.name] = set;
       result.featuresFiles[set.name] = featuresFile;
-      progress('shards', i + 1, open.length);
+      progress('shards', i + 1, plans.length);
     }
-    timings.shards = writeMsOf();
 
     // The quarantine and the final threshold check, duplicates included.
     t = performance.now();
@@ -182,14 +194,14 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
       db,
       input,
       quarantinePath,
-      { eventsWithRaw: withRaw, duplicates: dups ? duplicatesSql(job, input, withRaw) : null },
+      { eventsWithRaw: withRaw, duplicates: totals.duplicates > 0 ? duplicatesSql(job, input, withRaw) : null },
       rejected > 0,
     );
     checkThreshold(job, counts, result.stats.quarantineFile);
     clock('validate', t);
   } finally {
-    for (const x of open) await x.abort();
     (duplicates as DuplicateKeyWriter | null)?.close();
+    await rm(inputDir, { recursive: true, force: true });
   }
   return result;
 }

@@ -9,16 +9,18 @@
  * dropped and reported (an event is a duplicate when customer, time, type, numeric values and the 64-bit
  * DuckDB hashes of item and category all match).
  *
- * For each set and customer known before its as-of time (any valid event before it), one row goes to the
- * customer's shard builder: tokens, dt, age, numeric features, labels, weight, split.
+ * The kernel reads one shard's customers (./shard-task.ts gives it each shard's sorted stream; the shards are
+ * built in parallel, see ./shard-pool.ts). For each set and customer known before its as-of time (any valid
+ * event before it), one row goes to the set's builder: tokens, dt, age, numeric features, labels, weight, split.
  */
 import type { Job } from '../../jobs/job.js';
-import { AggregateAccumulator, transformAggregate, type AggregateLayout } from '../features/index.js';
+import { AggregateAccumulator, AggregateTransform, type AggregateLayout } from '../features/index.js';
 import { columnReader, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
 import type { FeaturesWriter } from './features-file.js';
-import { sampleUnit, shardOfBytes, splitUnit, type Int64Map } from './hash.js';
+import { sampleUnit, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
 import type { SetWindow } from './windows.js';
+import { MARKER_EVENT } from './shard-input.js';
 
 /** One set being built: its window and where its rows go. */
 export interface SetSink {
@@ -33,11 +35,12 @@ export interface SetSink {
   negativeRate: number;
   /** The validation split applies (the train set only). */
   split: boolean;
-  builders: ShardBuilder[];
+  /** The shard's rows of this set. */
+  builder: ShardBuilder;
   /** Raw aggregate features of the latest snapshot's rows, per customer and product. */
   features: FeaturesWriter;
-  /** Called when a shard's builder is full: take its batch now (before the next row arrives). */
-  onFull: (shard: number) => void;
+  /** Called when the builder is full: take its batch now (before the next row arrives). */
+  onFull: () => void;
   // Results
   customers: number;
   noHistory: number;
@@ -46,7 +49,7 @@ export interface SetSink {
 
 export interface SequenceOptions {
   job: Job;
-  /** SQL of the sorted event stream (see streamSql). */
+  /** SQL of one shard's sorted event stream (see shardStreamSql). */
   sql: string;
   customerType: 'BIGINT' | 'VARCHAR';
   numericCount: number;
@@ -78,24 +81,6 @@ export interface SequenceTotals {
   duplicates: number;
 }
 
-export const MARKER_EVENT = 255;
-
-/**
- * The sorted stream: valid events in [fromMs, toMs), plus (when some customers' only events are older) one
- * marker row per customer holding its first event time, so customers without recent events are still listed.
- * Columns: customer, ts (DOUBLE ms), e, hash(item), hash(cat), key (hash of a VARCHAR customer), n0 ….
- */
-export function streamSql(events: string, customerType: 'BIGINT' | 'VARCHAR', numericCount: number, fromMs: number, toMs: number, withMarkers: boolean): string {
-  const key = customerType === 'VARCHAR' ? 'hash(customer)' : '0::UBIGINT';
-  const nums = Array.from({ length: numericCount }, (_, i) => `, n${i}`).join('');
-  const nulls = Array.from({ length: numericCount }, () => `, NULL::DOUBLE`).join('');
-  const recent = `SELECT customer, ts::DOUBLE AS ts, e, hash(item) AS hi, hash(cat) AS hc, ${key} AS k${nums} FROM ${events}
-    WHERE reason = 0 AND ts >= ${fromMs} AND ts < ${toMs}`;
-  const markers = `SELECT customer, min(ts)::DOUBLE AS ts, ${MARKER_EVENT}::UTINYINT AS e, 0::UBIGINT AS hi, 0::UBIGINT AS hc, ${key} AS k${nulls}
-    FROM ${events} WHERE reason = 0 AND ts < ${fromMs} GROUP BY customer`;
-  // Two sort keys only: ties within a customer and millisecond are ordered in JavaScript, far cheaper than more keys.
-  return `${withMarkers ? `${recent} UNION ALL ${markers}` : recent} ORDER BY customer, ts`;
-}
 
 /** Per set, per customer state: a ring of the last max_length feature events, aggregates and label flags. */
 class SetState {
@@ -177,7 +162,6 @@ export class SequenceKernel {
   private readonly productLo: Int32Array;
   private readonly productHi: Int32Array;
   private readonly productAny: Uint8Array;
-  private readonly shardCount: number;
   private readonly seed: number;
   private readonly validationShare: number;
   private readonly hasItem: boolean;
@@ -194,8 +178,6 @@ export class SequenceKernel {
   private firstTs = NaN;
   /** The customer's previous (kept) event time: the same for every set, since a set's feature events are contiguous. */
   private prevTs = NaN;
-  /** The current customer's shard, computed at its first emitted row. */
-  private shard = -1;
   // The current group of events sharing one timestamp (usually one event).
   private groupTs = NaN;
   private groupSize = 0;
@@ -210,6 +192,7 @@ export class SequenceKernel {
   /** products × aggregate features: one row's `wide` values. */
   private readonly wideWidth: number;
   private readonly raw: Float64Array;
+  private readonly transform: AggregateTransform;
   private readonly inProduct: Uint8Array;
 
   constructor(private readonly o: KernelOptions) {
@@ -224,8 +207,8 @@ export class SequenceKernel {
     this.aggregates = o.aggregates;
     this.wideWidth = this.products * o.aggregates.names.length;
     this.raw = new Float64Array(this.wideWidth);
+    this.transform = new AggregateTransform(o.aggregates, this.products);
     this.inProduct = new Uint8Array(this.products);
-    this.shardCount = job.shards.count;
     this.seed = job.model.seed;
     this.validationShare = job.model.validationShare;
     this.hasItem = job.columns.item !== null;
@@ -392,7 +375,6 @@ export class SequenceKernel {
     this.firstTs = NaN;
     this.prevTs = NaN;
     this.groupTs = NaN;
-    this.shard = -1;
   }
 
   private emit(st: SetState): void {
@@ -411,8 +393,7 @@ export class SequenceKernel {
       }
     }
     const split = sink.split && splitUnit(idBytes, 0, idLength) < this.validationShare ? 1 : 0;
-    if (this.shard < 0) this.shard = shardOfBytes(idBytes, 0, idLength, this.shardCount);
-    const b = sink.builders[this.shard]!;
+    const b = sink.builder;
     const maxLength = this.maxLength;
     const count = st.count;
     const n = count < maxLength ? count : maxLength;
@@ -445,16 +426,10 @@ export class SequenceKernel {
       const at = b.rows * products;
       for (let p = 0; p < products; p++) labels[at + p] = st.labels[p]!;
     }
-    const features = this.aggregates.features;
-    const width = features.length;
+    const width = this.aggregates.features.length;
     const raw = this.raw;
-    const wide = b.wide;
-    const wideAt = b.rows * this.wideWidth;
-    const lookbackDays = this.aggregates.lookbackDays;
-    for (let p = 0; p < products; p++) {
-      st.aggregates.write(p, asOfMs, this.firstTs, raw, p * width);
-      for (let j = 0; j < width; j++) wide[wideAt + p * width + j] = transformAggregate(features[j]!.kind, raw[p * width + j]!, lookbackDays);
-    }
+    for (let p = 0; p < products; p++) st.aggregates.write(p, asOfMs, this.firstTs, raw, p * width);
+    this.transform.apply(raw, b.wide, b.rows * this.wideWidth);
     b.snapshot[b.rows] = st.snapshot;
     // The set's first feature event has no predecessor in the set (unless the ring cut it off).
     if (n > 0 && count <= maxLength) dt[base] = 0;
@@ -465,7 +440,7 @@ export class SequenceKernel {
     if (st.snapshot === 0) {
       sink.features.add(this.keyLo, this.keyHi, idBytes, 0, idLength, raw);
     }
-    if (b.full) sink.onFull(this.shard);
+    if (b.full) sink.onFull();
   }
 
   private growGroup(): void {
@@ -487,7 +462,7 @@ export class SequenceKernel {
 export async function buildSequences(db: DuckDB, o: SequenceOptions): Promise<SequenceTotals> {
   const kernel = new SequenceKernel(o);
   const keyColumn = o.customerType === 'BIGINT' ? 0 : 5;
-  // Its own connection: the caller appends features and duplicate keys on the main one while this streams.
+  // Its own connection: the caller appends features on the main one while this streams.
   const connection = await db.connect();
   try {
     for await (const chunk of db.stream(o.sql, connection)) {

@@ -36,7 +36,10 @@ export interface PreprocessStats {
   /** The freshness gate's findings (absent in runs from before it). */
   freshness?: Freshness;
   inputFiles: number;
-  /** ms per step: validate, windows, vocabularies, sequences, shards */
+  /**
+   * ms per step: validate, windows, vocabularies, sequences (splitting the events by shard, then every shard's
+   * pass, wall time, less writing), shards (writing shard and features files, per thread)
+   */
   timings: Record<string, number>;
 }
 
@@ -54,6 +57,11 @@ export interface PreprocessOptions {
   onProgress?: (step: string, done: number, total: number | null) => void;
   /** Build even when the freshness gate finds the input stale (recorded in stats.freshness). @default false */
   allowStale?: boolean;
+  /**
+   * Below this many events the sequence pass runs on one thread whatever resources.threads says: starting
+   * threads would cost more than they save. The output is the same either way. @default 250000
+   */
+  parallelFromEvents?: number;
 }
 
 export interface PreprocessResult {

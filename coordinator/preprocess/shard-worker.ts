@@ -1,0 +1,36 @@
+/**
+ * A worker thread of the sequence pass (./shard-pool.ts): one ShardRunner, shards on request.
+ * Messages in: { shard } (build it) or null (close). Out: progress, duplicates, done, error.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { ShardRunner } from './shard-task.js';
+import { toWireError, type FromShardWorker, type ShardWorkerData } from './shard-pool.js';
+
+const port = parentPort!;
+const post = (m: FromShardWorker) => port.postMessage(m);
+const { plan, duckdb } = workerData as ShardWorkerData;
+
+let runner: ShardRunner | null = null;
+try {
+  runner = await ShardRunner.open(plan, duckdb);
+  post({ type: 'ready' });
+} catch (e) {
+  post({ type: 'error', error: toWireError(e) });
+}
+
+port.on('message', (m: { shard: number } | null) => {
+  if (m === null || runner === null) {
+    void runner?.close().finally(() => port.close());
+    return;
+  }
+  const shard = m.shard;
+  runner
+    .run(shard, {
+      onProgress: (events) => post({ type: 'progress', shard, events }),
+      onDuplicates: (found) => post({ type: 'duplicates', found }),
+    })
+    .then(
+      (outcome) => post({ type: 'done', outcome }),
+      (e: unknown) => post({ type: 'error', error: toWireError(e) }),
+    );
+});

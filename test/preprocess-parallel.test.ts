@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { preprocess, type PreprocessResult } from '../coordinator/preprocess/index.js';
+import { duck, smallJob, taobaoJob, withTempDir, writeEvents, type EventRow } from './helpers/preprocess.js';
+
+/** Every file under a set folder (shards and features files), name → sha256. */
+async function setDigests(r: PreprocessResult, set: 'train' | 'score'): Promise<Record<string, string>> {
+  const dir = path.dirname(r[set]!.shards[0]!.file);
+  const out: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    out[path.relative(dir, file)] = createHash('sha256').update(await readFile(file)).digest('hex');
+  }
+  return out;
+}
+
+describe('the sequence pass in parallel', () => {
+  test('the Taobao sample on 1, 2 and 3 threads: the same shard and features files, byte for byte', async () => {
+    await withTempDir(async (dir) => {
+      const results: PreprocessResult[] = [];
+      for (const threads of [1, 2, 3]) {
+        const job = taobaoJob({ shards: { count: 5, batchRows: 64 }, resources: { memoryLimit: '1GB', threads } });
+        results.push(await preprocess({ job, scoreDate: '2017-12-02', runDir: path.join(dir, `t${threads}`), parallelFromEvents: 0 }));
+      }
+      const [one, ...more] = results;
+      for (const set of ['train', 'score'] as const) {
+        const digests = await setDigests(one!, set);
+        expect(Object.keys(digests).filter((f) => f.endsWith('.arrow'))).toHaveLength(5);
+        expect(Object.keys(digests).filter((f) => f.startsWith('features'))).toHaveLength(5);
+        for (const r of more) {
+          expect(await setDigests(r, set)).toEqual(digests);
+          expect(r[set]!.customers).toBe(one![set]!.customers);
+          expect(r[set]!.positives).toEqual(one![set]!.positives);
+        }
+      }
+      expect(one!.score!.customers).toBeGreaterThan(800);
+      const [features] = await duck<{ rows: bigint; customers: bigint }>(
+        `SELECT count(*) AS rows, count(DISTINCT customer_id) AS customers FROM read_parquet('${one!.featuresFiles.score}')`,
+      );
+      expect(Number(features!.customers)).toBe(one!.score!.customers);
+    });
+  });
+
+  test('duplicates found on worker threads reach the quarantine as on one thread', async () => {
+    await withTempDir(async (dir) => {
+      const rows: EventRow[] = [];
+      for (let c = 0; c < 60; c++) {
+        const ts = new Date(Date.UTC(2024, 2, 8, c % 24)).toISOString();
+        rows.push({ cid: `c${c}`, ts, kind: 'view', item: `i${c % 7}`, cat: 'x' });
+        if (c % 5 === 0) rows.push({ cid: `c${c}`, ts, kind: 'view', item: `i${c % 7}`, cat: 'x' }); // an exact duplicate
+      }
+      const file = path.join(dir, 'events.csv');
+      await writeEvents(file, rows);
+      const quarantines: unknown[] = [];
+      for (const threads of [1, 2]) {
+        const job = smallJob(file, { shards: { count: 4, batchRows: 4 }, resources: { memoryLimit: '1GB', threads } });
+        const r = await preprocess({ job, scoreDate: '2024-03-10', runDir: path.join(dir, `t${threads}`), parallelFromEvents: 0 });
+        expect(r.stats.rejected.duplicate).toBe(12);
+        quarantines.push(await duck(`SELECT * FROM '${r.stats.quarantineFile}' ORDER BY ALL`));
+      }
+      expect(quarantines[1]).toEqual(quarantines[0]);
+      expect(quarantines[0]).toHaveLength(12);
+    });
+  });
+});
