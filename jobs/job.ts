@@ -245,9 +245,9 @@ export interface JobFile {
     inputRoots?: string[];
   };
   resources?: {
-    /** DuckDB memory_limit. @default '2GB' */
+    /** DuckDB memory_limit; the sequence pass's threads share half of it. @default '2GB' */
     memoryLimit?: string;
-    /** DuckDB threads. @default all cores */
+    /** DuckDB threads, and the threads that build shards in parallel (at most one per shard). @default all cores */
     threads?: number;
   };
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { InputError } from '../core/errors.js';
+import { aggregateLayout } from '../coordinator/features/index.js';
 import {
   aucDifference,
   computeMetrics,
@@ -12,7 +13,7 @@ import {
   withAggregates,
   type ProductAggregates,
 } from '../coordinator/evaluate/index.js';
-import { categoryFixture, FIXTURE_LAYOUT, gaussian, seededRandom, writeFeaturesParquet } from './helpers/evaluate.js';
+import { categoryFixture, FIXTURE_LAYOUT, gaussian, seededRandom, writeFeatureShard } from './helpers/evaluate.js';
 import { withTempDir } from './helpers/publish.js';
 
 const NAMES = FIXTURE_LAYOUT.names;
@@ -26,37 +27,44 @@ function values(named: Record<string, number>): (number | null)[] {
 describe('baselines per product, on the aggregate features', () => {
   test('the reader aligns one product\'s features to the given customer order; absent customers have no history', async () => {
     await withTempDir(async (dir) => {
-      const file = path.join(dir, 'features.parquet');
-      await writeFeaturesParquet(file, NAMES, [
+      const file = path.join(dir, 'shard-0.arrow');
+      await writeFeatureShard(file, FIXTURE_LAYOUT, [
         { customerId: 'c3', product: 'A', values: values({ cat_n_view_28d: 7, cat_days_since_event: 0.5, tenure_days: 40 }) },
         { customerId: 'c3', product: 'any', values: values({ cat_n_view_28d: 9 }) },
         { customerId: 'c1', product: 'A', values: values({ cat_n_view_28d: 2, cat_days_since_event: 3 }) },
         { customerId: 'c2', product: 'A', values: values({}) },
       ]);
-      const a = await withAggregates(file, FIXTURE_LAYOUT, ['c2', 'c9', 'c1', 'c3'], (r) => r.product('A'));
+      const a = await withAggregates([file], FIXTURE_LAYOUT, ['c2', 'c9', 'c1', 'c3'], (r) => r.product('A'));
       expect(a.n).toBe(4);
       expect(Array.from(a.columns[at('cat_n_view_28d')]!)).toEqual([0, 0, 2, 7]);
-      expect(Array.from(a.columns[at('cat_days_since_event')]!)).toEqual([Number.NaN, Number.NaN, 3, 0.5]);
-      expect(Array.from(a.columns[at('tenure_days')]!)).toEqual([Number.NaN, Number.NaN, Number.NaN, 40]);
+      // Read back from the shard's float32 values: recencies and tenure within float32 rounding.
+      const days = Array.from(a.columns[at('cat_days_since_event')]!);
+      expect(days.slice(0, 2)).toEqual([Number.NaN, Number.NaN]);
+      expect(days[2]).toBeCloseTo(3, 5);
+      expect(days[3]).toBeCloseTo(0.5, 5);
+      const tenure = Array.from(a.columns[at('tenure_days')]!);
+      expect(tenure.slice(0, 3)).toEqual([Number.NaN, Number.NaN, Number.NaN]);
+      expect(tenure[3]).toBeCloseTo(40, 4);
       expect(a.missing).toBe(1);
+      // Shards are read as they are: another product's values for the same customers.
+      const any = await withAggregates([file], FIXTURE_LAYOUT, ['c3', 'c1'], (r) => r.product('any'));
+      expect(Array.from(any.columns[at('cat_n_view_28d')]!)).toEqual([9, 0]);
     });
   });
 
-  test('the reader refuses duplicates, missing columns, unknown products and mismatched feature names', async () => {
+  test('the reader refuses customers listed twice, unknown products and mismatched feature names', async () => {
     await withTempDir(async (dir) => {
-      const dup = path.join(dir, 'dup.parquet');
       const row = { customerId: 'c1', product: 'A', values: values({}) };
-      await writeFeaturesParquet(dup, NAMES, [row, row]);
-      await expect(withAggregates(dup, FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/customer "c1" for product "A" more than once/);
-      const ok = path.join(dir, 'ok.parquet');
-      await writeFeaturesParquet(ok, NAMES, [row]);
-      await expect(withAggregates(ok, FIXTURE_LAYOUT, ['c1', 'c1'], (r) => r.product('A'))).rejects.toThrow(InputError);
-      await expect(withAggregates(ok, FIXTURE_LAYOUT, ['c1'], (r) => r.product('Z'))).rejects.toThrow(/no row for product "Z"/);
-      await expect(withAggregates(path.join(dir, 'absent.parquet'), FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/run preprocess/);
-      const short = path.join(dir, 'short.parquet');
-      await writeFeaturesParquet(short, NAMES.slice(1), [{ customerId: 'c1', product: 'A', values: values({}).slice(1) }]);
-      await expect(withAggregates(short, FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/lacks columns \[cat_n_view_7d\]/);
-
+      const dup = path.join(dir, 'dup.arrow');
+      await writeFeatureShard(dup, FIXTURE_LAYOUT, [row], { repeat: 'c1' });
+      await expect(withAggregates([dup], FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/customer "c1" twice/);
+      const ok = path.join(dir, 'ok.arrow');
+      await writeFeatureShard(ok, FIXTURE_LAYOUT, [row]);
+      await expect(withAggregates([ok], FIXTURE_LAYOUT, ['c1', 'c1'], (r) => r.product('A'))).rejects.toThrow(InputError);
+      await expect(withAggregates([ok], FIXTURE_LAYOUT, ['c1'], (r) => r.product('Z'))).rejects.toThrow(/no product "Z"/);
+      await expect(withAggregates([path.join(dir, 'absent.arrow')], FIXTURE_LAYOUT, ['c1'], (r) => r.product('A'))).rejects.toThrow(/preprocess/);
+      const other = aggregateLayout({ ...FIXTURE_LAYOUT, windowsDays: [28] });
+      await expect(withAggregates([ok], other, ['c1'], (r) => r.product('A'))).rejects.toThrow(/other aggregate features/);
     });
   });
 
@@ -79,9 +87,9 @@ describe('baselines per product, on the aggregate features', () => {
     await withTempDir(async (dir) => {
       const train = categoryFixture(3000, 11);
       const later = categoryFixture(3000, 12);
-      await writeFeaturesParquet(path.join(dir, 'train.parquet'), NAMES, train.rows);
-      await writeFeaturesParquet(path.join(dir, 'score.parquet'), NAMES, later.rows);
-      const read = (set: string, ids: string[], product: string) => withAggregates(path.join(dir, `${set}.parquet`), FIXTURE_LAYOUT, ids, (r) => r.product(product));
+      await writeFeatureShard(path.join(dir, 'train.arrow'), FIXTURE_LAYOUT, train.rows);
+      await writeFeatureShard(path.join(dir, 'score.arrow'), FIXTURE_LAYOUT, later.rows);
+      const read = (set: string, ids: string[], product: string) => withAggregates([path.join(dir, `${set}.arrow`)], FIXTURE_LAYOUT, ids, (r) => r.product(product));
       // The old baselines: one set of all-category features for every product ('any' rows: both scopes are overall).
       const trainAll = await read('train', train.customerIds, 'any');
       const laterAll = await read('score', later.customerIds, 'any');

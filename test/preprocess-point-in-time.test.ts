@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { preprocess } from '../coordinator/preprocess/index.js';
 import { toSequenceBatch } from '../proto/shard-batch.js';
-import { byCustomer, duck, readSet, smallJob, withTempDir, writeEvents, type EventRow, type ShardRow } from './helpers/preprocess.js';
+import { byCustomer, duck, readFeatureRows, readSet, smallJob, withTempDir, writeEvents, type EventRow, type ShardRow } from './helpers/preprocess.js';
 
 const DAY = 86_400_000;
 const D = Date.UTC(2024, 2, 10); // score as-of; H = 2 days, lookback 3 days
@@ -118,9 +118,7 @@ describe('point-in-time correctness', () => {
       expect(a.age).toEqual(times.map((t) => Math.fround(Math.log1p((D - t) / 1000))));
 
       // The aggregate features follow the same windows (the widest window covers the whole lookback).
-      const counts = await duck<{ customer_id: string; all_n_view_7d: number; all_n_cart_7d: number; all_n_buy_7d: number; all_days_since_event: number | null }>(
-        `SELECT * FROM '${r.featuresFiles.score}' WHERE product = 'any'`,
-      );
+      const counts = (await readFeatureRows(r.score!, job(file))).filter((f) => f.product === 'any');
       const quiet = counts.find((c) => c.customer_id === 'quiet')!;
       expect(quiet.all_days_since_event).toBeNull();
       const ca = counts.find((c) => c.customer_id === 'a')!;

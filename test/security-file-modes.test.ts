@@ -52,7 +52,7 @@ describe('file modes of a whole run', () => {
   test('by default, under umask 022, every file is at most 0600 and every folder at most 0700', async () => {
     const entries = await runWith({});
     for (const part of ['runs', 'predictions', 'audiences', 'exports', 'models']) expect(entries.some((e) => e.path.startsWith(`${part}${path.sep}`))).toBe(true);
-    for (const kind of ['quarantine.parquet', 'shard-0.arrow', 'part-0000-0000.parquet', 'model.onnx', 'weights.f32', 'report.html', '_manifest.json', 'in_store.csv', 'predictions.csv']) {
+    for (const kind of ['quarantine.parquet', 'shard-0.arrow', 'model.onnx', 'weights.f32', 'report.html', '_manifest.json', 'in_store.csv', 'predictions.csv']) {
       expect(entries.some((e) => path.basename(e.path) === kind), kind).toBe(true);
     }
     expect(wider(entries, (e) => (e.kind === 'dir' ? 0o700 : 0o600))).toEqual([]);

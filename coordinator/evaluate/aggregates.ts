@@ -1,24 +1,22 @@
 /**
- * The point-in-time aggregate features that preprocess writes per set (`<runDir>/<set>/features.parquet`),
- * read for one product at a time and aligned to a given customer order, so that the baselines line up row
- * by row with the models' scores and the labels.
- *
- * File columns: customer_id VARCHAR, product VARCHAR, one DOUBLE per feature of coordinator/features
- * (raw values; NULL for a recency with no such event in the lookback); one row per customer × product.
+ * The point-in-time aggregate features of a set's customers, read back from its shards (each row's `wide`
+ * values, the latest snapshot's rows: what the models read), one product at a time and aligned to a given
+ * customer order, so that the baselines line up row by row with the models' scores and the labels. Values are
+ * raw again (coordinator/features rawAggregate): counts, sums and days; NaN for a recency with no such event.
  */
-import type { DuckDBConnection } from '@duckdb/node-api';
 import { InputError } from '../../core/errors.js';
-import type { AggregateLayout } from '../features/index.js';
-import { createCustomerOrder, quoteIdentifier, withDuckDB } from './duckdb.js';
+import { toShardRows } from '../../proto/shard-batch.js';
+import { rawAggregate, type AggregateLayout } from '../features/index.js';
+import { readShard } from '../preprocess/shards.js';
 
 export interface ProductAggregates {
   product: string;
   layout: AggregateLayout;
   /** Rows, in the order of the customer ids asked for. */
   n: number;
-  /** columns[f][i]: raw value of layout.features[f] for customer i; NaN where the file has NULL. */
+  /** columns[f][i]: raw value of layout.features[f] for customer i; NaN for "never" and unknown. */
   columns: Float64Array[];
-  /** Customers asked for that the file does not list for this product: zero counts and sums, unknown recency and tenure. */
+  /** Customers asked for that the shards do not hold: zero counts and sums, unknown recency and tenure. */
   missing: number;
 }
 
@@ -27,83 +25,53 @@ export interface AggregateReader {
   product(product: string): Promise<ProductAggregates>;
 }
 
-/** Opens `file` for the length of `fn`; customers in the given order. */
+/** A reader of the shard files' aggregates for `customerIds` (each once), in that order, for the length of `fn`. */
 export async function withAggregates<T>(
-  file: string,
+  shardFiles: readonly string[],
   layout: AggregateLayout,
   customerIds: readonly string[],
   fn: (reader: AggregateReader) => Promise<T>,
 ): Promise<T> {
-  return withDuckDB(async (connection) => {
-    await checkColumns(connection, file, layout);
-    await createCustomerOrder(connection, 'wanted', customerIds);
-    await refuseDuplicates(connection, file);
-    const n = customerIds.length;
-    const valueSql = layout.names.map((name) => `CAST(f.${quoteIdentifier(name)} AS DOUBLE)`).join(', ');
-    return fn({
-      async product(product) {
-        const columns = layout.features.map((f) => new Float64Array(n).fill(f.kind === 'days' || f.kind === 'tenure' ? Number.NaN : 0));
-        const result = await connection.stream(
-          `SELECT w.ord, f.customer_id IS NULL AS missing, ${valueSql}
-             FROM wanted w LEFT JOIN (SELECT * FROM read_parquet($file) WHERE product = $product) f ON f.customer_id = w.customer_id`,
-          { file, product },
-        );
-        let missing = 0;
-        for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-          const ord = chunk.getColumnVector(0);
-          const absent = chunk.getColumnVector(1);
-          const vectors = layout.names.map((_, j) => chunk.getColumnVector(2 + j));
-          for (let r = 0; r < chunk.rowCount; r++) {
-            const i = ord.getItem(r) as number;
-            if (absent.getItem(r) === true) {
-              missing++;
-              continue;
-            }
-            for (let j = 0; j < vectors.length; j++) {
-              const v = vectors[j]!.getItem(r) as number | null;
-              columns[j]![i] = v === null ? Number.NaN : v;
-            }
+  const order = new Map<string, number>();
+  customerIds.forEach((id, i) => {
+    if (order.has(id)) throw new InputError(`customer "${id}" is asked for more than once: give each customer once`);
+    order.set(id, i);
+  });
+  const n = customerIds.length;
+  const width = layout.features.length;
+  return fn({
+    async product(product) {
+      const columns = layout.features.map((f) => new Float64Array(n).fill(f.kind === 'days' || f.kind === 'tenure' ? Number.NaN : 0));
+      const seen = new Uint8Array(n);
+      let found = 0;
+      for (const file of shardFiles) {
+        for await (const batch of readShard(file)) {
+          const rows = toShardRows(batch);
+          if (rows.wideFeatures.join('\n') !== layout.names.join('\n')) {
+            throw new InputError(`the shard ${file} carries other aggregate features than the job's: rerun preprocess with this job file`);
+          }
+          const p = rows.products.indexOf(product);
+          if (p < 0) throw new InputError(`the shard ${file} has no product "${product}": rerun preprocess with this job file`);
+          const stride = rows.products.length * width;
+          for (let row = 0; row < rows.size; row++) {
+            // A training set may stack earlier snapshots (training.snapshots): the set's own date is snapshot 0.
+            if (rows.snapshot[row] !== 0) continue;
+            const i = order.get(rows.customerIds[row]!);
+            if (i === undefined) continue;
+            if (seen[i]) throw new InputError(`the shards list customer "${rows.customerIds[row]}" twice: rebuild the shards (nextbuy preprocess)`);
+            seen[i] = 1;
+            found++;
+            const at = row * stride + p * width;
+            for (let j = 0; j < width; j++) columns[j]![i] = rawAggregate(layout.features[j]!.kind, rows.wide[at + j]!, layout.lookbackDays);
           }
         }
-        if (missing === n && n > 0) {
-          throw new InputError(`the features file ${file} has no row for product "${product}": rerun preprocess with this job file`);
-        }
-        return { product, layout, n, columns, missing };
-      },
-    });
+      }
+      return { product, layout, n, columns, missing: n - found };
+    },
   });
 }
 
 /** The rows `rows` of `a`, in that order. */
 export function selectRows(a: ProductAggregates, rows: ArrayLike<number>): ProductAggregates {
   return { ...a, n: rows.length, columns: a.columns.map((c) => Float64Array.from(rows, (i) => c[i]!)), missing: 0 };
-}
-
-async function checkColumns(connection: DuckDBConnection, file: string, layout: AggregateLayout): Promise<void> {
-  let columns: string[];
-  try {
-    const described = await connection.runAndReadAll('DESCRIBE SELECT * FROM read_parquet($file)', { file });
-    columns = described.getRowObjectsJS().map((r) => String(r['column_name']));
-  } catch (e) {
-    throw new InputError(`cannot read the features file ${file}: ${(e as Error).message}; run preprocess for this set first`, { cause: e });
-  }
-  const lacking = ['customer_id', 'product', ...layout.names].filter((c) => !columns.includes(c));
-  if (lacking.length > 0) {
-    throw new InputError(`the features file ${file} lacks columns [${lacking.join(', ')}]: rerun preprocess with this job file`);
-  }
-}
-
-async function refuseDuplicates(connection: DuckDBConnection, file: string): Promise<void> {
-  const inFile = await connection.runAndReadAll(
-    'SELECT customer_id, product FROM read_parquet($file) GROUP BY customer_id, product HAVING count(*) > 1 LIMIT 1',
-    { file },
-  );
-  if (inFile.currentRowCount > 0) {
-    const [customer, product] = inFile.getRows()[0]!;
-    throw new InputError(`the features file ${file} lists customer "${String(customer)}" for product "${String(product)}" more than once`);
-  }
-  const asked = await connection.runAndReadAll('SELECT customer_id FROM wanted GROUP BY customer_id HAVING count(*) > 1 LIMIT 1');
-  if (asked.currentRowCount > 0) {
-    throw new InputError(`customer "${String(asked.getRows()[0]![0])}" is asked for more than once: give each customer once`);
-  }
 }

@@ -6,7 +6,7 @@
  * events as the input had them: time, event type, item and category.
  */
 import type { Job } from '../../jobs/job.js';
-import { jobAggregateLayout } from '../features/index.js';
+import { jobAggregateLayout, rawAggregate } from '../features/index.js';
 import { InputError, UsageError } from '../../core/errors.js';
 import { readUtf8Column, toSequenceBatch, type SequenceBatch, type TokenColumn } from '../../proto/shard-batch.js';
 import { lastPositions, loadArtifact, modelFromWeights, selectBackend, selectRows, type ExplainedEvent } from '../../worker/model/index.js';
@@ -111,12 +111,11 @@ export async function explainCustomer(o: ExplainCustomerOptions): Promise<Custom
   return { account: folder.account, date: o.date, customerId: o.customerId, asOf: pre.score.asOf, historyLength: found.historyLength[0]!, lookbackDays: o.job.sequence.lookbackDays, models };
 }
 
-/** An aggregate's raw value back from what the model read (see coordinator/features transformAggregate). */
+/** An aggregate's raw value back from what the model read (null: no such event in the lookback). */
 function rawValue(job: Job, name: string, transformed: number): number | null {
   const feature = jobAggregateLayout(job).features.find((f) => f.name === name);
-  const raw = Math.expm1(Math.abs(transformed)) * Math.sign(transformed);
-  if (feature?.kind === 'days' && raw >= job.sequence.lookbackDays + 1 - 1e-6) return null;
-  return Math.round(raw * 1000) / 1000;
+  const raw = feature ? rawAggregate(feature.kind, transformed, job.sequence.lookbackDays) : Math.sign(transformed) * Math.expm1(Math.abs(transformed));
+  return Number.isNaN(raw) ? null : Math.round(raw * 1000) / 1000;
 }
 
 function chooseModels(night: ModelsFile, product: string | undefined): ModelEntry[] {

@@ -106,6 +106,27 @@ export function transformAggregate(kind: AggregateKind, raw: number, lookbackDay
   }
 }
 
+/**
+ * The raw value back from transformAggregate()'s (a shard's `wide` value): NaN for a recency with no such event
+ * ("never") and for an unknown tenure. Exact for counts; within float32 rounding for the rest.
+ */
+export function rawAggregate(kind: AggregateKind, value: number, lookbackDays: number): number {
+  switch (kind) {
+    case 'count':
+      return Math.round(Math.expm1(value));
+    case 'sum':
+    case 'mean':
+      return Math.sign(value) * Math.expm1(Math.abs(value));
+    case 'days': {
+      const days = Math.expm1(value);
+      // "never" is written as lookback + 1 days; a real recency is at most the lookback.
+      return days > lookbackDays + 0.5 ? Number.NaN : days;
+    }
+    case 'tenure':
+      return value === 0 ? Number.NaN : Math.expm1(value);
+  }
+}
+
 /** log1p(n) for the counts most rows hold: the same doubles Math.log1p gives, without the call. */
 const LOG1P_COUNTS = Float64Array.from({ length: 4096 }, (_, n) => Math.log1p(n));
 

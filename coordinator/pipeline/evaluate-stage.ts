@@ -172,9 +172,9 @@ function count(labels: Int8Array): number {
   return c;
 }
 
-/** The features' layout, or null when preprocess wrote no features files (the baselines are then left out). */
+/** The features' layout, or null when the shards carry no aggregate features (the baselines are then left out). */
 function featureLayout(job: Job, pre: PreprocessResult): AggregateLayout | null {
-  if (!pre.aggregateFeatures || !pre.featuresFiles) return null;
+  if (!pre.aggregateFeatures || pre.aggregateFeatures.length === 0) return null;
   const layout = jobAggregateLayout(job);
   if (layout.names.join(',') !== pre.aggregateFeatures.join(',')) {
     throw new InputError(`preprocess.json's aggregate features do not match ${job.file}'s: rerun preprocess with this job file`);
@@ -182,7 +182,7 @@ function featureLayout(job: Job, pre: PreprocessResult): AggregateLayout | null 
   return layout;
 }
 
-/** Runs `fn` with a reader of `set`'s features file for `customerIds`, or with null when there is none. */
+/** Runs `fn` with a reader of `set`'s aggregate features for `customerIds`, or with null without a layout. */
 async function withSetFeatures<T>(
   pre: PreprocessResult,
   layout: AggregateLayout | null,
@@ -190,8 +190,8 @@ async function withSetFeatures<T>(
   customerIds: readonly string[],
   fn: (reader: AggregateReader | null) => Promise<T>,
 ): Promise<T> {
-  const file = pre.featuresFiles?.[set];
-  return layout && file ? withAggregates(file, layout, customerIds, fn) : fn(null);
+  const shards = pre[set]?.shards.map((s) => s.file);
+  return layout && shards ? withAggregates(shards, layout, customerIds, fn) : fn(null);
 }
 
 /** What the published scores are, in a word: the champion candidate, from which night, calibrated or not. */
@@ -266,7 +266,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
         trainCustomers: pre.train?.customers,
         scoredCustomers: pre.score?.customers,
         evaluatedOn: labelled ? 'label window after the scored date' : 'validation customers of the training window (the label window after the scored date has not happened yet)',
-        ...(layout ? {} : { baselines: 'none: preprocess wrote no features files' }),
+        ...(layout ? {} : { baselines: 'none: the shards carry no aggregate features' }),
       },
       products,
     });

@@ -6,7 +6,7 @@
  *   vocabularies   items/categories of the training window and products, or the frozen ones given
  *   sequences      the valid events split by shard (./shard-input.ts), then each shard read sorted and turned
  *                  into a row per customer and set (./sequences.ts), shards in parallel (./shard-pool.ts)
- *   shards         of which writing: Arrow IPC stream files and features files per set and shard (./sets.ts)
+ *   shards         of which writing: an Arrow IPC stream file per set and shard (./sets.ts)
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -116,7 +116,6 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     stats: { rowsRead: counts.rowsRead, rowsAccepted: 0, rejected: counts.rejected, outsideWindow: counts.outsideWindow, quarantineFile: null, inputFiles: input.files.length, timings, freshness },
     vocabulary,
     products,
-    featuresFiles: {},
     aggregateFeatures: aggregates.names,
   };
   const plans: SetPlan[] = [];
@@ -176,9 +175,8 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
 
     progress('shards', 0, plans.length);
     for (const [i, p] of plans.entries()) {
-      const { set, featuresFile } = assembleSet(p, outcomes.map((x) => x.sets[i]!));
+      const set = assembleSet(p, outcomes.map((x) => x.sets[i]!));
       result[set.name] = set;
-      result.featuresFiles[set.name] = featuresFile;
       progress('shards', i + 1, plans.length);
     }
 

@@ -16,7 +16,6 @@
 import type { Job } from '../../jobs/job.js';
 import { AggregateAccumulator, AggregateTransform, type AggregateLayout } from '../features/index.js';
 import { columnReader, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
-import type { FeaturesWriter } from './features-file.js';
 import { sampleUnit, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
 import type { SetWindow } from './windows.js';
@@ -37,8 +36,6 @@ export interface SetSink {
   split: boolean;
   /** The shard's rows of this set. */
   builder: ShardBuilder;
-  /** Raw aggregate features of the latest snapshot's rows, per customer and product. */
-  features: FeaturesWriter;
   /** Called when the builder is full: take its batch now (before the next row arrives). */
   onFull: () => void;
   // Results
@@ -437,9 +434,6 @@ export class SequenceKernel {
     for (let p = 0; p < products; p++) sink.positives[p]! += st.labels[p]!;
     sink.customers++;
     if (count === 0) sink.noHistory++;
-    if (st.snapshot === 0) {
-      sink.features.add(this.keyLo, this.keyHi, idBytes, 0, idLength, raw);
-    }
     if (b.full) sink.onFull();
   }
 
@@ -462,7 +456,7 @@ export class SequenceKernel {
 export async function buildSequences(db: DuckDB, o: SequenceOptions): Promise<SequenceTotals> {
   const kernel = new SequenceKernel(o);
   const keyColumn = o.customerType === 'BIGINT' ? 0 : 5;
-  // Its own connection: the caller appends features on the main one while this streams.
+  // Its own connection: a streaming result lives only until its connection runs another statement.
   const connection = await db.connect();
   try {
     for await (const chunk of db.stream(o.sql, connection)) {

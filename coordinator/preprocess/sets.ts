@@ -1,6 +1,6 @@
 /**
  * Shard sets being written (train or score). The coordinator plans a set (SetPlan: its folder, schema and
- * windows); each shard's thread writes its part (ShardSetOutput: the shard's Arrow file and features files);
+ * windows); each shard's thread writes its part (ShardSetOutput: the shard's Arrow file);
  * the parts' outcomes add up to the set (ShardSet). Full batches are taken from the builder at once (so it
  * never holds more than batchRows rows) and written between DuckDB chunks.
  */
@@ -10,9 +10,7 @@ import type { RecordBatch } from 'apache-arrow';
 import { makeDir } from '../../core/file-modes.js';
 import type { Job } from '../../jobs/job.js';
 import { shardSchema, type ShardSchemaOptions, type TokenColumn } from '../../proto/shard-batch.js';
-import type { DuckDB } from '../duckdb/index.js';
 import type { AggregateLayout } from '../features/index.js';
-import { FEATURES_GLOB, FeaturesWriter } from './features-file.js';
 import type { SetSink } from './sequences.js';
 import { ShardBuilder, ShardFileWriter, type ShardLayout } from './shards.js';
 import type { ShardSet } from './types.js';
@@ -56,8 +54,7 @@ export interface ShardSetOutcome {
   noHistory: number;
   /** Per product (plan order). */
   positives: number[];
-  featuresFiles: string[];
-  /** Time spent writing batches and features files (ms). */
+  /** Time spent writing batches (ms). */
   writeMs: number;
 }
 
@@ -66,7 +63,7 @@ export async function planSet(o: SetPlanOptions): Promise<SetPlan> {
   const { job, window } = o;
   const dir = path.join(o.runDir, window.name);
   await rm(dir, { recursive: true, force: true });
-  await makeDir(path.join(dir, path.dirname(FEATURES_GLOB)));
+  await makeDir(dir);
   const train = window.name === 'train';
   return {
     window,
@@ -95,28 +92,25 @@ export async function planSet(o: SetPlanOptions): Promise<SetPlan> {
   };
 }
 
-/** The set from its shards' outcomes (in shard order); the features files are `<set>/features/*.parquet`. */
-export function assembleSet(plan: SetPlan, outcomes: ShardSetOutcome[]): { set: ShardSet; featuresFile: string } {
+/** The set from its shards' outcomes. */
+export function assembleSet(plan: SetPlan, outcomes: ShardSetOutcome[]): ShardSet {
   const name = plan.window.name;
   const products = plan.schema.products;
   const sorted = [...outcomes].sort((a, b) => a.shard - b.shard);
   const positives = products.map((_, p) => sorted.reduce((n, o) => n + o.positives[p]!, 0));
   return {
-    set: {
-      name,
-      asOf: plan.window.asOf,
-      labelled: plan.labelled,
-      customers: sorted.reduce((n, o) => n + o.customers, 0),
-      noHistory: sorted.reduce((n, o) => n + o.noHistory, 0),
-      // Without a covered label window there are no labels to count.
-      positives: plan.labelled ? Object.fromEntries(products.map((p, i) => [p, positives[i]!])) : {},
-      shards: sorted.map((o) => ({ id: `${name}-${o.shard}`, file: o.file, rows: o.rows, bytes: o.bytes })),
-    },
-    featuresFile: path.join(plan.dir, FEATURES_GLOB),
+    name,
+    asOf: plan.window.asOf,
+    labelled: plan.labelled,
+    customers: sorted.reduce((n, o) => n + o.customers, 0),
+    noHistory: sorted.reduce((n, o) => n + o.noHistory, 0),
+    // Without a covered label window there are no labels to count.
+    positives: plan.labelled ? Object.fromEntries(products.map((p, i) => [p, positives[i]!])) : {},
+    shards: sorted.map((o) => ({ id: `${name}-${o.shard}`, file: o.file, rows: o.rows, bytes: o.bytes })),
   };
 }
 
-/** One shard's part of a set: its builder, its Arrow file and its features files. */
+/** One shard's part of a set: its builder and its Arrow file. */
 export class ShardSetOutput {
   readonly sink: SetSink;
   private readonly pending: { batch: RecordBatch; release: () => void }[] = [];
@@ -127,7 +121,6 @@ export class ShardSetOutput {
     private readonly shard: number,
     private readonly writer: ShardFileWriter,
     builder: ShardBuilder,
-    features: FeaturesWriter,
   ) {
     this.sink = {
       window: plan.window,
@@ -136,7 +129,6 @@ export class ShardSetOutput {
       negativeRate: plan.negativeRate,
       split: plan.split,
       builder,
-      features,
       onFull: () => this.pending.push(builder.take()),
       customers: 0,
       noHistory: 0,
@@ -144,38 +136,28 @@ export class ShardSetOutput {
     };
   }
 
-  static async open(db: DuckDB, plan: SetPlan, shard: number, customerType: 'BIGINT' | 'VARCHAR'): Promise<ShardSetOutput> {
+  static async open(plan: SetPlan, shard: number): Promise<ShardSetOutput> {
     const schema = shardSchema(plan.schema);
-    const name = plan.window.name;
     const writer = await ShardFileWriter.create(path.join(plan.dir, `shard-${shard}.arrow`), schema);
-    try {
-      const featuresPrefix = path.join(plan.dir, path.dirname(FEATURES_GLOB), `part-${String(shard).padStart(4, '0')}`);
-      const features = await FeaturesWriter.create(db, `features_${name}_${shard}`, customerType, plan.schema.products, plan.schema.wideFeatures ?? [], featuresPrefix);
-      return new ShardSetOutput(plan, shard, writer, new ShardBuilder(schema, plan.layout), features);
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
+    return new ShardSetOutput(plan, shard, writer, new ShardBuilder(schema, plan.layout));
   }
 
-  /** Writes the batches taken so far, and a features file when enough rows wait. */
+  /** Writes the batches taken so far. */
   async write(): Promise<void> {
     const t0 = performance.now();
     for (const p of this.pending.splice(0)) {
       await this.writer.write(p.batch);
       p.release();
     }
-    await this.sink.features.rotate();
     this.writeMs += performance.now() - t0;
   }
 
-  /** Writes the last partial batch, ends the shard file and writes the last features file. */
+  /** Writes the last partial batch and ends the shard file. */
   async finish(): Promise<ShardSetOutcome> {
     const t0 = performance.now();
     if (this.sink.builder.rows > 0) this.pending.push(this.sink.builder.take());
     await this.write();
     const bytes = await this.writer.close();
-    const featuresFiles = await this.sink.features.finish();
     this.writeMs += performance.now() - t0;
     const sink = this.sink;
     return {
@@ -186,14 +168,12 @@ export class ShardSetOutput {
       customers: sink.customers,
       noHistory: sink.noHistory,
       positives: Array.from(sink.positives),
-      featuresFiles,
       writeMs: this.writeMs,
     };
   }
 
-  /** Releases the file and the features appender after a failure (finish() not reached). */
+  /** Releases the file after a failure (finish() not reached). */
   async abort(): Promise<void> {
     await this.writer.abort();
-    this.sink.features.close();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Builds one shard of every set: reads the shard's events sorted by (customer, time) from its own DuckDB,
- * runs the sequence kernel over them, and writes the shard's Arrow file and features files of each set.
+ * runs the sequence kernel over them, and writes the shard's Arrow file of each set.
  * A ShardRunner holds one single-threaded DuckDB and builds shards one after the other; the pool
  * (./shard-pool.ts) runs one runner per thread. Everything a runner gets is plain data, so it can live in a
  * worker thread, and a shard's files depend only on its events: the same bytes whatever the thread count.
@@ -66,7 +66,7 @@ export class ShardRunner implements AsyncDisposable {
     const p = this.plan;
     const outputs: ShardSetOutput[] = [];
     try {
-      for (const set of p.sets) outputs.push(await ShardSetOutput.open(this.db, set, shard, p.customerType));
+      for (const set of p.sets) outputs.push(await ShardSetOutput.open(set, shard));
       const files = shardInputFiles(p.inputDir, shard);
       const found: DuplicateEvent[] = [];
       const totals = files

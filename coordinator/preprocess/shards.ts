@@ -252,14 +252,15 @@ export class ShardFileWriter {
 
 /** Streams a shard file's record batches (none for an empty shard). */
 export async function* readShard(file: string): AsyncGenerator<RecordBatch> {
+  // An absent file would read as an empty stream: say so instead.
+  await stat(file).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'ENOENT' ? new InputError(`shard file ${file} does not exist: rerun 'nextbuy preprocess'`, { cause: e }) : e;
+  });
   const stream = createReadStream(file);
   try {
     const reader = await RecordBatchReader.from(stream);
     // apache-arrow hands out one empty placeholder batch for a stream that has a schema and no batches.
     for await (const batch of reader) if (batch.numRows > 0) yield batch as RecordBatch;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`shard file ${file} does not exist: rerun 'nextbuy preprocess'`, { cause: e });
-    throw e;
   } finally {
     stream.destroy();
   }

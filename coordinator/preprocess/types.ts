@@ -38,7 +38,7 @@ export interface PreprocessStats {
   inputFiles: number;
   /**
    * ms per step: validate, windows, vocabularies, sequences (splitting the events by shard, then every shard's
-   * pass, wall time, less writing), shards (writing shard and features files, per thread)
+   * pass, wall time, less writing), shards (writing shard files, per thread)
    */
   timings: Record<string, number>;
 }
@@ -70,11 +70,6 @@ export interface PreprocessResult {
   products: Product[];
   train?: ShardSet;
   score?: ShardSet;
-  /**
-   * The aggregate features of the set's latest snapshot, one row per customer and product (raw values; see
-   * coordinator/preprocess/features-file.ts): a Parquet file per set.
-   */
-  featuresFiles: Partial<Record<'train' | 'score', string>>;
   /** Names of the aggregate features, in the order of every shard row's `wide` values per product. */
   aggregateFeatures: string[];
 }

@@ -2,9 +2,9 @@
  * Helpers for the ensemble and evaluation tests: seeded synthetic labels and scores, and brute-force
  * metric computations written independently of coordinator/evaluate (pairs, sorts and loops, no tie groups).
  */
-import { writeFile, rm } from 'node:fs/promises';
-import { DuckDBInstance } from '@duckdb/node-api';
-import { aggregateLayout } from '../../coordinator/features/index.js';
+import { aggregateLayout, transformAggregate, type AggregateLayout } from '../../coordinator/features/index.js';
+import { ShardBuilder, ShardFileWriter } from '../../coordinator/preprocess/shards.js';
+import { shardSchema } from '../../proto/shard-batch.js';
 import { seededRandom } from './publish.js';
 
 export { seededRandom };
@@ -126,28 +126,43 @@ export function bruteCalibration(labels: Int8Array, scores: ArrayLike<number>): 
 }
 
 /**
- * Writes a features file the way preprocess does (the contract of coordinator/evaluate/aggregates.ts):
- * customer_id VARCHAR, product VARCHAR, one DOUBLE per feature name; null and NaN become NULL.
+ * Writes a shard file holding only customers and their aggregate features (no events, no labels), the way
+ * preprocess writes a set's `wide` column (the contract of coordinator/evaluate/aggregates.ts): raw values
+ * per (customer, product), transformed; a (customer, product) without a row has zero counts and sums and no
+ * recency. `extraRow` writes one more row with a customer that is already there.
  */
-export async function writeFeaturesParquet(
+export async function writeFeatureShard(
   file: string,
-  names: readonly string[],
+  layout: AggregateLayout,
   rows: { customerId: string; product: string; values: ArrayLike<number | null> }[],
+  o: { products?: string[]; repeat?: string } = {},
 ): Promise<void> {
-  const csv = `${file}.csv`;
-  const cell = (v: number | null) => (v === null || Number.isNaN(v) ? '' : String(v));
-  const quote = (t: string) => `"${t.replaceAll('"', '""')}"`;
-  await writeFile(csv, rows.map((r) => [quote(r.customerId), quote(r.product), ...Array.from(r.values, cell)].join(',')).join('\n'));
-  const instance = await DuckDBInstance.create(':memory:');
-  try {
-    const connection = await instance.connect();
-    const columns = [`'customer_id': 'VARCHAR'`, `'product': 'VARCHAR'`, ...names.map((n) => `'${n.replaceAll("'", "''")}': 'DOUBLE'`)];
-    await connection.run(`COPY (SELECT * FROM read_csv($csv, header = false, columns = {${columns.join(', ')}})) TO $file (FORMAT parquet)`, { csv, file });
-    connection.closeSync();
-  } finally {
-    instance.closeSync();
-    await rm(csv, { force: true });
+  const products = o.products ?? [...new Set(rows.map((r) => r.product))];
+  const customers = [...new Set(rows.map((r) => r.customerId)), ...(o.repeat ? [o.repeat] : [])];
+  const width = layout.features.length;
+  const schemaOptions = { tokenColumns: ['event' as const], numericColumns: [], products, labelled: false, asOf: '2026-01-01', maxLength: 1, wideFeatures: layout.names };
+  const schema = shardSchema(schemaOptions);
+  const builder = new ShardBuilder(schema, { tokenColumns: ['event'], numericCount: 0, productCount: products.length, wideFeatures: width, labelled: false, batchRows: 64 });
+  const writer = await ShardFileWriter.create(file, schema);
+  const byKey = new Map(rows.map((r) => [`${r.customerId}\u0000${r.product}`, r.values]));
+  for (const id of customers) {
+    const bytes = new TextEncoder().encode(id);
+    builder.reserve(0, bytes.length);
+    builder.customerBytes.set(bytes, builder.customerOffsets[builder.rows]!);
+    products.forEach((product, p) => {
+      const values = byKey.get(`${id}\u0000${product}`);
+      layout.features.forEach((f, j) => {
+        const given = values?.[j];
+        const raw = given === null || given === undefined ? (f.kind === 'days' || f.kind === 'tenure' ? Number.NaN : 0) : given;
+        builder.wide[(builder.rows * products.length + p) * width + j] = transformAggregate(f.kind, raw, layout.lookbackDays);
+      });
+    });
+    builder.snapshot[builder.rows] = 0;
+    builder.commit(bytes.length, 0, 0, 1, 0);
+    if (builder.full) await writer.write(builder.take().batch);
   }
+  if (builder.rows > 0) await writer.write(builder.take().batch);
+  await writer.close();
 }
 
 /** The fixture's aggregate layout: view, cart and buy over 7 and 28 days, no numeric column. */
