@@ -176,9 +176,9 @@ export const jobFileSchema = mapping({
       ),
   }).describe('Where the raw events are.'),
   columns: mapping({
-    customer: mappingColumn(),
-    time: mappingColumn(),
-    eventType: mappingColumn(),
+    customer: mappingColumn().describe('The customer id.'),
+    time: mappingColumn().describe('When the event happened (see input.timeFormat and input.timeZone).'),
+    eventType: mappingColumn().describe('The event type: one of events.types.'),
     item: mappingColumn().optional().describe('Default: none (no item embedding).'),
     category: mappingColumn().optional().describe('Default: none (no category embedding; per-category products need it).'),
     numeric: list(
@@ -195,7 +195,9 @@ export const jobFileSchema = mapping({
   events: mapping({
     types: list(text()).describe('The event types the account emits; other values are rejected as unknown.'),
     purchase: text().describe('The event type that counts as a purchase (the label).'),
-  }).superRefine((e, ctx) => {
+  })
+    .describe('The event types in the input.')
+    .superRefine((e, ctx) => {
     if (e.types.length === 0) ctx.addIssue({ code: 'custom', path: ['types'], message: 'must list at least one event type' });
     else if (new Set(e.types).size !== e.types.length) ctx.addIssue({ code: 'custom', path: ['types'], message: 'lists an event type twice' });
     else if (!e.types.includes(e.purchase)) ctx.addIssue({ code: 'custom', path: ['purchase'], message: `must be one of events.types (${e.types.join(', ')}), got "${e.purchase}"` });
@@ -226,7 +228,7 @@ export const jobFileSchema = mapping({
   }),
   label: mapping({
     horizonDays: whole({ min: 1, max: 366, hint: 'a whole number of days ≥ 1' }).describe('The label is a purchase in [D, D + horizonDays).'),
-  }),
+  }).describe('What the models predict.'),
   sequence: section(
     {
       lookbackDays: whole({ min: 1, max: 3660 }).default(30).describe('Features use events in [D − lookbackDays, D).'),
@@ -266,7 +268,8 @@ export const jobFileSchema = mapping({
         .default(0)
         .describe('Also model the N categories with the most distinct buyers in the training window: the training set\'s feature and label days [D − H − L, D), ties by category value.'),
       categories: list(
-        z.union([text({ pattern: CATEGORY_PATTERN, hint: 'letters, digits, "_", "-", "."' }), z.number()], {
+        // A category written as a number (`7`) is its digits.
+        z.union([text({ pattern: CATEGORY_PATTERN, hint: 'letters, digits, "_", "-", "."' }), z.number().int().min(0)], {
           error: (iss) => (iss.input === undefined ? 'is required' : `must be letters, digits, "_", "-", ".", got ${describeValue(iss.input)}`),
         }),
       )
@@ -309,12 +312,12 @@ export const jobFileSchema = mapping({
         .describe(
           'Which models to train: `logistic` (one logistic regression per product on the aggregate features), `lstm` (one binary LSTM per product, with the aggregate features beside the sequence) and/or `attention` (one LSTM with attention keyed by product, likewise).',
         ),
-      embeddingDim: whole({ min: 1, max: 4096 }).default(16),
-      hiddenUnits: whole({ min: 1, max: 4096 }).default(32),
-      denseUnits: whole({ min: 1, max: 4096 }).default(16),
-      learningRate: number({ min: 1e-7, max: 10 }).default(0.005),
-      batchSize: whole({ min: 1, max: 1_000_000 }).default(128),
-      epochs: whole({ min: 1, max: 10_000 }).default(8),
+      embeddingDim: whole({ min: 1, max: 4096 }).default(16).describe('Width of the token embeddings.'),
+      hiddenUnits: whole({ min: 1, max: 4096 }).default(32).describe('Units of the LSTM.'),
+      denseUnits: whole({ min: 1, max: 4096 }).default(16).describe('Units of the dense layer before the output.'),
+      learningRate: number({ min: 1e-7, max: 10 }).default(0.005).describe('Learning rate of the optimiser.'),
+      batchSize: whole({ min: 1, max: 1_000_000 }).default(128).describe('Sequences per training batch.'),
+      epochs: whole({ min: 1, max: 10_000 }).default(8).describe('At most this many passes over the training set (see patience).'),
       patience: whole({ min: 1, max: 10_000 }).default(2).describe('Stop after this many epochs without a better validation AUC.'),
       replicas: whole({ min: 1, max: 4096 })
         .default(4)
@@ -324,7 +327,7 @@ export const jobFileSchema = mapping({
         .union([z.literal('balanced'), number({ min: 0.001, max: 10_000 })], { error: typeError("a positive number or 'balanced'") })
         .default('balanced')
         .describe("Positive-class weight: a number, or 'balanced' (negatives/positives)."),
-      seed: whole({ min: 0, max: 2 ** 31 - 1 }).default(7),
+      seed: whole({ min: 0, max: 2 ** 31 - 1 }).default(7).describe('Random seed of the training (and of the tuning trials).'),
     },
     'The models and their training.',
   ).superRefine((m, ctx) => {
