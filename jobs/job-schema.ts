@@ -10,7 +10,7 @@
  * helpers below, and read it in compileJob().
  */
 import { z } from 'zod';
-import { parseDuration } from '../core/duration.js';
+import { DURATION_PATTERN, parseDuration } from '../core/duration.js';
 import { formatMode } from '../core/file-modes.js';
 import { ARCHITECTURES } from './job.js';
 
@@ -99,7 +99,7 @@ const duration = (problem: (v: unknown) => string, minMs = 0) =>
   checked(z.union([z.string(), z.number()], { error: (iss) => problem(iss.input) }), (v) => {
     const ms = parseDuration(v);
     return ms === undefined || ms < minMs ? problem(v) : undefined;
-  });
+  }).meta({ pattern: DURATION_PATTERN.source }); // for editors: JSON Schema applies a pattern to strings only
 
 /** A date (00:00 UTC) or an ISO 8601 instant with its offset, e.g. 2017-11-25T00:00:00+08:00. */
 const instant = () =>
@@ -110,7 +110,7 @@ const instant = () =>
     }
     if (!DATE_PATTERN.test(v)) return `must be a date YYYY-MM-DD, got "${v}"`;
     return parseDateMs(v) === null ? `is not a real calendar date: "${v}"` : undefined;
-  });
+  }).meta({ pattern: `${DATE_PATTERN.source}|${INSTANT_PATTERN.source}` });
 
 /** A quoted octal file mode ('0640'): the owner reads and writes, nobody else writes, no execute bits. */
 const fileMode = () =>

@@ -82,6 +82,8 @@ describe('job file schema', () => {
       { ...minimal, model: { architectures: ['gru'] } },
       { ...minimal, label: {} },
       { ...minimal, actions: [{ name: 'sms', minScore: 2 }] },
+      { ...minimal, cluster: { heartbeatTimeout: 'soon' } },
+      { ...minimal, validation: { validFrom: '2017-1-1' } },
     ]) {
       expect(validate(bad), JSON.stringify(bad)).toBe(false);
       expect(() => compileJob(bad, '/jobs/shop.yaml')).toThrow(JobFileError);
