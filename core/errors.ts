@@ -48,6 +48,16 @@ export class JobFileError extends NextbuyError {
   }
 }
 
+/**
+ * Settings outside the job file that a run needs and lacks or has wrong (workers.yaml, the kube config, the
+ * pod's downward-API environment): exit 3, like a job file error, since both are fixed in configuration.
+ */
+export class ConfigError extends NextbuyError {
+  constructor(message: string) {
+    super('JOB_FILE', message);
+  }
+}
+
 /** Input data that cannot be used: unreadable files, missing columns, too many rejected rows. */
 export class InputError extends NextbuyError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -5,6 +5,7 @@
  */
 import { EXIT_CODES, NextbuyError } from '../core/errors.js';
 import { formatDuration } from '../core/duration.js';
+import { checkK8sPrerequisites } from '../coordinator/cluster/index.js';
 import { runDate, runFolder, type PipelineTask } from '../coordinator/pipeline/index.js';
 import { dateCommitStatus, type DateCommitStatus } from '../coordinator/publish/index.js';
 import { DAY_MS, type Job } from './job.js';
@@ -54,6 +55,8 @@ export async function isCommitted(job: Job, date: string): Promise<DateCommitSta
 }
 
 export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
+  // Once, before the first date: without them every date would fail the same way.
+  if (o.env === 'k8s') await checkK8sPrerequisites({ job: o.job });
   const dates = datesBetween(o.from, o.to);
   const rows = new Map<string, BackfillRow>();
   const queue = [...dates];

@@ -77,6 +77,21 @@ describe('parsing', () => {
   });
 });
 
+test('--log-format json|human, human by default on a terminal and json otherwise', () => {
+  const parsed = (argv: string[], terminal: boolean) => {
+    const p = parseCommandLine(['run', '--account', 'a', '--date', '2017-12-02', ...argv], new Date(), terminal);
+    if (p.help) throw new Error('expected args');
+    return p.args.logFormat;
+  };
+  expect(parsed([], true)).toBe('human');
+  expect(parsed([], false)).toBe('json');
+  expect(parsed(['--log-format', 'json'], true)).toBe('json');
+  expect(parsed(['--log-format=human'], false)).toBe('human');
+  expect(usageError(['run', '--account', 'a', '--date', '2017-12-02', '--log-format', 'xml'])).toMatch(/^--log-format must be json or human, got "xml"/);
+  expect(usageError(['backfill', '--account', 'a', '--log-fromat', 'json'])).toMatch(/did you mean --log-format\?/);
+  expect(taskUsage('backfill')).toMatch(/--log-format F\s+json: one JSON object per line; human: readable lines \(default: human on a terminal, json otherwise\)/);
+});
+
 test('edit distance counts a swap of neighbours as one edit', () => {
   expect(editDistance('date', 'date')).toBe(0);
   expect(editDistance('dat', 'date')).toBe(1);

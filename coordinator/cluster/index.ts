@@ -21,4 +21,4 @@ export { readShardPayloads, DEFAULT_TARGET_PAYLOAD_BYTES, type ShardPayload, typ
 export { WORKER_ENV, PROTOCOL_VERSION, MAX_MESSAGE_BYTES } from '../../proto/index.js';
 export { registerWorker, registerWithRetry, type RegisterOptions } from '../../proto/register.js';
 export { createK8sBackend, loadK8sBackendOptions, compileK8sBackendOptions, type K8sBackendOptions } from './k8s/index.js';
-export { acquireRunLease, connectApi, type RunLease } from './k8s/index.js';
+export { acquireRunLease, checkK8sPrerequisites, connectApi, type RunLease } from './k8s/index.js';

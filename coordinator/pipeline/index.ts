@@ -17,7 +17,7 @@ import { inputChangeFingerprint, listInput, type InputListing } from './input-fi
 import { removeTempFiles, writeFileDurably, writeJsonDurably } from '../../core/durable-fs.js';
 import { audienceDir, dateDir } from '../publish/index.js';
 import { acquireRunLock } from './run-lock.js';
-import { acquireRunLease, compileK8sBackendOptions, connectApi, loadK8sBackendOptions, type RunLease } from '../cluster/index.js';
+import { acquireRunLease, checkK8sPrerequisites, compileK8sBackendOptions, connectApi, loadK8sBackendOptions, type RunLease } from '../cluster/index.js';
 import { files, readState, requireJson, writeState, type ModelsFile, type RunState, type StageName } from './state.js';
 import { startWorkers, type WorkerSession } from './workers.js';
 import type { WorkerEventCounts } from './worker-events.js';
@@ -84,6 +84,8 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
 }
 
 async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
+  // Before anything is written: a laptop without a cluster fails here, not after preprocessing.
+  if (o.env === 'k8s') await checkK8sPrerequisites({ job: o.job });
   const listing = listInput(o.job.input.path, o.job.output.dir);
   const folder = runFolder(o.job, o.date, listing);
   // The output folder leads to the published table too: when it is new, it gets the table's folder mode.

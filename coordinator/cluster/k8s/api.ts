@@ -22,11 +22,29 @@ export interface ConnectOptions {
 /** The API clients for the configured cluster, or a ClusterError saying how to configure one. */
 export async function connectApi(o: ConnectOptions): Promise<Api> {
   const k8s = await import('@kubernetes/client-node');
+  const kc = await loadKubeConfig(o);
+  const namespace = o.namespace ?? inClusterNamespace() ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  return { batch: kc.makeApiClient(k8s.BatchV1Api), core: kc.makeApiClient(k8s.CoreV1Api), coordination: kc.makeApiClient(k8s.CoordinationV1Api), namespace };
+}
+
+/**
+ * The kube config `connectApi` uses (no network call): `kubeConfig`, else `apiServer`, else KUBECONFIG,
+ * ~/.kube/config or the in-cluster service account. A ClusterError says how to configure one when none is found.
+ */
+export async function loadKubeConfig(o: Pick<ConnectOptions, 'kubeConfig' | 'apiServer' | 'namespace'>): Promise<KubeConfig> {
+  const k8s = await import('@kubernetes/client-node');
   let kc = o.kubeConfig;
   if (!kc) {
     kc = new k8s.KubeConfig();
     if (o.apiServer) kc.loadFromOptions(serverOnlyConfig(o.apiServer, o.namespace ?? 'default'));
-    else kc.loadFromDefault();
+    else {
+      try {
+        kc.loadFromDefault();
+      } catch (e) {
+        const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        throw new ClusterError(`KUBECONFIG ${process.env.KUBECONFIG || '(~/.kube/config)'} cannot be loaded (${why}): point KUBECONFIG at a readable kube config, or unset it`);
+      }
+    }
   }
   // loadFromDefault() falls back to http://localhost:8080 when it finds no configuration at all.
   const server = kc.getCurrentCluster()?.server;
@@ -36,8 +54,7 @@ export async function connectApi(o: ConnectOptions): Promise<Api> {
         'or set KUBECONFIG to reach a cluster',
     );
   }
-  const namespace = o.namespace ?? inClusterNamespace() ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
-  return { batch: kc.makeApiClient(k8s.BatchV1Api), core: kc.makeApiClient(k8s.CoreV1Api), coordination: kc.makeApiClient(k8s.CoordinationV1Api), namespace };
+  return kc;
 }
 
 /** KubeConfig.loadFromOptions() input for a bare API server URL (no credentials, TLS unchecked): tests only. */

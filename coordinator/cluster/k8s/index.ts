@@ -1,6 +1,7 @@
 export { createK8sBackend } from './kubernetes-backend.js';
 export { acquireRunLease, runLeaseName, type RunLease, type RunLeaseOptions } from './run-lease.js';
-export { connectApi, type Api, type ConnectOptions } from './api.js';
+export { connectApi, loadKubeConfig, type Api, type ConnectOptions } from './api.js';
+export { checkK8sPrerequisites, type K8sPrerequisitesOptions } from './prerequisites.js';
 export { buildWorkerObjects, coordinatorAddress, LABELS, NEXTBUY_UID, ownedByJob, WORKER_ARGV, WORKER_CONTAINER, type WorkerObjects } from './objects.js';
 export {
   compileK8sBackendOptions,
