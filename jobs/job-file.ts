@@ -10,7 +10,7 @@ import { parseDuration } from '../core/duration.js';
 import { formatMode, modesOf, PRIVATE_MODES, type FileModes } from '../core/file-modes.js';
 import { defaultWindowsDays } from '../coordinator/features/index.js';
 import { checkMappings } from './column-expression.js';
-import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_REPLICAS, DEFAULT_CHAMPION, DEFAULT_RETAIN, type ActionRule, type Architecture, type Job, type RetainSettings } from './job.js';
+import { ARCHITECTURES, DEFAULT_CALIBRATION, DEFAULT_REPLICAS, DEFAULT_CHAMPION, DEFAULT_RETAIN, type ActionRule, type Architecture, type Job, type RetainSettings, DEFAULT_PUSHGATEWAY_JOB, type ObservabilitySettings } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -77,6 +77,7 @@ export function compileJob(raw: unknown, file: string): Job {
   f.noUnknown(root, '', [
     'account', 'input', 'columns', 'events', 'validation', 'label', 'sequence', 'features', 'vocabulary', 'products',
     'sampling', 'training', 'shards', 'cluster', 'model', 'tuning', 'ensemble', 'actions', 'champion', 'calibration', 'output', 'resources', 'security',
+    'observability',
   ]);
   const dir = path.dirname(file);
 
@@ -270,6 +271,7 @@ export function compileJob(raw: unknown, file: string): Job {
       memoryLimit: f.string(resources.memoryLimit, 'resources.memoryLimit', { pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }) ?? '2GB',
       threads: f.integer(resources.threads, 'resources.threads', { min: 1, max: 1024 }) ?? null,
     },
+    observability: compileObservability(f, root.observability, dir),
     security,
   };
 }
@@ -326,6 +328,27 @@ function compileRetain(f: Fields, raw: unknown): RetainSettings {
   const days = (field: 'runsDays' | 'exportsDays') =>
     f.integer(r[field], `output.retain.${field}`, { min: 1, max: 36_600, hint: 'a whole number of days ≥ 1 (or null to keep all)' }) ?? DEFAULT_RETAIN[field];
   return { runsDays: days('runsDays'), exportsDays: days('exportsDays') };
+}
+
+function compileObservability(f: Fields, raw: unknown, dir: string): ObservabilitySettings {
+  const o = f.object(raw, 'observability') ?? {};
+  f.noUnknown(o, 'observability', ['pushgateway', 'textfile']);
+  const gateway = f.object(o.pushgateway, 'observability.pushgateway');
+  let pushgateway: ObservabilitySettings['pushgateway'] = null;
+  if (gateway) {
+    f.noUnknown(gateway, 'observability.pushgateway', ['url', 'job']);
+    const url = f.string(gateway.url, 'observability.pushgateway.url', { required: true })!;
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+      f.fail('observability.pushgateway.url', `must be an http:// or https:// URL like 'http://pushgateway:9091', got "${url}"`);
+    }
+    const job = f.string(gateway.job, 'observability.pushgateway.job', { pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, "_", "-", "." (at most 64)' });
+    pushgateway = { url, job: job ?? DEFAULT_PUSHGATEWAY_JOB };
+  }
+  const textfile = f.localPath(o.textfile, 'observability.textfile');
+  if (textfile !== undefined && !textfile.endsWith('.prom')) {
+    f.fail('observability.textfile', `must end in .prom (node-exporter's textfile collector reads only those), got "${textfile}"`);
+  }
+  return { pushgateway, textfile: textfile === undefined ? null : path.resolve(dir, textfile) };
 }
 
 /** A quoted octal file mode ('0640'): the owner reads and writes, nobody else writes, no execute bits. */

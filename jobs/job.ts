@@ -232,6 +232,26 @@ export interface JobFile {
       exportsDays?: number | null;
     };
   };
+  /** Where each night's metrics go when the run ends (README "Metrics"). @default no push, no textfile */
+  observability?: {
+    /**
+     * A Prometheus Pushgateway that receives the night's metrics at the end of every run, successful or
+     * failed, under the grouping key { job, account, date } (PUT: a rerun replaces its date's group).
+     * A push that fails is a warning in the log, never a failed night. @default null (no push)
+     */
+    pushgateway?: {
+      /** Its base URL, e.g. 'http://prometheus-pushgateway.monitoring.svc:9091' (http or https). */
+      url: string;
+      /** The grouping key's `job` label. @default 'nextbuy' */
+      job?: string;
+    } | null;
+    /**
+     * The same metrics written (atomically) to this file for node-exporter's textfile collector instead:
+     * a path ending in `.prom`, relative to the job file, e.g. '/var/lib/node_exporter/textfile/nextbuy.prom'.
+     * @default null (no file)
+     */
+    textfile?: string | null;
+  };
   security?: {
     /**
      * Mutual TLS between the coordinator and its workers: PEM paths (relative to the job file) of the
@@ -328,6 +348,8 @@ export interface Job {
   /** Fields beyond `dir` are always set by loadJob/compileJob; optional so that Jobs built in code keep compiling (defaults: private modes, guard on). */
   output: { dir: string; mode?: FileModes; publishedMode?: FileModes; csvFormulaGuard?: boolean; retain?: RetainSettings };
   resources: { memoryLimit: string; threads: number | null };
+  /** Always set by loadJob/compileJob; optional so that Jobs built in code keep compiling. Absent: no push, no textfile. */
+  observability?: ObservabilitySettings;
   /**
    * Always set by loadJob/compileJob; optional so that Jobs built in code (tests) keep compiling.
    * Absent: plaintext, and no input-root check.
@@ -348,4 +370,10 @@ export const DEFAULT_CHAMPION: NonNullable<Job['champion']> = { select: true, co
 /** output.retain, compiled: days, or null to keep all. */
 export interface RetainSettings { runsDays: number | null; exportsDays: number | null }
 export const DEFAULT_RETAIN: RetainSettings = { runsDays: null, exportsDays: null };
+/** observability, compiled: the textfile path is absolute. */
+export interface ObservabilitySettings {
+  pushgateway: { url: string; job: string } | null;
+  textfile: string | null;
+}
+export const DEFAULT_PUSHGATEWAY_JOB = 'nextbuy';
 export const DEFAULT_CALIBRATION: NonNullable<Job['calibration']> = { method: 'platt' };

@@ -1,0 +1,129 @@
+/**
+ * Metrics that outlive the pod: with observability.pushgateway set, `nextbuy run` PUTs the night's metrics
+ * to a real Pushgateway (Debian's prometheus-pushgateway) under { job, account, date } at the end of every
+ * run, successful or failed, and promtool (Debian's prometheus) finds nothing wrong with what it serves.
+ */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { JobFileError } from '../core/errors.js';
+import { compileJob } from '../jobs/job-file.js';
+import type { SummaryJson } from '../coordinator/pipeline/index.js';
+import { runCli } from './helpers/cli.js';
+import { promtoolCheck, scrapePushgateway, withPushgateway, type Sample } from './helpers/metrics.js';
+import { TINY_DATE, tinyEventsCsv, tinyJob, writeTinyRun } from './helpers/tiny-run.js';
+
+/** The series of one pushed group ({job, account, date}), by name; the Pushgateway's own series left out. */
+function group(samples: Sample[], job: string, date: string): Map<string, Sample[]> {
+  const out = new Map<string, Sample[]>();
+  for (const s of samples) {
+    if (s.labels.job !== job || s.labels.account !== 'acme' || s.labels.date !== date) continue;
+    if (s.name === 'push_time_seconds' || s.name === 'push_failure_time_seconds') continue;
+    out.set(s.name, [...(out.get(s.name) ?? []), s]);
+  }
+  return out;
+}
+
+function one(g: Map<string, Sample[]>, name: string, labels: Record<string, string> = {}): number {
+  const found = (g.get(name) ?? []).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  expect(found, `${name} ${JSON.stringify(labels)}`).toHaveLength(1);
+  return found[0]!.value;
+}
+
+test('a night pushes its figures under {job, account, date}; a failed rerun of the date replaces them, with its exit code and no success', async () => {
+  await withPushgateway(async (url) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-push-'));
+    const conf = await writeTinyRun(dir, {}, tinyJob(1, { observability: { pushgateway: { url, job: 'nightly' } } }));
+    const before = Date.now() / 1000;
+    const ok = await runCli(['run', '--account', 'acme', '--date', TINY_DATE, '--conf', conf, '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const after = Date.now() / 1000;
+    const summary = JSON.parse(ok.stdout) as SummaryJson;
+    expect(JSON.parse(await readFile(path.join(summary.runDir, 'summary.json'), 'utf8'))).toMatchObject({ runId: summary.runId });
+
+    const pushed = await scrapePushgateway(url);
+    const g = group(pushed.samples, 'nightly', TINY_DATE);
+    // Every series of the group carries the grouping key and the run id.
+    for (const samples of g.values()) for (const s of samples) expect(s.labels).toMatchObject({ job: 'nightly', account: 'acme', date: TINY_DATE, run: summary.runId });
+
+    const predictions = (g.get('nextbuy_predictions') ?? []).map((s) => [s.labels.product, s.value]);
+    expect(Object.fromEntries(predictions)).toEqual(Object.fromEntries(summary.publish!.partitions.map((p) => [p.product, p.rows])));
+    expect(predictions.reduce((a, [, n]) => a + (n as number), 0)).toBe(summary.publish!.partitions.reduce((a, p) => a + p.rows, 0));
+    expect(predictions.length).toBe(2); // overall and the top category
+
+    const stats = summary.preprocess!.stats;
+    expect(one(g, 'nextbuy_input_rows_read')).toBe(stats.rowsRead);
+    expect(one(g, 'nextbuy_input_rows_accepted')).toBe(stats.rowsAccepted);
+    expect(one(g, 'nextbuy_input_rows_rejected')).toBe(Object.values(stats.rejected).reduce((a, n) => a + n, 0));
+    expect(one(g, 'nextbuy_customers', { set: 'score' })).toBe(summary.preprocess!.score!.customers);
+    expect(one(g, 'nextbuy_customers', { set: 'train' })).toBe(summary.preprocess!.train!.customers);
+    for (const p of summary.evaluation!.products) {
+      expect(one(g, 'nextbuy_product_positives', { product: p.product })).toBe(p.positives);
+      const auc = p.published?.auc ?? p.ensemble.auc;
+      if (auc !== null) expect(one(g, 'nextbuy_product_auc', { product: p.product })).toBeCloseTo(auc, 12);
+    }
+    expect(one(g, 'nextbuy_run_workers_lost')).toBe(summary.workers!.lost);
+    for (const stage of ['validate', 'shards', 'train', 'score', 'evaluate', 'publish']) {
+      expect(one(g, 'nextbuy_run_stage_duration_seconds', { stage })).toBeCloseTo(summary.timings[stage as keyof typeof summary.timings]! / 1000, 9);
+    }
+    const success = one(g, 'nextbuy_last_success_timestamp_seconds');
+    expect(success).toBeGreaterThanOrEqual(before);
+    expect(success).toBeLessThanOrEqual(after);
+    expect(one(g, 'nextbuy_last_run_timestamp_seconds')).toBe(success);
+    expect(one(g, 'nextbuy_last_run_exit_code')).toBe(0);
+    expect(one(g, 'nextbuy_last_run_outcome', { outcome: 'success', stage: 'publish' })).toBe(1);
+    expect(ok.stderr).toMatch(/metrics\.pushed/);
+
+    const lint = await promtoolCheck(pushed.text);
+    expect(lint, lint.output).toEqual({ code: 0, output: '' });
+
+    // The same date again, from input with too many rejected rows: the run fails in preprocess (exit 4).
+    await writeFile(path.join(dir, 'events.csv'), tinyEventsCsv({ unknownEvents: 400 }));
+    const failed = await runCli(['run', '--account', 'acme', '--date', TINY_DATE, '--conf', conf]);
+    expect(failed.code, failed.stderr).toBe(4);
+    const again = group((await scrapePushgateway(url)).samples, 'nightly', TINY_DATE);
+    expect(one(again, 'nextbuy_last_run_exit_code')).toBe(4);
+    expect(one(again, 'nextbuy_last_run_outcome', { outcome: 'failed', stage: 'preprocess' })).toBe(1);
+    expect(one(again, 'nextbuy_last_run_timestamp_seconds')).toBeGreaterThanOrEqual(success);
+    // PUT: the group is the failed run's alone; no success of its own, and none of the earlier run's figures stay.
+    expect(again.has('nextbuy_last_success_timestamp_seconds')).toBe(false);
+    expect(again.has('nextbuy_predictions')).toBe(false);
+    expect(again.has('nextbuy_product_auc')).toBe(false);
+  });
+}, 300_000);
+
+describe('observability in the job file', () => {
+  const base = tinyJob(0);
+  const load = (observability: unknown) => compileJob({ ...base, observability }, '/jobs/acme/job.yaml');
+  const message = (observability: unknown) => {
+    try {
+      load(observability);
+    } catch (e) {
+      expect(e).toBeInstanceOf(JobFileError);
+      return (e as Error).message;
+    }
+    throw new Error('loaded');
+  };
+
+  test('defaults to neither; a Pushgateway gets job "nextbuy" unless named; the textfile path is relative to the job file', () => {
+    expect(compileJob(base, '/jobs/acme/job.yaml').observability).toEqual({ pushgateway: null, textfile: null });
+    expect(load({ pushgateway: { url: 'http://pg:9091' } }).observability).toEqual({ pushgateway: { url: 'http://pg:9091', job: 'nextbuy' }, textfile: null });
+    expect(load({ pushgateway: { url: 'https://pg.example.com/push', job: 'acme-nightly' }, textfile: 'metrics/nextbuy.prom' }).observability).toEqual({
+      pushgateway: { url: 'https://pg.example.com/push', job: 'acme-nightly' },
+      textfile: '/jobs/acme/metrics/nextbuy.prom',
+    });
+  });
+
+  test('mistakes name the field and say what is expected', () => {
+    expect(message({ pushgateway: {} })).toBe('/jobs/acme/job.yaml: observability.pushgateway.url is required');
+    expect(message({ pushgateway: { url: 'pg:9091' } })).toMatch(/observability\.pushgateway\.url must be an http:\/\/ or https:\/\/ URL like 'http:\/\/pushgateway:9091', got "pg:9091"/);
+    expect(message({ pushgateway: { url: 'ftp://pg' } })).toMatch(/observability\.pushgateway\.url must be an http/);
+    expect(message({ pushgateway: { url: 'http://pg:9091', job: 'a/b' } })).toMatch(/observability\.pushgateway\.job must be letters, digits/);
+    expect(message({ pushgateway: { url: 'http://pg:9091', grouping: {} } })).toMatch(/observability\.pushgateway\.grouping is not a known field; known here: url, job/);
+    expect(message({ pushgateway: 'http://pg:9091' })).toMatch(/observability\.pushgateway must be a mapping/);
+    expect(message({ textfile: 'nextbuy.txt' })).toMatch(/observability\.textfile must end in \.prom .*got "nextbuy\.txt"/);
+    expect(message({ textfile: 's3://bucket/x.prom' })).toMatch(/observability\.textfile is a s3:\/\/ URL/);
+    expect(message({ prometheus: true })).toMatch(/observability\.prometheus is not a known field; known here: pushgateway, textfile/);
+  });
+});
