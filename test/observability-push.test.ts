@@ -31,7 +31,7 @@ function one(g: Map<string, Sample[]>, name: string, labels: Record<string, stri
   return found[0]!.value;
 }
 
-test('a night pushes its figures under {job, account, date}; a failed rerun of the date replaces them, with its exit code and no success', async () => {
+test('a night pushes its figures under {job, account, date}; a failed rerun of the date replaces them with its exit code, its last success not advanced', async () => {
   await withPushgateway(async (url) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-push-'));
     const conf = await writeTinyRun(dir, {}, tinyJob(1, { observability: { pushgateway: { url, job: 'nightly' } } }));
@@ -86,8 +86,12 @@ test('a night pushes its figures under {job, account, date}; a failed rerun of t
     expect(one(again, 'nextbuy_last_run_exit_code')).toBe(4);
     expect(one(again, 'nextbuy_last_run_outcome', { outcome: 'failed', stage: 'preprocess' })).toBe(1);
     expect(one(again, 'nextbuy_last_run_timestamp_seconds')).toBeGreaterThanOrEqual(success);
-    // PUT: the group is the failed run's alone; no success of its own, and none of the earlier run's figures stay.
-    expect(again.has('nextbuy_last_success_timestamp_seconds')).toBe(false);
+    // Not advanced: the date's predictions stay committed from the first run, and that is when they were.
+    const carried = one(again, 'nextbuy_last_success_timestamp_seconds');
+    expect(carried).toBeGreaterThanOrEqual(before);
+    expect(carried).toBeLessThanOrEqual(success);
+    // PUT: the group is the failed run's alone; none of the earlier run's figures stay.
+    expect(new Set([...again.values()].flat().map((s) => s.labels.run)).size).toBe(1);
     expect(again.has('nextbuy_predictions')).toBe(false);
     expect(again.has('nextbuy_product_auc')).toBe(false);
   });

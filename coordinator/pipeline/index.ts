@@ -93,7 +93,7 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
   const startedAtMs = Date.now();
   const record = (error: unknown) =>
     exportNightMetrics(o.job.observability, {
-      account: o.job.account, date: o.date, runId: progress.runId, tasks: o.tasks, stage: progress.task,
+      outDir: o.job.output.dir, account: o.job.account, date: o.date, runId: progress.runId, tasks: o.tasks, stage: progress.task,
       summary: progress.summary, error, startedAtMs, endedAtMs: Date.now(),
     });
   let summary: RunSummary;

@@ -6,14 +6,18 @@
  * textfile collector. Every series carries account, date and run labels. Neither ever fails the night:
  * a problem is a warning in the log.
  *
- * nextbuy_last_success_timestamp_seconds is set only by a run that succeeded; a failed run's group has
- * none, so alert on the newest success over the account's dates (README "Metrics").
+ * nextbuy_last_success_timestamp_seconds only moves when a run that publishes succeeds. Since a push
+ * replaces the date's group, any other run of the date (a failed rerun, a lone `nextbuy evaluate`) carries
+ * the time its predictions were committed, for as long as that commit stands; with none, the series is
+ * absent. Alert on the newest success over the account's dates (README "Metrics").
  */
+import { readFile } from 'node:fs/promises';
 import { Gauge, Pushgateway, Registry } from 'prom-client';
 import { commitRename, writeTempFile } from '../../core/durable-fs.js';
 import { NextbuyError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import type { ObservabilitySettings } from '../../jobs/job.js';
+import { committedPartitions, dateCommitPath, dateCommitStatus, type DateCommitRecord } from '../publish/index.js';
 import type { PipelineTask, RunSummary } from './index.js';
 
 /** A Pushgateway that does not answer within this long gets a warning, and the run ends anyway. */
@@ -22,6 +26,8 @@ export const PUSH_TIMEOUT_MS = 10_000;
 const TEXTFILE_MODES = { file: 0o644, dir: 0o755 };
 
 export interface NightRecord {
+  /** The job's output.dir: where the date's published predictions are. */
+  outDir: string;
   account: string;
   date: string;
   /** Null when the run failed before its run folder was known (e.g. an unreadable input listing). */
@@ -46,8 +52,11 @@ export function outcomeOf(error: unknown): { outcome: NightOutcome; exitCode: nu
   return { outcome: 'failed', exitCode: 1 };
 }
 
-/** The night's metrics in a fresh registry: the exposition pushed and written. */
-export function nightRegistry(r: NightRecord): Registry {
+/**
+ * The night's metrics in a fresh registry: the exposition pushed and written. `lastSuccessAtMs`: see
+ * lastSuccessAtMs(); null leaves the series out.
+ */
+export function nightRegistry(r: NightRecord, lastSuccessAtMs: number | null): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ account: r.account, date: r.date, run: r.runId ?? '' });
   const registers = [registry];
@@ -55,8 +64,8 @@ export function nightRegistry(r: NightRecord): Registry {
   const { outcome, exitCode } = outcomeOf(r.error);
 
   gauge('nextbuy_last_run_timestamp_seconds', 'When the last run of this account and date ended, successful or not.').set(r.endedAtMs / 1000);
-  if (outcome === 'success') {
-    gauge('nextbuy_last_success_timestamp_seconds', 'When the last successful run of this account and date ended.').set(r.endedAtMs / 1000);
+  if (lastSuccessAtMs !== null) {
+    gauge('nextbuy_last_success_timestamp_seconds', "When a run last published this account and date's predictions (while they stay committed).").set(lastSuccessAtMs / 1000);
   }
   gauge('nextbuy_last_run_exit_code', 'The exit code of the last run (0 success; README "The command line" lists the others).').set(exitCode);
   gauge('nextbuy_last_run_outcome', 'The last run: 1 for its outcome (success, failed, stopped) and the stage it ended in.', ['outcome', 'stage'])
@@ -105,7 +114,7 @@ export function nightRegistry(r: NightRecord): Registry {
 /** Pushes and/or writes the night's metrics as the job's observability settings say; never throws. */
 export async function exportNightMetrics(settings: ObservabilitySettings | undefined, r: NightRecord): Promise<void> {
   if (!settings || (!settings.pushgateway && !settings.textfile)) return;
-  const registry = nightRegistry(r);
+  const registry = nightRegistry(r, await lastSuccessAtMs(r));
   const where = { account: r.account, date: r.date };
   if (settings.pushgateway) {
     const { url, job } = settings.pushgateway;
@@ -126,6 +135,24 @@ export async function exportNightMetrics(settings: ObservabilitySettings | undef
     } catch (e) {
       log.warn('metrics.textfile_failed', { ...where, file: settings.textfile, error: (e as Error).message, hint: 'the night is not affected; check observability.textfile' });
     }
+  }
+}
+
+/**
+ * Now for a run that published and succeeded; otherwise when the date's committed predictions were
+ * written (the newest partition manifest's createdAt), while the date's commit record stands whole;
+ * null when the date is not published.
+ */
+export async function lastSuccessAtMs(r: NightRecord): Promise<number | null> {
+  if (outcomeOf(r.error).outcome === 'success' && r.tasks.includes('publish')) return r.endedAtMs;
+  try {
+    const record = JSON.parse(await readFile(dateCommitPath(r.outDir, r.account, r.date), 'utf8')) as DateCommitRecord;
+    if (!(await dateCommitStatus(r.outDir, r.account, r.date, record.runId)).committed) return null;
+    const times = (await committedPartitions(r.outDir, r.account, r.date, { verify: false })).map((p) => Date.parse(p.manifest.createdAt));
+    const newest = Math.max(...times.filter(Number.isFinite));
+    return Number.isFinite(newest) ? newest : null;
+  } catch {
+    return null; // no record (never published, or a publish that failed half-way) or an unreadable one: not published
   }
 }
 
