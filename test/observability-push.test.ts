@@ -82,7 +82,10 @@ test('a night pushes its figures under {job, account, date}; a failed rerun of t
     await writeFile(path.join(dir, 'events.csv'), tinyEventsCsv({ unknownEvents: 400 }));
     const failed = await runCli(['run', '--account', 'acme', '--date', TINY_DATE, '--conf', conf]);
     expect(failed.code, failed.stderr).toBe(4);
-    const again = group((await scrapePushgateway(url)).samples, 'nightly', TINY_DATE);
+    const afterFailure = await scrapePushgateway(url);
+    const relint = await promtoolCheck(afterFailure.text);
+    expect(relint, relint.output).toEqual({ code: 0, output: '' });
+    const again = group(afterFailure.samples, 'nightly', TINY_DATE);
     expect(one(again, 'nextbuy_last_run_exit_code')).toBe(4);
     expect(one(again, 'nextbuy_last_run_outcome', { outcome: 'failed', stage: 'preprocess' })).toBe(1);
     expect(one(again, 'nextbuy_last_run_timestamp_seconds')).toBeGreaterThanOrEqual(success);

@@ -74,8 +74,11 @@ export function nightRegistry(r: NightRecord, lastSuccessAtMs: number | null): R
 
   const s = r.summary;
   if (!s) return registry;
-  const stages = gauge('nextbuy_run_stage_duration_seconds', 'Wall time of each stage the last run ran (a resumed run: the stages it ran itself).', ['stage']);
-  for (const [stage, ms] of Object.entries(s.timings)) if (typeof ms === 'number') stages.set({ stage }, ms / 1000);
+  const timings = Object.entries(s.timings).filter((t): t is [string, number] => typeof t[1] === 'number');
+  if (timings.length > 0) {
+    const stages = gauge('nextbuy_run_stage_duration_seconds', 'Wall time of each stage the last run ran (a resumed run: the stages it ran itself).', ['stage']);
+    for (const [stage, ms] of timings) stages.set({ stage }, ms / 1000);
+  }
 
   if (s.preprocess) {
     const st = s.preprocess.stats;
