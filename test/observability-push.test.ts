@@ -6,12 +6,14 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { JobFileError } from '../core/errors.js';
 import { compileJob } from '../jobs/job-file.js';
 import type { SummaryJson } from '../coordinator/pipeline/index.js';
-import { runCli } from './helpers/cli.js';
-import { promtoolCheck, scrapePushgateway, withPushgateway, type Sample } from './helpers/metrics.js';
+import { ROOT, runCli } from './helpers/cli.js';
+import { PROMTOOL, promtoolCheck, scrapePushgateway, withPushgateway, type Sample } from './helpers/metrics.js';
 import { TINY_DATE, tinyEventsCsv, tinyJob, writeTinyRun } from './helpers/tiny-run.js';
 
 /** The series of one pushed group ({job, account, date}), by name; the Pushgateway's own series left out. */
@@ -133,4 +135,48 @@ describe('observability in the job file', () => {
     expect(message({ textfile: 's3://bucket/x.prom' })).toMatch(/observability\.textfile is a s3:\/\/ URL/);
     expect(message({ prometheus: true })).toMatch(/observability\.prometheus is not a known field; known here: pushgateway, textfile/);
   });
+});
+
+test("README's alerts fire on an account whose newest night is older than 26 h, and on a failed date, and not otherwise", async () => {
+  const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
+  const block = /```yaml\n(# Prometheus alerting rules[\s\S]*?)```/.exec(readme);
+  expect(block, 'the alerting rules in README "Metrics"').not.toBeNull();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-alerts-'));
+  await writeFile(path.join(dir, 'rules.yaml'), stringify({ groups: [{ name: 'nextbuy', rules: parse(block![1]!) }] }));
+  // One sample an hour: acme succeeded once at t = 0; beta at 0 for one date and from 24 h on for the next;
+  // gamma's date failed (exit 4) and was never rerun.
+  const success = (account: string, date: string, values: string) => ({ series: `nextbuy_last_success_timestamp_seconds{account="${account}",date="${date}"}`, values });
+  await writeFile(path.join(dir, 'test.yaml'), stringify({
+    rule_files: ['rules.yaml'],
+    evaluation_interval: '1h',
+    tests: [{
+      interval: '1h',
+      input_series: [
+        success('acme', '2024-05-09', '0x40'),
+        success('beta', '2024-05-09', '0x40'),
+        success('beta', '2024-05-10', '_x23 86400x17'),
+        success('gamma', '2024-05-10', '90000x40'),
+        { series: 'nextbuy_last_run_exit_code{account="gamma",date="2024-05-11"}', values: '4x40' },
+        { series: 'nextbuy_last_run_exit_code{account="acme",date="2024-05-09"}', values: '0x40' },
+      ],
+      alert_rule_test: [
+        { eval_time: '20h', alertname: 'NextbuyNightMissing', exp_alerts: [] },
+        {
+          eval_time: '30h',
+          alertname: 'NextbuyNightMissing',
+          exp_alerts: [{ exp_labels: { account: 'acme', severity: 'page' }, exp_annotations: { summary: 'nextbuy acme: last successful night 1d 6h 0m 0s ago' } }],
+        },
+        {
+          eval_time: '30h',
+          alertname: 'NextbuyNightFailed',
+          exp_alerts: [{ exp_labels: { account: 'gamma', date: '2024-05-11' }, exp_annotations: { summary: 'nextbuy gamma 2024-05-11 failed with exit code 4' } }],
+        },
+      ],
+    }],
+  }));
+  const result = await new Promise<{ code: number; output: string }>((resolve) =>
+    execFile(PROMTOOL, ['test', 'rules', 'test.yaml'], { cwd: dir }, (e, stdout, stderr) => resolve({ code: e ? (e.code as number) : 0, output: stdout + stderr })),
+  );
+  expect(result, result.output).toMatchObject({ code: 0 });
+  expect(result.output).toMatch(/SUCCESS/);
 });
