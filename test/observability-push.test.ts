@@ -11,6 +11,7 @@ import { describe, expect, test } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { JobFileError } from '../core/errors.js';
 import { compileJob } from '../jobs/job-file.js';
+import { acquireRunLock } from '../coordinator/pipeline/run-lock.js';
 import type { SummaryJson } from '../coordinator/pipeline/index.js';
 import { ROOT, runCli } from './helpers/cli.js';
 import { PROMTOOL, promtoolCheck, scrapePushgateway, withPushgateway, type Sample } from './helpers/metrics.js';
@@ -99,6 +100,18 @@ test('a night pushes its figures under {job, account, date}; a failed rerun of t
     expect(new Set([...again.values()].flat().map((s) => s.labels.run)).size).toBe(1);
     expect(again.has('nextbuy_predictions')).toBe(false);
     expect(again.has('nextbuy_product_auc')).toBe(false);
+
+    // A run refused by the date's lock (exit 10) pushes nothing: the group is the lock holder's business.
+    const lock = await acquireRunLock({ outDir: path.join(dir, 'out'), account: 'acme', date: TINY_DATE, command: 'test' });
+    try {
+      const refused = await runCli(['run', '--account', 'acme', '--date', TINY_DATE, '--conf', conf]);
+      expect(refused.code, refused.stderr).toBe(10);
+    } finally {
+      await lock.release();
+    }
+    const unchanged = group((await scrapePushgateway(url)).samples, 'nightly', TINY_DATE);
+    expect(one(unchanged, 'nextbuy_last_run_timestamp_seconds')).toBe(one(again, 'nextbuy_last_run_timestamp_seconds'));
+    expect(one(unchanged, 'nextbuy_last_run_exit_code')).toBe(4);
   });
 }, 300_000);
 
