@@ -10,9 +10,9 @@ import { execFile } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { JobFileError } from '../core/errors.js';
-import { compileJob } from '../jobs/job-file.js';
+import { compileJob, loadJob } from '../jobs/job-file.js';
 import { acquireRunLock } from '../coordinator/pipeline/run-lock.js';
-import type { SummaryJson } from '../coordinator/pipeline/index.js';
+import { runFolder, type SummaryJson } from '../coordinator/pipeline/index.js';
 import { ROOT, runCli } from './helpers/cli.js';
 import { PROMTOOL, promtoolCheck, scrapePushgateway, withPushgateway, type Sample } from './helpers/metrics.js';
 import { TINY_DATE, tinyEventsCsv, tinyJob, writeTinyRun } from './helpers/tiny-run.js';
@@ -135,6 +135,14 @@ describe('observability in the job file', () => {
       pushgateway: { url: 'https://pg.example.com/push', job: 'acme-nightly' },
       textfile: '/jobs/acme/metrics/nextbuy.prom',
     });
+  });
+
+  test('where the metrics go is no part of the run id: configuring it finds the dates already committed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-push-id-'));
+    const without = runFolder(await loadJob(await writeTinyRun(dir, {}, tinyJob(1))), TINY_DATE).runId;
+    const observability = { pushgateway: { url: 'http://pg:9091', job: 'other' }, textfile: 'x.prom' };
+    const withMetrics = runFolder(await loadJob(await writeTinyRun(dir, {}, tinyJob(1, { observability }))), TINY_DATE).runId;
+    expect(withMetrics).toBe(without);
   });
 
   test('mistakes name the field and say what is expected', () => {
