@@ -141,6 +141,10 @@ export function compileJob(raw: unknown, file: string): Job {
       retain: { runsDays: j.output.retain.runsDays, exportsDays: j.output.retain.exportsDays },
     },
     resources: { memoryLimit: j.resources.memoryLimit, threads: j.resources.threads ?? null },
+    observability: {
+      pushgateway: j.observability.pushgateway ? { url: j.observability.pushgateway.url, job: j.observability.pushgateway.job } : null,
+      textfile: j.observability.textfile === null ? null : path.resolve(dir, j.observability.textfile),
+    },
     security,
   };
 }

@@ -390,6 +390,26 @@ export const jobFileSchema = mapping({
     },
     "DuckDB's resources.",
   ),
+  observability: section(
+    {
+      pushgateway: mapping({
+        url: checked(text(), (url) =>
+          URL.canParse(url) && /^https?:$/.test(new URL(url).protocol) ? undefined : `must be an http:// or https:// URL like 'http://pushgateway:9091', got "${url}"`,
+        ).describe("Its base URL, e.g. 'http://prometheus-pushgateway.monitoring.svc:9091' (http or https)."),
+        job: text({ pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: 'letters, digits, "_", "-", "." (at most 64)' }).default('nextbuy').describe("The grouping key's `job` label."),
+      })
+        .nullable()
+        .default(null)
+        .describe(
+          'A Prometheus Pushgateway that receives the night\'s metrics at the end of every run, successful or failed, under the grouping key { job, account, date } (PUT: a rerun replaces its date\'s group). A push that fails is a warning in the log, never a failed night. Default: null (no push).',
+        ),
+      textfile: checked(localPath(), (p) => (p.endsWith('.prom') ? undefined : `must end in .prom (node-exporter's textfile collector reads only those), got "${p}"`))
+        .nullable()
+        .default(null)
+        .describe("The same metrics written (atomically) to this file for node-exporter's textfile collector: a path ending in `.prom`, relative to the job file. Default: null (no file)."),
+    },
+    'Where each night\'s metrics go when the run ends (README "Metrics").',
+  ),
   security: section(
     {
       tls: mapping({

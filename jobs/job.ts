@@ -89,6 +89,8 @@ export interface Job {
   /** Fields beyond `dir` are always set by loadJob/compileJob; optional so that Jobs built in code keep compiling (defaults: private modes, guard on). */
   output: { dir: string; mode?: FileModes; publishedMode?: FileModes; csvFormulaGuard?: boolean; retain?: RetainSettings };
   resources: { memoryLimit: string; threads: number | null };
+  /** Always set by loadJob/compileJob; optional so that Jobs built in code keep compiling. Absent: no push, no textfile. */
+  observability?: ObservabilitySettings;
   /**
    * Always set by loadJob/compileJob; optional so that Jobs built in code (tests) keep compiling.
    * Absent: plaintext, and no input-root check.
@@ -109,4 +111,9 @@ export const DEFAULT_CHAMPION: NonNullable<Job['champion']> = { select: true, co
 /** output.retain, compiled: days, or null to keep all. */
 export interface RetainSettings { runsDays: number | null; exportsDays: number | null }
 export const DEFAULT_RETAIN: RetainSettings = { runsDays: null, exportsDays: null };
+/** observability, compiled: the textfile path is absolute. */
+export interface ObservabilitySettings {
+  pushgateway: { url: string; job: string } | null;
+  textfile: string | null;
+}
 export const DEFAULT_CALIBRATION: NonNullable<Job['calibration']> = { method: 'platt' };

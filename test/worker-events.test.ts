@@ -6,6 +6,7 @@
 import { expect, test } from 'vitest';
 import { createLogger } from '../core/log.js';
 import { metrics } from '../core/metrics.js';
+import { metricValue } from './helpers/metrics.js';
 import { watchWorkers } from '../coordinator/pipeline/index.js';
 import { scoreAll, withCluster, writeSampleShards } from './helpers/cluster.js';
 
@@ -13,7 +14,7 @@ test('a worker killed mid-shard is logged as lost (heartbeat timeout) with its s
   const sample = await writeSampleShards({ shards: 8, customersPerShard: 100, batchRows: 25, seed: 5 });
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ format: 'json', level: 'info', stream: { write: (s: string) => lines.push(...s.trim().split('\n').map((l) => JSON.parse(l))) } });
-  const lostBefore = metrics.workersLost.get({ cause: 'heartbeat-timeout' });
+  const lostBefore = await metricValue(metrics.workersLost, { cause: 'heartbeat-timeout' });
   try {
     await withCluster({ workers: 3, env: { NEXTBUY_ECHO_DELAY_MS: '40' } }, async ({ pool, process: proc }) => {
       const watch = watchWorkers(pool, logger);
@@ -40,13 +41,13 @@ test('a worker killed mid-shard is logged as lost (heartbeat timeout) with its s
   }
   expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'worker.lost', worker: 'local-1', cause: 'heartbeat timeout' }));
   expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', event: 'shard.re_leased', worker: 'local-1' }));
-  expect(metrics.workersLost.get({ cause: 'heartbeat-timeout' })).toBe(lostBefore + 1);
+  expect(await metricValue(metrics.workersLost, { cause: 'heartbeat-timeout' })).toBe(lostBefore + 1);
 }, 60_000);
 
 test('a worker that joins after the run started is logged and counted as a late join', async () => {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ format: 'json', level: 'info', stream: { write: (s: string) => lines.push(...s.trim().split('\n').map((l) => JSON.parse(l))) } });
-  const before = metrics.workerLateJoins.get();
+  const before = await metricValue(metrics.workerLateJoins);
   await withCluster({ workers: 1 }, async ({ pool, backend, waitForReady }) => {
     const watch = watchWorkers(pool, logger);
     backend.spawnWorker();
@@ -55,5 +56,5 @@ test('a worker that joins after the run started is logged and counted as a late 
     expect(watch.counts).toMatchObject({ lateJoins: 1, lost: 0 });
   });
   expect(lines).toContainEqual(expect.objectContaining({ level: 'info', event: 'worker.joined_late', worker: 'local-1', ready: 2 }));
-  expect(metrics.workerLateJoins.get()).toBe(before + 1);
+  expect(await metricValue(metrics.workerLateJoins)).toBe(before + 1);
 }, 60_000);

@@ -6,7 +6,7 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { describeIoError, InputError, isSystemIoError, ModelError, NextbuyError, PublishError, StoppedError } from '../../core/errors.js';
+import { describeIoError, InputError, isSystemIoError, LockedError, ModelError, NextbuyError, PublishError, StoppedError } from '../../core/errors.js';
 import { makeDir, PRIVATE_MODES, withFileModes } from '../../core/file-modes.js';
 import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
@@ -28,6 +28,7 @@ import { publishStage, type PublishSummary } from './publish-stage.js';
 import { scorePreviousChampion } from './previous-champion.js';
 import { applyRetention } from './retention.js';
 import { summaryJson } from './summary-file.js';
+import { exportNightMetrics } from './night-metrics.js';
 
 export type { RunFolder } from './run-folder.js';
 export { runFolder } from './run-folder.js';
@@ -83,11 +84,42 @@ export async function runDate(o: RunOptions): Promise<RunSummary> {
   return withFileModes(o.job.output.mode ?? PRIVATE_MODES, () => runDateWithModes(o));
 }
 
+/**
+ * Ends every run, successful or failed, with its metrics (night-metrics.ts) where the job asks for them; not
+ * a run refused by the date's lock, whose metrics group belongs to the run that holds it.
+ */
 async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
+  const progress: RunProgress = { runId: null, task: o.tasks[0] ?? 'preprocess', summary: null };
+  const startedAtMs = Date.now();
+  const record = (error: unknown) =>
+    exportNightMetrics(o.job.observability, {
+      outDir: o.job.output.dir, account: o.job.account, date: o.date, runId: progress.runId, tasks: o.tasks, stage: progress.task,
+      summary: progress.summary, error, startedAtMs, endedAtMs: Date.now(),
+    });
+  let summary: RunSummary;
+  try {
+    summary = await runDateLocked(o, progress);
+  } catch (e) {
+    if (!(e instanceof LockedError)) await record(e);
+    throw e;
+  }
+  await record(null);
+  return summary;
+}
+
+/** How far a run got, for its metrics when it fails. */
+interface RunProgress {
+  runId: string | null;
+  task: PipelineTask;
+  summary: RunSummary | null;
+}
+
+async function runDateLocked(o: RunOptions, progress: RunProgress): Promise<RunSummary> {
   // Before anything is written: a laptop without a cluster fails here, not after preprocessing.
   if (o.env === 'k8s') await checkK8sPrerequisites({ job: o.job });
   const listing = listInput(o.job.input.path, o.job.output.dir);
   const folder = runFolder(o.job, o.date, listing);
+  progress.runId = folder.runId;
   // The output folder leads to the published table too: when it is new, it gets the table's folder mode.
   await makeDir(folder.outDir, o.job.output.publishedMode ?? PRIVATE_MODES);
   const lock = await acquireRunLock({
@@ -98,7 +130,7 @@ async function runDateWithModes(o: RunOptions): Promise<RunSummary> {
   try {
     const lease = o.env === 'k8s' ? await k8sRunLease(folder) : null;
     try {
-      summary = await runLocked(o, folder, listing);
+      summary = await runLocked(o, folder, listing, progress);
     } finally {
       await lease?.release();
     }
@@ -127,7 +159,7 @@ async function k8sRunLease(folder: RunFolder): Promise<RunLease> {
   return acquireRunLease({ api, account: folder.account, date: folder.date, holder: process.env.POD_NAME ?? undefined });
 }
 
-async function runLocked(o: RunOptions, folder: RunFolder, listing: InputListing): Promise<RunSummary> {
+async function runLocked(o: RunOptions, folder: RunFolder, listing: InputListing, progress: RunProgress): Promise<RunSummary> {
   const started = Date.now();
   let current: PipelineTask = o.tasks[0] ?? 'preprocess';
   const state = await (async () => {
@@ -164,11 +196,12 @@ async function runLocked(o: RunOptions, folder: RunFolder, listing: InputListing
     account: o.job.account, date: o.date, runId: folder.runId, runDir: folder.dir, tasks: o.tasks,
     preprocess: null, models: null, evaluation: null, publish: null, workers: null, timings, totalMs: 0,
   };
+  progress.summary = summary;
   let failure: unknown = null;
   try {
     for (const task of o.tasks) {
       if (o.stop?.aborted) throw o.stop.reason;
-      current = task;
+      current = progress.task = task;
       const t0 = Date.now();
       if (task === 'preprocess') {
         if (state.done.preprocess) {

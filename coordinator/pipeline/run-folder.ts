@@ -48,10 +48,11 @@ export function runFolder(job: Job, date: string, listing: InputListing = listIn
 
 /**
  * A hash of everything in the job that changes results, and of the input's content fingerprint in place of
- * its path: not where the job file, input or outputs lie, nor how many workers run it or how they connect.
+ * its path: not where the job file, input or outputs lie, nor how many workers run it or how they connect,
+ * nor where its metrics go.
  */
 export function jobFingerprint(job: Job, listing: InputListing): string {
-  const { output: _output, cluster: _cluster, file: _file, resources: _resources, security: _security, ...rest } = job;
+  const { output: _output, cluster: _cluster, file: _file, resources: _resources, security: _security, observability: _observability, ...rest } = job;
   const settings = { ...rest, input: { ...rest.input, path: inputContentFingerprint(listing) } };
   return createHash('sha256').update(JSON.stringify(settings)).digest('hex');
 }

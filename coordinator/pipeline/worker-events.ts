@@ -37,7 +37,7 @@ export function watchWorkers(pool: WorkerPool, logger: Logger): WorkerWatch {
     } else if (e.type === 'left' && (e.cause === 'dead' || e.cause === 'removed')) {
       counts.lost++;
       if (e.cause === 'dead') counts.heartbeatTimeouts++;
-      metrics.workersLost.inc(1, { cause: e.cause === 'dead' ? 'heartbeat-timeout' : 'removed' });
+      metrics.workersLost.inc({ cause: e.cause === 'dead' ? 'heartbeat-timeout' : 'removed' });
       logger.warn('worker.lost', { worker: e.worker.name, cause: e.cause === 'dead' ? 'heartbeat timeout' : 'removed', reason: e.reason, ready: pool.ready().length });
     } else if (e.type === 'left' && e.cause === 'drained') {
       logger.info('worker.drained', { worker: e.worker.name, ready: pool.ready().length });
