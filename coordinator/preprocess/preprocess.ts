@@ -22,7 +22,7 @@ import { openInput, firstLine } from './input.js';
 import { PREPASS, runPrepass } from './prepass.js';
 import { assembleSet, planSet, type SetPlan } from './sets.js';
 import { writeShardInputs } from './shard-input.js';
-import { runShardPass, sequenceThreads } from './shard-pool.js';
+import { ShardPool, sequenceThreads } from './shard-pool.js';
 import { checkThreshold, countMalformed, countReasons, rejectedTotal, writeQuarantine } from './validate.js';
 import { checkFreshness } from './freshness.js';
 import { buildProducts, buildVocabulary, FIRST_TOKEN_ID, hashesOf, tokenIds, UNKNOWN_ID } from './vocab.js';
@@ -126,44 +126,43 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
   }
   const inputDir = path.join(o.runDir, 'sequence-input');
   let duplicates: DuplicateKeyWriter | null = null;
+  let pool: ShardPool | null = null;
   try {
     t = performance.now();
     const windowEvents = counts.rowsRead - rejectedBeforeDuplicates - counts.outsideWindow;
     progress('sequences', 0, windowEvents);
     const shards = job.shards.count;
-    const shardInput = { events: EVENTS, customerType: events.customerType, numericCount: events.numericCount, fromMs: plan.fromMs, toMs: plan.toMs, withMarkers: counts.minValidMs !== null && counts.minValidMs < plan.fromMs, shards };
-    await readInput(db, () => writeShardInputs(db, shardInput, inputDir), job.input.path);
     const threads = windowEvents < (o.parallelFromEvents ?? PARALLEL_FROM_EVENTS) ? 1 : sequenceThreads(job.resources.threads, shards);
     const dupWriter = (duplicates = await DuplicateKeyWriter.create(db));
-    const outcomes = await readInput(
-      db,
-      () =>
-        runShardPass(
-          {
-            job,
-            inputDir,
-            customerType: events.customerType,
-            numericCount: events.numericCount,
-            sets: plans,
-            itemIds: itemIds?.toData() ?? null,
-            categoryIds: categoryIds?.toData() ?? null,
-            eventIds,
-            productCategories,
-            aggregates,
-          },
-          shards,
-          {
-            threads,
-            duckdb: { memoryLimit: threadMemoryLimit(job.resources.memoryLimit, threads), tempDirectory: path.join(o.runDir, 'duckdb-tmp-shards'), timeZone: job.input.timeZone },
-            onProgress: (done) => progress('sequences', done, windowEvents),
-            onDuplicates: (found) => {
-              for (const d of found) dupWriter.add(d);
-              dupWriter.flush();
-            },
-          },
-        ),
-      job.input.path,
+    // The threads start now: they load while DuckDB splits the events by shard.
+    pool = ShardPool.start(
+      {
+        job,
+        inputDir,
+        customerType: events.customerType,
+        numericCount: events.numericCount,
+        sets: plans,
+        itemIds: itemIds?.toData() ?? null,
+        categoryIds: categoryIds?.toData() ?? null,
+        eventIds,
+        productCategories,
+        aggregates,
+      },
+      shards,
+      {
+        threads,
+        duckdb: { memoryLimit: threadMemoryLimit(job.resources.memoryLimit, threads), tempDirectory: path.join(o.runDir, 'duckdb-tmp-shards'), timeZone: job.input.timeZone },
+        onProgress: (done) => progress('sequences', done, windowEvents),
+        onDuplicates: (found) => {
+          for (const d of found) dupWriter.add(d);
+          dupWriter.flush();
+        },
+      },
     );
+    const shardInput = { events: EVENTS, customerType: events.customerType, numericCount: events.numericCount, fromMs: plan.fromMs, toMs: plan.toMs, withMarkers: counts.minValidMs !== null && counts.minValidMs < plan.fromMs, shards };
+    await readInput(db, () => writeShardInputs(db, shardInput, inputDir), job.input.path);
+    const startedPool = pool;
+    const outcomes = await readInput(db, () => startedPool.run(shards), job.input.path);
     const totals = { events: outcomes.reduce((n, x) => n + x.events, 0), duplicates: outcomes.reduce((n, x) => n + x.duplicates, 0) };
     const threadWriteMs = outcomes.reduce((ms, x) => ms + x.sets.reduce((m, s) => m + s.writeMs, 0), 0) / threads;
     timings.sequences = performance.now() - t - threadWriteMs;
@@ -198,6 +197,7 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     checkThreshold(job, counts, result.stats.quarantineFile);
     clock('validate', t);
   } finally {
+    await (pool as ShardPool | null)?.close();
     (duplicates as DuplicateKeyWriter | null)?.close();
     await rm(inputDir, { recursive: true, force: true });
   }

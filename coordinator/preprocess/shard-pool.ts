@@ -79,70 +79,107 @@ export function sequenceThreads(threads: number | null, shards: number): number 
   return Math.max(1, Math.min(threads ?? os.availableParallelism(), shards));
 }
 
-/** Builds shards 0 … shards − 1; outcomes in shard order. */
-export async function runShardPass(plan: ShardPassPlan, shards: number, o: ShardPoolOptions): Promise<ShardOutcome[]> {
-  const threads = Math.max(1, Math.min(o.threads, shards));
-  const done = new Array<number>(shards).fill(0);
-  const progress = (shard: number, events: number) => {
-    done[shard] = events;
-    o.onProgress?.(done.reduce((a, b) => a + b, 0));
-  };
-  const duckdbOf = (thread: number) => ({ ...o.duckdb, tempDirectory: path.join(o.duckdb.tempDirectory, String(thread)) });
-  const outcomes: ShardOutcome[] = [];
-  if (threads === 1) {
-    await using runner = await ShardRunner.open(plan, duckdbOf(0));
-    for (let s = 0; s < shards; s++) {
-      outcomes.push(await runner.run(s, { onProgress: (events) => progress(s, events), onDuplicates: (found) => o.onDuplicates?.(found) }));
-    }
-    return outcomes;
+/**
+ * A pool of shard runners. `start` spawns the worker threads at once, so that they load and open their
+ * databases while the coordinator still prepares the shards' input; `run` then builds shards 0 … shards − 1.
+ */
+export class ShardPool {
+  private readonly workers: { worker: Worker; exited: Promise<unknown> }[] = [];
+  private readonly idle: Worker[] = [];
+  private dispatch: ((worker: Worker) => void) | null = null;
+  private failure: Error | null = null;
+  private onFailure: ((e: Error) => void) | null = null;
+  private listeners: Pick<ShardPoolOptions, 'onProgress' | 'onDuplicates'> & { progress?: (shard: number, events: number) => void; done?: (o: ShardOutcome) => void } = {};
+
+  private constructor(
+    private readonly plan: ShardPassPlan,
+    private readonly o: ShardPoolOptions,
+    readonly threads: number,
+  ) {}
+
+  /** `threads` (at most one per shard) runners; with one, shards are built in this thread. */
+  static start(plan: ShardPassPlan, shards: number, o: ShardPoolOptions): ShardPool {
+    const pool = new ShardPool(plan, o, Math.max(1, Math.min(o.threads, shards)));
+    if (pool.threads > 1) for (let t = 0; t < pool.threads; t++) pool.spawn(t);
+    return pool;
   }
-  let next = 0;
-  const workers: { worker: Worker; exited: Promise<unknown> }[] = [];
-  let failed = false;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let running = threads;
-      const fail = (e: Error) => {
-        if (failed) return;
-        failed = true;
-        reject(e);
-      };
-      for (let t = 0; t < threads; t++) {
-        const worker = startWorker({ plan, duckdb: duckdbOf(t) });
-        workers.push({ worker, exited: new Promise((r) => worker.once('exit', r)) });
-        const take = () => {
-          if (failed) return;
+
+  private duckdbOf(thread: number): ShardWorkerData['duckdb'] {
+    return { ...this.o.duckdb, tempDirectory: path.join(this.o.duckdb.tempDirectory, String(thread)) };
+  }
+
+  private spawn(t: number): void {
+    const worker = startWorker({ plan: this.plan, duckdb: this.duckdbOf(t) });
+    this.workers.push({ worker, exited: new Promise((r) => worker.once('exit', r)) });
+    worker.on('message', (m: FromShardWorker) => {
+      switch (m.type) {
+        case 'ready':
+          return this.dispatch ? this.dispatch(worker) : void this.idle.push(worker);
+        case 'progress':
+          return this.listeners.progress?.(m.shard, m.events);
+        case 'duplicates':
+          return this.o.onDuplicates?.(m.found);
+        case 'done':
+          this.listeners.done?.(m.outcome);
+          return this.dispatch?.(worker);
+        case 'error':
+          return this.fail(fromWireError(m.error));
+      }
+    });
+    worker.on('error', (e) => this.fail(e));
+    worker.on('exit', (code) => {
+      if (code !== 0) this.fail(new Error(`a sequence thread exited with code ${code}`));
+    });
+  }
+
+  private fail(e: Error): void {
+    if (this.failure) return;
+    this.failure = e;
+    this.onFailure?.(e);
+  }
+
+  /** Builds shards 0 … shards − 1; outcomes in shard order. The pool is closed afterwards. */
+  async run(shards: number): Promise<ShardOutcome[]> {
+    const done = new Array<number>(shards).fill(0);
+    const progress = (shard: number, events: number) => {
+      done[shard] = events;
+      this.o.onProgress?.(done.reduce((a, b) => a + b, 0));
+    };
+    const outcomes: ShardOutcome[] = [];
+    if (this.threads === 1) {
+      await using runner = await ShardRunner.open(this.plan, this.duckdbOf(0));
+      for (let s = 0; s < shards; s++) {
+        outcomes.push(await runner.run(s, { onProgress: (events) => progress(s, events), onDuplicates: (found) => this.o.onDuplicates?.(found) }));
+      }
+      return outcomes;
+    }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        if (this.failure) return reject(this.failure);
+        this.onFailure = reject;
+        let next = 0;
+        let running = this.threads;
+        this.listeners = { progress, done: (o) => outcomes.push(o) };
+        this.dispatch = (worker) => {
+          if (this.failure) return;
           if (next < shards) worker.postMessage({ shard: next++ });
           else {
             worker.postMessage(null);
             if (--running === 0) resolve();
           }
         };
-        worker.on('message', (m: FromShardWorker) => {
-          switch (m.type) {
-            case 'ready':
-              return take();
-            case 'progress':
-              return progress(m.shard, m.events);
-            case 'duplicates':
-              return o.onDuplicates?.(m.found);
-            case 'done':
-              outcomes.push(m.outcome);
-              return take();
-            case 'error':
-              return fail(fromWireError(m.error));
-          }
-        });
-        worker.on('error', fail);
-        worker.on('exit', (code) => {
-          if (code !== 0) fail(new Error(`a sequence thread exited with code ${code}`));
-        });
-      }
-    });
-  } finally {
-    // Told to close, a worker closes its DuckDB and exits; after a failure the others are stopped at once.
-    if (failed) await Promise.all(workers.map((w) => w.worker.terminate()));
-    await Promise.all(workers.map((w) => w.exited));
+        for (const worker of this.idle.splice(0)) this.dispatch(worker);
+      });
+    } finally {
+      await this.close();
+    }
+    return outcomes.sort((a, b) => a.shard - b.shard);
   }
-  return outcomes.sort((a, b) => a.shard - b.shard);
+
+  /** Waits for the threads to end; stops them at once when the pass failed or never ran. */
+  async close(): Promise<void> {
+    const finished = this.dispatch !== null && this.failure === null;
+    if (!finished) await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(this.workers.map((w) => w.exited));
+  }
 }
