@@ -9,6 +9,7 @@ import path from 'node:path';
 import { championFile, type ChampionFile, type ProductChampion } from './champion-stage.js';
 import { nightPublishedScores } from './champion-report.js';
 import { recordPublishedChampions } from './previous-champion.js';
+import { addAudiencesToReport } from './report-publish.js';
 import { readJson } from './run-folder.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { ensembledScores, type EnsembleFile, type NightScores } from './evaluate-stage.js';
@@ -33,6 +34,8 @@ export interface PublishStageOptions {
   models: ModelsFile;
   /** The night's ensembled scores when evaluate ran in the same invocation; read from the run folder otherwise. */
   night: NightScores | null;
+  /** Stage durations so far (ms), added to the report's statistics. @default none added */
+  timings?: Partial<Record<string, number>>;
 }
 
 /**
@@ -71,6 +74,7 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
   });
   const audiences = await exportAudiences(where);
   const warnings = await warnAboutEmptyAudiences(folder, productsWithEmptyAudiences(audiences.audiences));
+  await addAudiencesToReport(folder, audiences.audiences, new Map(result.partitions.map((p) => [p.product, p.manifest.rowCount])), definedTimings(o.timings));
   await recordPublishedChampions(folder, champions);
   const csv = await exportCsv(where);
   await writeDateCommit({
@@ -89,6 +93,10 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
     champions: perProduct.map((p) => champions.products[p.product]!).map((c) => ({ product: c.product, candidate: c.candidate, source: c.source, reason: c.reason, calibration: c.calibration.method })),
     warnings: [...perProduct.map((p) => champions.products[p.product]!).flatMap((c) => c.warnings.map((w) => `product ${c.product}: ${w}`)), ...warnings],
   };
+}
+
+function definedTimings(t: Partial<Record<string, number>> | undefined): Record<string, number> | undefined {
+  return t && Object.fromEntries(Object.entries(t).filter((e): e is [string, number] => typeof e[1] === 'number'));
 }
 
 /** A product's published rows: the champion's calibrated scores, with the champion recorded in the manifest. */
