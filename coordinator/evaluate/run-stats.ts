@@ -61,9 +61,9 @@ const KNOWN: Record<string, [label: string, unit: Unit]> = {
   baselines: ['Baselines', 'text'],
 };
 
-export function statRows(stats: Record<string, unknown>): StatRow[] {
+export function statRows(stats: RunStatistics | Record<string, unknown>): StatRow[] {
   const rows: StatRow[] = [];
-  for (const [key, value] of Object.entries(stats)) {
+  for (const [key, value] of Object.entries(stats) as [string, unknown][]) {
     if (value === undefined || value === null) continue;
     if (key === 'rowsRejected' && isRecord(value)) {
       const counts = Object.entries(value).filter((e): e is [string, number] => typeof e[1] === 'number');
