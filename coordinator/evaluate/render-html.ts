@@ -7,7 +7,7 @@
  */
 import { axisMax, barChart, escapeXml as escape, lineChart, type ChartAxis, type ChartSeries } from './charts.js';
 import { positivesWarning } from './positives.js';
-import type { EvaluationReport, ProductReport, ReportEntry, TrainingCurve } from './report.js';
+import { PUBLISHED, type EvaluationReport, type ProductReport, type ReportEntry, type TrainingCurve } from './report.js';
 import { statRows } from './run-stats.js';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
@@ -130,9 +130,17 @@ function productSection(p: ProductReport, index: number): string {
   ].join('\n');
 }
 
+type ChampionSummary = { candidate?: string; reason?: string; calibration?: { method?: string } };
+const championOf = (p: ProductReport): ChampionSummary | undefined => (p as ProductReport & { champion?: ChampionSummary }).champion;
+
+/** The published entry's name for people: the champion's name for the entry `published`, else the entry's own. */
+function publishedName(p: ProductReport): string {
+  return (p.published === PUBLISHED ? championOf(p)?.candidate : undefined) ?? p.published ?? '—';
+}
+
 /** What is published and why (withChampions adds `champion` to each product). */
 function championLine(p: ProductReport): string {
-  const c = (p as ProductReport & { champion?: { candidate?: string; reason?: string; calibration?: { method?: string } } }).champion;
+  const c = championOf(p);
   if (!c?.candidate) return '';
   const calibration = c.calibration?.method && c.calibration.method !== 'none' ? `, ${c.calibration.method}-calibrated` : ', not calibrated';
   return `<p class="champion">Published: <strong>${escape(c.candidate)}</strong>${escape(calibration)}${c.reason ? ` — ${escape(c.reason)}` : ''}.</p>`;
@@ -150,7 +158,7 @@ function publishedScoresSection(p: ProductReport): string {
   const top = p.histogram.at(-1)!.upper;
   const histogram = barChart({
     kind: 'histogram',
-    title: `Published scores (${p.published ?? ''})`,
+    title: `Published scores (${publishedName(p)})`,
     xLabel: 'Score',
     yLabel: 'Customers',
     x: percentAxis(top),
@@ -230,7 +238,7 @@ function earlierNightsSection(p: ProductReport): string {
     `<td>${lower === null || upper === null ? '—' : `${formatMetric(lower)} – ${formatMetric(upper)}`}</td><td>${n.toLocaleString('en-US')}</td><td>${positives.toLocaleString('en-US')}${flagged ? ' (too few)' : ''}</td><td>${escape(on)}</td></tr>`;
   const rows = [
     ...p.earlierNights.map((e) => row('earlier', e.date, e.published, e.auc, e.lower, e.upper, e.n, e.positives, e.evaluatedOn, e.flagged)),
-    row('this-night', 'this night', p.published, published?.metrics.auc ?? null, published?.aucCi?.lower ?? null, published?.aucCi?.upper ?? null, p.n, p.positives, '', p.flags.length > 0),
+    row('this-night', 'this night', publishedName(p), published?.metrics.auc ?? null, published?.aucCi?.lower ?? null, published?.aucCi?.upper ?? null, p.n, p.positives, '', p.flags.length > 0),
   ].join('');
   return [
     '<section class="history"><h3>Published AUC on earlier nights</h3>',

@@ -103,7 +103,7 @@ export interface TrainingCurve {
 export interface EarlierNight {
   date: string;
   runId: string;
-  /** The published entry's name that night. */
+  /** The published entry that night (for the entry 'published', its champion's name). */
   published: string | null;
   auc: number | null;
   lower: number | null;

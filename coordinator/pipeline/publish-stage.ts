@@ -96,7 +96,7 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
 }
 
 function definedTimings(t: Partial<Record<string, number>> | undefined): Record<string, number> | undefined {
-  return t && Object.fromEntries(Object.entries(t).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  return t && Object.fromEntries(Object.entries(t).filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, ms]) => [k, Math.round(ms)]));
 }
 
 /** A product's published rows: the champion's calibrated scores, with the champion recorded in the manifest. */

@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { EarlierNight, EvaluationReport } from '../evaluate/index.js';
+import { PUBLISHED, type EarlierNight, type EvaluationReport } from '../evaluate/index.js';
 import { dateCommitPath, type DateCommitRecord } from '../publish/index.js';
 import { readJson } from './run-folder.js';
 
@@ -46,7 +46,8 @@ export async function earlierNights(outDir: string, account: string, date: strin
       list.push({
         date: d,
         runId: report.header.runId,
-        published: p.published ?? null,
+        // The champion's name says more than the entry's name 'published'.
+        published: (p.published === PUBLISHED ? (p as { champion?: { candidate?: string } }).champion?.candidate : undefined) ?? p.published ?? null,
         auc: published?.metrics.auc ?? null,
         lower: published?.aucCi?.lower ?? null,
         upper: published?.aucCi?.upper ?? null,
