@@ -5,6 +5,7 @@
  * rate in the first bin).
  */
 import { axisMax } from './charts.js';
+import { tieGroups } from './order.js';
 
 export interface DecileRow {
   /** 1 = the highest scores. */
@@ -26,8 +27,11 @@ export interface DecileRow {
  */
 export function decileTable(labels: Int8Array, scores: Float32Array, tieBreak?: readonly string[]): DecileRow[] {
   const n = labels.length;
-  const order = Array.from({ length: n }, (_, i) => i);
-  order.sort((a, b) => scores[b]! - scores[a]! || (tieBreak ? compareText(tieBreak[a]!, tieBreak[b]!) : a - b));
+  const { order, start, groups } = tieGroups(scores);
+  for (let g = 0; g < groups; g++) {
+    if (start[g + 1]! - start[g]! < 2) continue;
+    order.set(order.slice(start[g]!, start[g + 1]!).sort((a, b) => (tieBreak ? compareText(tieBreak[a]!, tieBreak[b]!) : a - b)), start[g]!);
+  }
   let positives = 0;
   for (const y of labels) positives += y === 1 ? 1 : 0;
   const baseRate = n > 0 ? positives / n : 0;
@@ -89,7 +93,7 @@ export interface ReliabilityBin {
  */
 export function reliabilityBins(labels: Int8Array, scores: Float32Array, weights?: Float32Array | Float64Array, bins = 10): ReliabilityBin[] {
   const n = labels.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+  const { order, start, groups } = tieGroups(scores);
   const out: ReliabilityBin[] = [];
   let current = -1;
   let count = 0;
@@ -97,22 +101,26 @@ export function reliabilityBins(labels: Int8Array, scores: Float32Array, weights
   let scoreSum = 0;
   let positiveWeight = 0;
   const close = () => {
-    if (count > 0) out.push({ count, meanPredicted: scoreSum / weight, observedRate: positiveWeight / weight });
+    if (count > 0 && weight > 0) out.push({ count, meanPredicted: scoreSum / weight, observedRate: positiveWeight / weight });
     count = weight = scoreSum = positiveWeight = 0;
   };
-  for (let r = 0; r < n; r++) {
-    const i = order[r]!;
-    const tied = r > 0 && scores[i] === scores[order[r - 1]!];
-    const bin = Math.floor((r * bins) / n);
-    if (!tied && bin !== current) {
+  // Lowest scores first: tie groups from the last; a group starts a new bin when its first row's rank does.
+  let rank = 0;
+  for (let g = groups - 1; g >= 0; g--) {
+    const bin = Math.floor((rank * bins) / n);
+    if (bin !== current) {
       close();
       current = bin;
     }
-    const w = weights ? weights[i]! : 1;
-    count++;
-    weight += w;
-    scoreSum += w * scores[i]!;
-    if (labels[i] === 1) positiveWeight += w;
+    for (let k = start[g]!; k < start[g + 1]!; k++) {
+      const i = order[k]!;
+      const w = weights ? weights[i]! : 1;
+      count++;
+      weight += w;
+      scoreSum += w * scores[i]!;
+      if (labels[i] === 1) positiveWeight += w;
+    }
+    rank += start[g + 1]! - start[g]!;
   }
   close();
   return out;
