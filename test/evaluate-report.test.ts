@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { applyEnsemble, fitEnsemble } from '../coordinator/ensemble/index.js';
 import {
@@ -19,6 +20,7 @@ import {
 } from '../coordinator/evaluate/index.js';
 import { bruteBrier, bruteLogLoss, gaussian, pairCountAuc, seededRandom, syntheticSet } from './helpers/evaluate.js';
 import { withTempDir } from './helpers/publish.js';
+import { earlierNights } from '../coordinator/pipeline/report-history.js';
 
 function productInput(product: string, seed: number, method: 'mean' | 'fitted'): ProductEvaluationInput {
   const validation = syntheticSet(1500, seed, { decimals: 3 });
@@ -400,6 +402,51 @@ describe('evaluation report', () => {
           expect(row).toContain(`<td data-ci="auc">${e.aucCi!.lower.toFixed(4)} – ${e.aucCi!.upper.toFixed(4)}</td>`);
         }
       }
+    });
+  });
+
+  test('earlier nights: only committed dates before this one whose run folder still holds the committed run\'s report, newest first kept', async () => {
+    await withTempDir(async (out) => {
+      const night = async (date: string, o: { committed?: string; reportRunId?: string }) => {
+        const predictions = path.join(out, 'predictions', 'account=acme', `date=${date}`);
+        await mkdir(predictions, { recursive: true });
+        if (o.committed) await writeFile(path.join(predictions, '_committed.json'), JSON.stringify({ formatVersion: 1, account: 'acme', date, runId: o.committed }));
+        if (o.reportRunId) {
+          const input = reportInput();
+          input.header = { ...input.header, date, runId: o.reportRunId };
+          input.stats = { evaluatedOn: 'label window after the scored date' };
+          const dir = path.join(out, 'runs', 'account=acme', `date=${date}`, 'report');
+          await writeReport(dir, buildReport(input));
+        }
+      };
+      await night('2017-11-28', { committed: 'r28', reportRunId: 'r28' });
+      await night('2017-11-29', { committed: 'r29', reportRunId: 'r29' });
+      await night('2017-11-30', { committed: 'r30', reportRunId: 'r30-unpublished-rerun' });
+      await night('2017-12-01', { reportRunId: 'r01' }); // not committed
+      await night('2017-12-02', { committed: 'r02' }); // run folder removed by retention
+      await night('2017-12-03', { committed: 'r03', reportRunId: 'r03' }); // this night
+      await night('2017-12-04', { committed: 'r04', reportRunId: 'r04' }); // later
+
+      const found = await earlierNights(out, 'acme', '2017-12-03');
+      expect([...found.keys()]).toEqual(['any', 'cat-4756105']);
+      const any = found.get('any')!;
+      expect(any.map((e) => [e.date, e.runId])).toEqual([['2017-11-28', 'r28'], ['2017-11-29', 'r29']]);
+      const expected = buildReport(reportInput()).products[0]!;
+      const published = expected.entries.find((e) => e.name === expected.published)!;
+      expect(any[1]).toEqual({
+        date: '2017-11-29',
+        runId: 'r29',
+        published: 'ensemble',
+        auc: published.metrics.auc,
+        lower: published.aucCi!.lower,
+        upper: published.aucCi!.upper,
+        n: expected.n,
+        positives: expected.positives,
+        evaluatedOn: 'label window',
+        flagged: false,
+      });
+      expect((await earlierNights(out, 'acme', '2017-12-03', 1)).get('any')!.map((e) => e.date)).toEqual(['2017-11-29']);
+      expect((await earlierNights(path.join(out, 'nothing-here'), 'acme', '2017-12-03')).size).toBe(0);
     });
   });
 });
