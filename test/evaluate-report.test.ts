@@ -271,10 +271,15 @@ describe('evaluation report', () => {
     expect(first).toMatch(/<tr class="earlier"><th scope="row">2017-11-30<\/th><td>ensemble<\/td><td data-metric="auc">0.6100<\/td><td>0.5800 – 0.6400<\/td>/);
     expect(first).toContain('<tr class="earlier few"><th scope="row">2017-12-01</th>');
     expect(first).toMatch(/<tr class="this-night"><th scope="row">this night<\/th><td>ensemble<\/td><td data-metric="auc">0\.\d{4}<\/td>/);
+    const history = /<svg class="chart history".*?<\/svg>/s.exec(first)![0];
+    expect([...history.matchAll(/<text class="tick x"[^>]*>([^<]*)</g)].map((m) => m[1])).toEqual(['11-30', '12-01', 'this night']);
+    const aucLine = /<polyline class="series" data-series="AUC" points="([^"]+)"/.exec(history)![1]!;
+    expect(aucLine.split(' ')).toHaveLength(3);
     const second = section(1);
     expect(second).toContain('No training history');
     expect(second).toContain('Not published yet');
     expect(second).toContain('No earlier committed night');
+    expect(second).not.toContain('<svg class="chart history"');
     expect(second.match(/<tr data-decile=/g)).toHaveLength(10);
   });
 

@@ -73,7 +73,7 @@ describe('the report in a real browser', () => {
     for (const p of report.products) {
       const dom = productDom(p.product);
       expect(count(dom, /<tr data-entry=/)).toBe(p.entries.length);
-      for (const kind of ['roc', 'gains', 'calibration', 'histogram', 'training-auc', 'training-loss']) {
+      for (const kind of ['roc', 'gains', 'calibration', 'histogram', 'training-auc', 'training-loss', 'history']) {
         expect(count(dom, new RegExp(`<svg class="chart ${kind}"`)), `${p.product}: ${kind} chart`).toBe(1);
       }
       expect(count(dom, /<tr data-decile="\d+">/)).toBe(10);

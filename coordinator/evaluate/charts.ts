@@ -38,6 +38,8 @@ export interface ChartSpec {
   diagonalLabel?: string;
   /** A legend of the series' names under the title. @default false */
   legend?: boolean;
+  /** Labels at given x values in place of the x axis's tick labels (e.g. dates). @default the axis's ticks */
+  xTickLabels?: [number, string][];
 }
 
 export interface BarChartSpec {
@@ -88,7 +90,7 @@ function frame(kind: string, title: string, xLabel: string, yLabel: string, xAxi
   for (const [axis, vertical] of [[xAxis, true], [yAxis, false]] as const) {
     const ticks = axis.ticks ?? 5;
     const format = axis.format ?? defaultTickFormat;
-    for (let t = 0; t <= ticks; t++) {
+    for (let t = 0; ticks > 0 && t <= ticks; t++) {
       const v = axis.min + ((axis.max - axis.min) * t) / ticks;
       if (vertical) {
         parts.push(`<line x1="${px(x(v))}" y1="${px(y(yAxis.min))}" x2="${px(x(v))}" y2="${px(y(yAxis.max))}" stroke="#e4e4e4"/>`);
@@ -110,7 +112,10 @@ export function lineChart(spec: ChartSpec): string {
   const yAxis = spec.y ?? UNIT;
   const x = scale(xAxis, LEFT, PLOT_W, false);
   const y = scale(yAxis, TOP, PLOT_H, true);
-  const parts = frame(spec.kind, spec.title, spec.xLabel, spec.yLabel, xAxis, yAxis);
+  const parts = frame(spec.kind, spec.title, spec.xLabel, spec.yLabel, spec.xTickLabels ? { ...xAxis, ticks: 0 } : xAxis, yAxis);
+  for (const [v, label] of spec.xTickLabels ?? []) {
+    parts.push(`<text class="tick x" x="${px(x(v))}" y="${px(TOP + PLOT_H + 14)}" text-anchor="middle" font-size="10">${escapeXml(label)}</text>`);
+  }
   if (spec.diagonalLabel !== undefined) {
     const lo = Math.max(xAxis.min, yAxis.min);
     const hi = Math.min(xAxis.max, yAxis.max);

@@ -16,7 +16,7 @@ export { MIN_TRAINING_POSITIVES, MIN_HELD_OUT_POSITIVES, positivesFlags, positiv
 export type { ProductFlag, PositivesSet, PositivesBySet } from './positives.js';
 export { verdictOf, compare } from './verdict.js';
 export type { Verdict, VerdictOutcome, Comparison } from './verdict.js';
-export { buildReport, PUBLISHED } from './report.js';
+export { buildReport, evaluatedOnOf, PUBLISHED } from './report.js';
 export type {
   EvaluationReport,
   ReportInput,

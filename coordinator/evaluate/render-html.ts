@@ -7,7 +7,7 @@
  */
 import { axisMax, barChart, escapeXml as escape, lineChart, type ChartAxis, type ChartSeries } from './charts.js';
 import { positivesWarning } from './positives.js';
-import { PUBLISHED, type EvaluationReport, type ProductReport, type ReportEntry, type TrainingCurve } from './report.js';
+import { evaluatedOnOf, PUBLISHED, type EvaluationReport, type ProductReport, type ReportEntry, type TrainingCurve } from './report.js';
 import { statRows } from './run-stats.js';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
@@ -55,14 +55,14 @@ export function renderHtml(report: EvaluationReport): string {
     '<section class="stats"><h2>Run statistics</h2>',
     statsTable(report.stats),
     '</section>',
-    ...report.products.map((p, i) => productSection(p, i)),
+    ...report.products.map((p, i) => productSection(p, i, evaluatedOnOf(report))),
     `<script type="application/json" id="report-data">${json}</script>`,
     '</body></html>',
     '',
   ].join('\n');
 }
 
-function productSection(p: ProductReport, index: number): string {
+function productSection(p: ProductReport, index: number, evaluatedOn: string): string {
   const flagged = p.flags.length > 0;
   const colors = new Map(p.entries.map((e, i) => [e.name, PALETTE[i % PALETTE.length]!]));
   const series = (entries: ReportEntry[], points: (e: ReportEntry) => [number, number][], markers = false): ChartSeries[] =>
@@ -124,7 +124,7 @@ function productSection(p: ProductReport, index: number): string {
     publishedScoresSection(p),
     audiencesSection(p),
     trainingSection(p),
-    earlierNightsSection(p),
+    earlierNightsSection(p, evaluatedOn),
     '</div>',
     '</section>',
   ].join('\n');
@@ -230,7 +230,7 @@ function trainingSection(p: ProductReport): string {
   ].join('\n');
 }
 
-function earlierNightsSection(p: ProductReport): string {
+function earlierNightsSection(p: ProductReport, evaluatedOn: string): string {
   if (p.earlierNights.length === 0) return '<section class="history"><h3>Earlier nights</h3><p>No earlier committed night of this account has a report for this product.</p></section>';
   const published = p.entries.find((e) => e.name === p.published) ?? null;
   const row = (cls: string, date: string, name: string | null, auc: number | null, lower: number | null, upper: number | null, n: number, positives: number, on: string, flagged: boolean) =>
@@ -238,12 +238,36 @@ function earlierNightsSection(p: ProductReport): string {
     `<td>${lower === null || upper === null ? '—' : `${formatMetric(lower)} – ${formatMetric(upper)}`}</td><td>${n.toLocaleString('en-US')}</td><td>${positives.toLocaleString('en-US')}${flagged ? ' (too few)' : ''}</td><td>${escape(on)}</td></tr>`;
   const rows = [
     ...p.earlierNights.map((e) => row('earlier', e.date, e.published, e.auc, e.lower, e.upper, e.n, e.positives, e.evaluatedOn, e.flagged)),
-    row('this-night', 'this night', publishedName(p), published?.metrics.auc ?? null, published?.aucCi?.lower ?? null, published?.aucCi?.upper ?? null, p.n, p.positives, '', p.flags.length > 0),
+    row('this-night', 'this night', publishedName(p), published?.metrics.auc ?? null, published?.aucCi?.lower ?? null, published?.aucCi?.upper ?? null, p.n, p.positives, evaluatedOn, p.flags.length > 0),
   ].join('');
+  const nights = [
+    ...p.earlierNights.map((e) => ({ label: e.date.slice(5), auc: e.auc, lower: e.lower, upper: e.upper })),
+    { label: 'this night', auc: published?.metrics.auc ?? null, lower: published?.aucCi?.lower ?? null, upper: published?.aucCi?.upper ?? null },
+  ];
+  const line = (name: string, pick: (n: (typeof nights)[number]) => number | null, dashed: boolean): ChartSeries => ({
+    name,
+    color: '#1f77b4',
+    dashed,
+    markers: !dashed,
+    points: nights.flatMap((n, i) => (pick(n) === null ? [] : [[i, pick(n)!] as [number, number]])),
+  });
+  const values = nights.flatMap((n) => [n.auc, n.lower, n.upper]).filter((v): v is number => v !== null);
+  const chart = lineChart({
+    kind: 'history',
+    title: 'Published AUC by night (dashed: 95 % CI)',
+    xLabel: 'Night',
+    yLabel: 'AUC',
+    series: [line('AUC', (n) => n.auc, false), line('95 % CI lower', (n) => n.lower, true), line('95 % CI upper', (n) => n.upper, true)],
+    x: { min: -0.5, max: nights.length - 0.5 },
+    y: { min: Math.max(0, Math.floor(Math.min(0.5, ...values) * 10) / 10), max: Math.min(1, Math.ceil(Math.max(0.5, ...values) * 10 + 1e-9) / 10), format: (v) => v.toFixed(2) },
+    xTickLabels: nights.map((n, i) => [i, n.label] as [number, string]),
+  });
   return [
     '<section class="history"><h3>Published AUC on earlier nights</h3>',
+    '<div class="charts">',
     `<table class="history"><thead><tr><th>Night</th><th>Published</th><th>AUC</th><th>95 % CI</th><th>Customers</th><th>Positives</th><th>Evaluated on</th></tr></thead><tbody>${rows}</tbody></table>`,
-    '</section>',
+    chart,
+    '</div></section>',
   ].join('\n');
 }
 

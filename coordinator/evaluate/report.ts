@@ -185,6 +185,12 @@ export interface EvaluationReport {
   products: ProductReport[];
 }
 
+/** Where a report's figures come from, in two words: 'label window' or 'validation customers' (from stats.evaluatedOn). */
+export function evaluatedOnOf(report: Pick<EvaluationReport, 'stats'>): string {
+  const on = report.stats?.evaluatedOn;
+  return typeof on === 'string' && on.startsWith('label window') ? 'label window' : 'validation customers';
+}
+
 export function buildReport(input: ReportInput): EvaluationReport {
   const seen = new Set<string>();
   const products = input.products.map((p): ProductReport => {

@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { PUBLISHED, type EarlierNight, type EvaluationReport } from '../evaluate/index.js';
+import { evaluatedOnOf, PUBLISHED, type EarlierNight, type EvaluationReport } from '../evaluate/index.js';
 import { dateCommitPath, type DateCommitRecord } from '../publish/index.js';
 import { readJson } from './run-folder.js';
 
@@ -39,7 +39,7 @@ export async function earlierNights(outDir: string, account: string, date: strin
     found.push({ date: d, report });
   }
   for (const { date: d, report } of found.reverse()) {
-    const labelWindow = typeof report.stats?.evaluatedOn === 'string' && report.stats.evaluatedOn.startsWith('label window');
+    const evaluatedOn = evaluatedOnOf(report);
     for (const p of report.products) {
       const published = p.entries?.find((e) => e.name === p.published) ?? null;
       const list = out.get(p.product) ?? [];
@@ -53,7 +53,7 @@ export async function earlierNights(outDir: string, account: string, date: strin
         upper: published?.aucCi?.upper ?? null,
         n: p.n,
         positives: p.positives,
-        evaluatedOn: labelWindow ? 'label window' : 'validation customers',
+        evaluatedOn,
         flagged: (p.flags ?? []).length > 0,
       });
       out.set(p.product, list);
