@@ -32,7 +32,7 @@ export type {
 } from './report.js';
 export { decileTable, scoreHistogram, reliabilityBins } from './score-tables.js';
 export type { DecileRow, HistogramBin, ReliabilityBin } from './score-tables.js';
-export { statRows, formatDuration, type RunStatistics, type StatRow } from './run-stats.js';
+export { statRows, stageMs, formatDuration, type RunStatistics, type StatRow } from './run-stats.js';
 export { axisMax } from './charts.js';
 export { writeReport } from './write-report.js';
 export { renderHtml, formatMetric, METRIC_COLUMNS } from './render-html.js';

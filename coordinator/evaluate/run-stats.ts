@@ -90,6 +90,12 @@ export function statRows(stats: RunStatistics | Record<string, unknown>): StatRo
   return rows;
 }
 
+/** The `stageMs` figure from a run's stage timings: whole milliseconds, stages without a time left out; undefined when none. */
+export function stageMs(timings: Partial<Record<string, number>> | undefined): Record<string, number> | undefined {
+  const entries = Object.entries(timings ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]));
+  return entries.length > 0 ? Object.fromEntries(entries.map(([stage, ms]) => [stage, Math.round(ms)])) : undefined;
+}
+
 /** 850 ms, 12.3 s, 4 min 05 s, 2 h 03 min. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;

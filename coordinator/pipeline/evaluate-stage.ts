@@ -18,6 +18,7 @@ import {
   RECENCY_FREQUENCY,
   recencyFrequencyScores,
   selectRows,
+  stageMs,
   withAggregates,
   writeReport,
   type AggregateReader,
@@ -300,7 +301,7 @@ function runStatistics(
   workers: { count: number; events: WorkerEventCounts } | null,
 ): RunStatistics {
   const rows = (set: PreprocessResult['train']) => set?.shards.reduce((s, shard) => s + shard.rows, 0);
-  const stageMs = timings && Object.fromEntries(Object.entries(timings).filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, ms]) => [k, Math.round(ms)]));
+  const durations = stageMs(timings);
   return {
     inputFiles: pre.stats.inputFiles,
     rowsRead: pre.stats.rowsRead,
@@ -314,7 +315,7 @@ function runStatistics(
     trainSequences: rows(pre.train),
     scoreSequences: rows(pre.score),
     shards: (pre.train?.shards.length ?? 0) + (pre.score?.shards.length ?? 0),
-    ...(stageMs && Object.keys(stageMs).length > 0 ? { stageMs } : {}),
+    ...(durations ? { stageMs: durations } : {}),
     ...(workers ? { workers: workers.count, workersLost: workers.events.lost, shardRetries: workers.events.reLeases } : {}),
     evaluatedOn: labelled ? 'label window after the scored date' : 'validation customers of the training window (the label window after the scored date has not happened yet)',
     ...(baselines ? {} : { baselines: 'none: preprocess wrote no features files' }),

@@ -74,7 +74,7 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
   });
   const audiences = await exportAudiences(where);
   const warnings = await warnAboutEmptyAudiences(folder, productsWithEmptyAudiences(audiences.audiences));
-  await addAudiencesToReport(folder, audiences.audiences, new Map(result.partitions.map((p) => [p.product, p.manifest.rowCount])), definedTimings(o.timings));
+  await addAudiencesToReport(folder, audiences.audiences, new Map(result.partitions.map((p) => [p.product, p.manifest.rowCount])), o.timings);
   await recordPublishedChampions(folder, champions);
   const csv = await exportCsv(where);
   await writeDateCommit({
@@ -93,10 +93,6 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
     champions: perProduct.map((p) => champions.products[p.product]!).map((c) => ({ product: c.product, candidate: c.candidate, source: c.source, reason: c.reason, calibration: c.calibration.method })),
     warnings: [...perProduct.map((p) => champions.products[p.product]!).flatMap((c) => c.warnings.map((w) => `product ${c.product}: ${w}`)), ...warnings],
   };
-}
-
-function definedTimings(t: Partial<Record<string, number>> | undefined): Record<string, number> | undefined {
-  return t && Object.fromEntries(Object.entries(t).filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, ms]) => [k, Math.round(ms)]));
 }
 
 /** A product's published rows: the champion's calibrated scores, with the champion recorded in the manifest. */

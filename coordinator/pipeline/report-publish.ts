@@ -4,7 +4,7 @@
  * the page shows what report.json says.
  */
 import path from 'node:path';
-import { writeReport, type EvaluationReport } from '../evaluate/index.js';
+import { stageMs, writeReport, type EvaluationReport } from '../evaluate/index.js';
 import { NO_ACTION, type AudienceFile } from '../publish/index.js';
 import { readJson, type RunFolder } from './run-folder.js';
 
@@ -17,7 +17,7 @@ export async function addAudiencesToReport(
   folder: RunFolder,
   audiences: AudienceFile[],
   rowsByProduct: Map<string, number>,
-  stageMs?: Record<string, number>,
+  timings?: Partial<Record<string, number>>,
 ): Promise<void> {
   const file = path.join(folder.reportDir, 'report.json');
   const report = await readJson<EvaluationReport>(file);
@@ -29,6 +29,7 @@ export async function addAudiencesToReport(
     const total = rowsByProduct.get(p.product) ?? taken;
     p.audiences = [...mine.map((a) => ({ action: a.action, customers: a.rows })), { action: NO_ACTION, customers: Math.max(0, total - taken) }];
   }
-  if (stageMs) report.stats = { ...report.stats, stageMs: { ...((report.stats.stageMs as Record<string, number> | undefined) ?? {}), ...stageMs } };
+  const durations = stageMs(timings);
+  if (durations) report.stats = { ...report.stats, stageMs: { ...((report.stats.stageMs as Record<string, number> | undefined) ?? {}), ...durations } };
   await writeReport(folder.reportDir, report);
 }
