@@ -280,6 +280,13 @@ describe('evaluation report', () => {
     expect(second).toContain('Not published yet');
     expect(second).toContain('No earlier committed night');
     expect(second).not.toContain('<svg class="chart history"');
+    // A report.json written before these sections still renders, without them.
+    const older = JSON.parse(JSON.stringify(report)) as EvaluationReport;
+    for (const p of older.products as unknown as Record<string, unknown>[]) {
+      for (const key of ['deciles', 'histogram', 'training', 'earlierNights']) delete p[key];
+      for (const e of p.entries as Record<string, unknown>[]) delete e.reliability;
+    }
+    expect(renderHtml(older)).toContain('No published scores.');
     expect(second.match(/<tr data-decile=/g)).toHaveLength(10);
   });
 

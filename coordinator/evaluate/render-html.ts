@@ -55,11 +55,23 @@ export function renderHtml(report: EvaluationReport): string {
     '<section class="stats"><h2>Run statistics</h2>',
     statsTable(report.stats),
     '</section>',
-    ...report.products.map((p, i) => productSection(p, i, evaluatedOnOf(report))),
+    ...report.products.map((p, i) => productSection(withDefaults(p), i, evaluatedOnOf(report))),
     `<script type="application/json" id="report-data">${json}</script>`,
     '</body></html>',
     '',
   ].join('\n');
+}
+
+/** A product of a report.json written before the decile, histogram, training and history fields: shown without them. */
+function withDefaults(p: ProductReport): ProductReport {
+  return {
+    ...p,
+    entries: p.entries.map((e) => ({ ...e, reliability: e.reliability ?? null })),
+    deciles: p.deciles ?? null,
+    histogram: p.histogram ?? null,
+    training: p.training ?? [],
+    earlierNights: p.earlierNights ?? [],
+  };
 }
 
 function productSection(p: ProductReport, index: number, evaluatedOn: string): string {
@@ -195,7 +207,7 @@ function audiencesSection(p: ProductReport): string {
 }
 
 function trainingSection(p: ProductReport): string {
-  if (p.training.length === 0) return '<section class="training"><h3>Training</h3><p>No training history (the models were not trained by this account\'s runs).</p></section>';
+  if (p.training.length === 0) return '<section class="training"><h3>Training</h3><p>No training history recorded for these models.</p></section>';
   const lastEpoch = Math.max(1, ...p.training.flatMap((m) => m.epochs.map((e) => e.epoch)));
   const epochs: ChartAxis = lastEpoch <= 10
     ? { min: 0, max: lastEpoch, ticks: lastEpoch, format: (v) => String(Math.round(v)) }
