@@ -16,7 +16,7 @@ export { MIN_TRAINING_POSITIVES, MIN_HELD_OUT_POSITIVES, positivesFlags, positiv
 export type { ProductFlag, PositivesSet, PositivesBySet } from './positives.js';
 export { verdictOf, compare } from './verdict.js';
 export type { Verdict, VerdictOutcome, Comparison } from './verdict.js';
-export { buildReport } from './report.js';
+export { buildReport, evaluatedOnOf, PUBLISHED } from './report.js';
 export type {
   EvaluationReport,
   ReportInput,
@@ -26,6 +26,13 @@ export type {
   ReportEntry,
   EntryKind,
   EnsembleSummary,
+  TrainingCurve,
+  EarlierNight,
+  AudienceSize,
 } from './report.js';
+export { decileTable, scoreHistogram, reliabilityBins } from './score-tables.js';
+export type { DecileRow, HistogramBin, ReliabilityBin } from './score-tables.js';
+export { statRows, stageMs, formatDuration, type RunStatistics, type StatRow } from './run-stats.js';
+export { axisMax } from './charts.js';
 export { writeReport } from './write-report.js';
 export { renderHtml, formatMetric, METRIC_COLUMNS } from './render-html.js';

@@ -16,12 +16,23 @@
  *                      AUC(bestBaseline) on the same customers, paired 95 % DeLong interval; or null
  *   verdict            { outcome: beats|loses|level|undetermined, text }
  *   flags[]            { code, set, positives, minimum, message } (see positives.ts)
+ *   entries[].reliability  [{ count, meanPredicted, observedRate }]: equal-count bins of the entry's scores
+ *                      (score-tables.ts); null for a ranking score that is not a probability
+ *   deciles            [{ decile, customers, buyers, rate, lift, minScore, maxScore }] of the published scores, or null
+ *   histogram          [{ lower, upper, customers, buyers }] of the published scores on their own range, or null
+ *   training           [{ name, modelVersion, bestEpoch, epochs: [{ epoch, trainLoss, validationAuc }] }]
+ *   earlierNights      [{ date, runId, published, auc, lower, upper, n, positives, evaluatedOn, flagged }], oldest first
+ *   audiences          [{ action, customers }] per action as published, 'none' last (added by publish; absent before)
+ *   warnings           strings added by publish (e.g. every audience empty); absent when none
+ * stats: the run's figures (run-stats.ts's RunStatistics).
  */
 import { InputError } from '../../core/errors.js';
 import { aucInterval, type AucInterval } from './delong.js';
 import { computeMetrics, type Metrics, type MetricsOptions } from './metrics.js';
+import type { RunStatistics } from './run-stats.js';
 import { positivesFlags, type PositivesBySet, type ProductFlag } from './positives.js';
 import { compare, verdictOf, type Comparison, type Verdict } from './verdict.js';
+import { decileTable, reliabilityBins, scoreHistogram, type DecileRow, type HistogramBin, type ReliabilityBin } from './score-tables.js';
 
 export interface ReportHeader {
   account: string;
@@ -57,8 +68,17 @@ export interface ProductEvaluationInput {
   sampleWeights?: Float32Array;
   models: { name: string; modelVersion: string; scores: Float32Array }[];
   ensemble?: { spec: EnsembleSummary; scores: Float32Array };
-  /** E.g. the recency-frequency heuristic and the logistic regression on counts. */
-  baselines: { name: string; scores: Float32Array; note?: string }[];
+  /**
+   * E.g. the recency-frequency heuristic and the logistic regression on counts. `probability: false` for a
+   * ranking score (left out of the reliability chart). @default probability true
+   */
+  baselines: { name: string; scores: Float32Array; note?: string; probability?: boolean }[];
+  /** The customers' ids in the labels' row order: the deciles then break ties as the prediction table's rank does. @default row order */
+  customerIds?: readonly string[];
+  /** Each model's training history. @default [] */
+  training?: TrainingCurve[];
+  /** The same product's published AUC on earlier committed nights of the account, oldest first. @default [] */
+  earlierNights?: EarlierNight[];
   /**
    * The scores as published (the champion, calibrated), when they are not one of the entries above: an entry
    * of kind `published`, named `published`, which the verdict then judges.
@@ -70,10 +90,41 @@ export interface ProductEvaluationInput {
   positives?: { training?: number | null; validation?: number | null };
 }
 
+/** One model's figures per epoch (or boosting round), as training recorded them. */
+export interface TrainingCurve {
+  name: string;
+  modelVersion: string;
+  /** The epoch whose weights were kept. */
+  bestEpoch: number;
+  epochs: { epoch: number; trainLoss: number | null; validationAuc: number | null }[];
+}
+
+/** What an earlier committed night's report said of the same product's published scores. */
+export interface EarlierNight {
+  date: string;
+  runId: string;
+  /** The published entry that night (for the entry 'published', its champion's name). */
+  published: string | null;
+  auc: number | null;
+  lower: number | null;
+  upper: number | null;
+  n: number;
+  positives: number;
+  /** 'label window' or 'validation customers'. */
+  evaluatedOn: string;
+  /** That night had too few positives for this product. */
+  flagged: boolean;
+}
+
+export interface AudienceSize {
+  action: string;
+  customers: number;
+}
+
 export interface ReportInput {
   header: ReportHeader;
-  /** Opaque run statistics from the orchestrator, shown as a small table. @default {} */
-  stats?: Record<string, unknown>;
+  /** Run statistics from the orchestrator, shown as a labelled table (see run-stats.ts for the known keys). @default {} */
+  stats?: RunStatistics | Record<string, unknown>;
   products: ProductEvaluationInput[];
   metrics?: MetricsOptions;
 }
@@ -91,6 +142,8 @@ export interface ReportEntry {
   metrics: Metrics;
   /** The AUC with its 95 % DeLong interval; null without both classes or with sample weights. */
   aucCi: AucInterval | null;
+  /** Equal-count bins of the scores (the reliability chart); null for a ranking score that is not a probability. */
+  reliability: ReliabilityBin[] | null;
 }
 
 export interface ProductReport {
@@ -113,6 +166,16 @@ export interface ProductReport {
   verdict: Verdict;
   /** Too few positives somewhere: these figures are noise. Empty when none. */
   flags: ProductFlag[];
+  /** Deciles of the published scores; null without published scores. */
+  deciles: DecileRow[] | null;
+  /** The published scores' histogram on their own range; null without published scores. */
+  histogram: HistogramBin[] | null;
+  training: TrainingCurve[];
+  earlierNights: EarlierNight[];
+  /** Customers per action as published (publish adds them); absent before publish. */
+  audiences?: AudienceSize[];
+  /** Added by publish, e.g. every audience empty. */
+  warnings?: string[];
 }
 
 export interface EvaluationReport {
@@ -122,12 +185,18 @@ export interface EvaluationReport {
   products: ProductReport[];
 }
 
+/** Where a report's figures come from, in two words: 'label window' or 'validation customers' (from stats.evaluatedOn). */
+export function evaluatedOnOf(report: Pick<EvaluationReport, 'stats'>): string {
+  const on = report.stats?.evaluatedOn;
+  return typeof on === 'string' && on.startsWith('label window') ? 'label window' : 'validation customers';
+}
+
 export function buildReport(input: ReportInput): EvaluationReport {
   const seen = new Set<string>();
   const products = input.products.map((p): ProductReport => {
     if (seen.has(p.product)) throw new InputError(`product "${p.product}" appears twice in the evaluation input`);
     seen.add(p.product);
-    const score = (name: string, kind: EntryKind, scores: Float32Array, modelVersion: string | null, note: string | null): ReportEntry => {
+    const score = (name: string, kind: EntryKind, scores: Float32Array, modelVersion: string | null, note: string | null, probability = true): ReportEntry => {
       if (scores.length !== p.labels.length) {
         throw new InputError(
           `product "${p.product}": ${kind} "${name}" has ${scores.length} scores for ${p.labels.length} labelled customers; every score array must follow the labels' row order`,
@@ -135,13 +204,14 @@ export function buildReport(input: ReportInput): EvaluationReport {
       }
       const metrics = computeMetrics(p.labels, scores, p.sampleWeights, input.metrics);
       // DeLong's variance is for unweighted rows.
-      return { name, kind, modelVersion, note, metrics, aucCi: p.sampleWeights ? null : aucInterval(p.labels, scores) };
+      const reliability = probability ? reliabilityBins(p.labels, scores, p.sampleWeights) : null;
+      return { name, kind, modelVersion, note, metrics, aucCi: p.sampleWeights ? null : aucInterval(p.labels, scores), reliability };
     };
     const entries = [
       ...p.models.map((m) => score(m.name, 'model', m.scores, m.modelVersion, null)),
       ...(p.ensemble ? [score('ensemble', 'ensemble', p.ensemble.scores, null, ensembleNote(p.ensemble.spec))] : []),
       ...(p.publishedScores ? [score(PUBLISHED, 'published', p.publishedScores.scores, null, p.publishedScores.note)] : []),
-      ...p.baselines.map((b) => score(b.name, 'baseline', b.scores, null, b.note ?? null)),
+      ...p.baselines.map((b) => score(b.name, 'baseline', b.scores, null, b.note ?? null, b.probability ?? true)),
     ];
     const names = entries.map((e) => e.name);
     const duplicate = names.find((name, i) => names.indexOf(name) !== i);
@@ -168,6 +238,10 @@ export function buildReport(input: ReportInput): EvaluationReport {
     const why =
       published === null ? 'no published scores' : p.baselines.length === 0 ? 'no baseline to compare with' : p.sampleWeights ? 'weighted rows' : 'fewer than 2 positives or 2 negatives';
     const positivesBySet: PositivesBySet = { ...p.positives, evaluation: positives };
+    if (p.customerIds && p.customerIds.length !== p.labels.length) {
+      throw new InputError(`product "${p.product}": ${p.customerIds.length} customer ids for ${p.labels.length} labelled customers; they must follow the labels' row order`);
+    }
+    const publishedScores = published === null ? null : scoresOf.get(published)!;
     return {
       product: p.product,
       n: p.labels.length,
@@ -182,9 +256,13 @@ export function buildReport(input: ReportInput): EvaluationReport {
       comparison,
       verdict: verdictOf(comparison, why),
       flags: positivesFlags(positivesBySet),
+      deciles: publishedScores && decileTable(p.labels, publishedScores, p.customerIds),
+      histogram: publishedScores && scoreHistogram(p.labels, publishedScores),
+      training: p.training ?? [],
+      earlierNights: p.earlierNights ?? [],
     };
   });
-  return { formatVersion: 1, header: input.header, stats: input.stats ?? {}, products };
+  return { formatVersion: 1, header: input.header, stats: (input.stats ?? {}) as Record<string, unknown>, products };
 }
 
 function ensembleNote(spec: EnsembleSummary): string {

@@ -18,6 +18,7 @@ import {
   RECENCY_FREQUENCY,
   recencyFrequencyScores,
   selectRows,
+  stageMs,
   withAggregates,
   writeReport,
   type AggregateReader,
@@ -25,6 +26,8 @@ import {
   type ReportEntry,
   type Metrics,
   type ProductEvaluationInput,
+  type RunStatistics,
+  type TrainingCurve,
   type Verdict,
 } from '../evaluate/index.js';
 import { jobAggregateLayout, type AggregateLayout } from '../features/index.js';
@@ -35,6 +38,8 @@ import { championStage, nightPublishedScores, withChampions } from './champion-r
 import type { ProductChampion } from './champion-stage.js';
 import { writeJsonDurably } from '../../core/durable-fs.js';
 import { files, type ModelEntry, type ModelsFile, type StageName } from './state.js';
+import { earlierNights } from './report-history.js';
+import type { WorkerEventCounts } from './worker-events.js';
 
 /** An AUC and its 95 % DeLong interval (null bounds where undefined). */
 export interface SummaryAuc {
@@ -85,6 +90,10 @@ export interface EvaluateStageOptions {
   timed: <T>(stage: StageName, fn: () => Promise<T>) => Promise<T>;
   /** Where warnings (too few positives) go. @default the process logger */
   logger?: Logger;
+  /** Stage durations so far (ms), for the report's statistics; read when the report is built. @default none */
+  timings?: Partial<Record<StageName, number>>;
+  /** This invocation's workers (how many, and what happened to them), when it started any. @default none */
+  workers?: () => { count: number; events: WorkerEventCounts } | null;
 }
 
 /** Each model's validation scores (validation.json), read once per stage however many products ask. */
@@ -219,6 +228,8 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
     const horizon = job.label.horizonDays;
     const layout = featureLayout(job, pre);
     const published = labelled ? await nightPublishedScores(folder, night, champions) : null;
+    const earlier = await earlierNights(folder.outDir, folder.account, folder.date);
+    const context = (product: string) => ({ training: trainingCurves(models, product), earlierNights: earlier.get(product) ?? [] });
     const products: ProductEvaluationInput[] = await withSetFeatures(pre, layout, 'train', train.customerIds, (trainFeatures) =>
       withSetFeatures(pre, labelled ? layout : null, 'score', rows.customerIds, async (evalFeatures) => {
         const out: ProductEvaluationInput[] = [];
@@ -231,7 +242,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
             const baselines = [];
             if (evalFeatures) {
               const evalAgg = await evalFeatures.product(p.product);
-              baselines.push({ name: RECENCY_FREQUENCY, scores: recencyFrequencyScores(evalAgg) });
+              baselines.push({ name: RECENCY_FREQUENCY, scores: recencyFrequencyScores(evalAgg), probability: false });
               if (trainFeatures) {
                 const trainAgg = await trainFeatures.product(p.product);
                 baselines.push({ name: LOGISTIC_COUNTS, scores: logisticRegressionBaseline(trainAgg, labelsOf(train, p.product), evalAgg) });
@@ -239,9 +250,9 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
             }
             const champion = champions.products[p.product];
             const publishedScores = champion && published?.get(p.product) ? { scores: published.get(p.product)!, note: publishedNote(champion) } : undefined;
-            out.push({ product: p.product, labels: labelsOf(rows, p.product), models: p.models, ensemble: p.ensemble, publishedScores, baselines, positives });
+            out.push({ product: p.product, labels: labelsOf(rows, p.product), customerIds: rows.customerIds, models: p.models, ensemble: p.ensemble, publishedScores, baselines, positives, ...context(p.product) });
           } else {
-            out.push({ ...(await validationEvaluation(validation, models, p.product, ensembles, train, trainFeatures)), positives });
+            out.push({ ...(await validationEvaluation(validation, models, p.product, ensembles, train, trainFeatures)), positives, ...context(p.product) });
           }
         }
         return out;
@@ -259,15 +270,7 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
         runId: folder.runId,
         modelVersions: Object.fromEntries(models.models.map((m) => [m.name, m.modelVersion])),
       },
-      stats: {
-        rowsRead: pre.stats.rowsRead,
-        rowsRejected: pre.stats.rejected,
-        ...(pre.stats.freshness?.allowedStale ? { staleInputAllowed: pre.stats.freshness.stale } : {}),
-        trainCustomers: pre.train?.customers,
-        scoredCustomers: pre.score?.customers,
-        evaluatedOn: labelled ? 'label window after the scored date' : 'validation customers of the training window (the label window after the scored date has not happened yet)',
-        ...(layout ? {} : { baselines: 'none: the shards carry no aggregate features' }),
-      },
+      stats: runStatistics(pre, labelled, layout !== null, o.timings, o.workers?.() ?? null),
       products,
     });
     for (const pr of report.products) {
@@ -287,6 +290,50 @@ export async function evaluateStage(o: EvaluateStageOptions): Promise<{ summary:
     });
     return { summary, night };
   });
+}
+
+/** The report's run statistics (run-stats.ts labels them): what preprocess counted, stage durations so far, workers. */
+function runStatistics(
+  pre: PreprocessResult,
+  labelled: boolean,
+  baselines: boolean,
+  timings: Partial<Record<StageName, number>> | undefined,
+  workers: { count: number; events: WorkerEventCounts } | null,
+): RunStatistics {
+  const rows = (set: PreprocessResult['train']) => set?.shards.reduce((s, shard) => s + shard.rows, 0);
+  const durations = stageMs(timings);
+  return {
+    inputFiles: pre.stats.inputFiles,
+    rowsRead: pre.stats.rowsRead,
+    rowsAccepted: pre.stats.rowsAccepted,
+    rowsRejected: pre.stats.rejected,
+    outsideWindow: pre.stats.outsideWindow,
+    ...(pre.stats.freshness?.allowedStale ? { staleInputAllowed: pre.stats.freshness.stale ?? 'yes' } : {}),
+    trainCustomers: pre.train?.customers,
+    scoredCustomers: pre.score?.customers,
+    scoredWithoutHistory: pre.score?.noHistory,
+    trainSequences: rows(pre.train),
+    scoreSequences: rows(pre.score),
+    shards: (pre.train?.shards.length ?? 0) + (pre.score?.shards.length ?? 0),
+    ...(durations ? { stageMs: durations } : {}),
+    ...(workers ? { workers: workers.count, workersLost: workers.events.lost, shardRetries: workers.events.reLeases } : {}),
+    evaluatedOn: labelled ? 'label window after the scored date' : 'validation customers of the training window (the label window after the scored date has not happened yet)',
+    ...(baselines ? {} : { baselines: 'none: the shards carry no aggregate features' }),
+  };
+}
+
+/** Each model's recorded history that scores `product` (models.json), for the report's training curves. */
+function trainingCurves(models: ModelsFile, product: string): TrainingCurve[] {
+  return modelsOf(models, product).map((m) => ({
+    name: m.name,
+    modelVersion: m.modelVersion,
+    bestEpoch: m.bestEpoch,
+    epochs: (m.history ?? []).map((h) => ({ epoch: h.epoch, trainLoss: finiteOrNull(h.trainLoss), validationAuc: finiteOrNull(h.validationAuc) })),
+  }));
+}
+
+function finiteOrNull(v: number | null | undefined): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
 /** What the run summary shows of a report: per product the published scores' figures, every AUC with its interval, the verdict and the warnings. */
@@ -332,11 +379,11 @@ async function validationEvaluation(
     const isValidation = new Set(ids);
     const fitRows = train.customerIds.flatMap((id, i) => (isValidation.has(id) ? [] : [i]));
     const evalPart = selectRows(all, validationRows);
-    baselines.push({ name: RECENCY_FREQUENCY, scores: recencyFrequencyScores(evalPart) });
+    baselines.push({ name: RECENCY_FREQUENCY, scores: recencyFrequencyScores(evalPart), probability: false });
     baselines.push({
       name: LOGISTIC_COUNTS,
       scores: logisticRegressionBaseline(selectRows(all, fitRows), Int8Array.from(fitRows, (i) => trainLabels[i]!), evalPart),
     });
   }
-  return { product, labels, models: modelScores, ensemble: { spec, scores: applyEnsemble(spec, modelScores) }, baselines };
+  return { product, labels, customerIds: ids, models: modelScores, ensemble: { spec, scores: applyEnsemble(spec, modelScores) }, baselines };
 }

@@ -242,14 +242,17 @@ async function runLocked(o: RunOptions, folder: RunFolder, listing: InputListing
       } else if (task === 'evaluate') {
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         const models = summary.models ?? (await modelsFor(folder));
-        const evaluated = await evaluateStage({ job: o.job, folder, pre, models, timed });
+        const evaluated = await evaluateStage({
+          job: o.job, folder, pre, models, timed, timings: state.timings,
+          workers: () => session && { count: (session as WorkerSession).participants().length, events: (session as WorkerSession).workerEvents() },
+        });
         summary.evaluation = evaluated.summary;
         night = evaluated.night;
         await finish(task, t0);
       } else if (task === 'publish') {
         const pre = await requireJson<PreprocessResult>(files(folder).preprocess, 'preprocess', folder);
         const models = summary.models ?? (await modelsFor(folder));
-        summary.publish = await timed('publish', () => publishStage({ job: o.job, folder, pre, models, night }));
+        summary.publish = await timed('publish', () => publishStage({ job: o.job, folder, pre, models, night, timings: state.timings }));
         await finish(task, t0);
       }
     }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { championFile, type ChampionFile, type ProductChampion } from './champion-stage.js';
 import { nightPublishedScores } from './champion-report.js';
 import { recordPublishedChampions } from './previous-champion.js';
+import { addAudiencesToReport } from './report-publish.js';
 import { readJson } from './run-folder.js';
 import type { PreprocessResult } from '../preprocess/index.js';
 import { ensembledScores, type EnsembleFile, type NightScores } from './evaluate-stage.js';
@@ -33,6 +34,8 @@ export interface PublishStageOptions {
   models: ModelsFile;
   /** The night's ensembled scores when evaluate ran in the same invocation; read from the run folder otherwise. */
   night: NightScores | null;
+  /** Stage durations so far (ms), added to the report's statistics. @default none added */
+  timings?: Partial<Record<string, number>>;
 }
 
 /**
@@ -71,6 +74,7 @@ export async function publishStage(o: PublishStageOptions): Promise<PublishSumma
   });
   const audiences = await exportAudiences(where);
   const warnings = await warnAboutEmptyAudiences(folder, productsWithEmptyAudiences(audiences.audiences));
+  await addAudiencesToReport(folder, audiences.audiences, new Map(result.partitions.map((p) => [p.product, p.manifest.rowCount])), o.timings);
   await recordPublishedChampions(folder, champions);
   const csv = await exportCsv(where);
   await writeDateCommit({

@@ -47,7 +47,7 @@ export interface PreprocessOptions {
   job: Job;
   /** D, the night being scored: 'YYYY-MM-DD' (UTC). */
   scoreDate: string;
-  /** Where shards, features files and the quarantine go (created). */
+  /** Where shards and the quarantine go (created). */
   runDir: string;
   /** Which sets to build. @default ['train', 'score'] */
   sets?: ('train' | 'score')[];
