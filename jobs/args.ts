@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import { LOG_FORMATS, type LogFormat } from '../core/log.js';
 import { parseDateMs } from './job-file.js';
 import { closest } from './suggest.js';
 
@@ -86,6 +87,13 @@ const OPTIONS: OptionSpec[] = [
       explain: 'print JSON instead of text',
       gc: 'print what was removed and kept as JSON',
     },
+    commands: ALL,
+  },
+  {
+    name: 'log-format',
+    value: 'F',
+    help: 'log lines on stderr: json (one object per line) or human (one short line each);\nalso NEXTBUY_LOG_FORMAT, which worker processes inherit',
+    default: 'human on a terminal, else json',
     commands: ALL,
   },
   { name: 'help', short: 'h', help: 'this text', commands: ALL },
@@ -186,6 +194,8 @@ export interface CliArgs {
   product: string | null;
   top: number;
   json: boolean;
+  /** --log-format; null: NEXTBUY_LOG_FORMAT, else by terminal (core/log.ts). */
+  logFormat: LogFormat | null;
   /** gc: days, or null for the job's output.retain. */
   olderThanDays: number | null;
   dryRun: boolean;
@@ -226,6 +236,8 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(account)) throw new UsageError(`--account must be lowercase letters, digits, "-" and "_", got "${account}"`);
   const env = values.env ?? 'local';
   if (env !== 'local' && env !== 'k8s') throw new UsageError(`--env must be local or k8s, got "${env}"`);
+  const logFormat = values['log-format'] ?? null;
+  if (logFormat !== null && !(LOG_FORMATS as readonly string[]).includes(logFormat)) throw new UsageError(`--log-format must be ${LOG_FORMATS.join(' or ')}, got "${logFormat}"`);
   const backfillTask = (values.task ?? 'run') as DateTask;
   if (!DATE_TASKS.includes(backfillTask)) throw new UsageError(`--task must be one of ${DATE_TASKS.join(', ')}, got "${values.task}"`);
 
@@ -246,6 +258,7 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
     product: values.product ?? null,
     top: values.top === undefined ? 5 : positiveInt(values.top, '--top'),
     json: values.json ?? false,
+    logFormat: logFormat as LogFormat | null,
     olderThanDays: values['older-than'] === undefined ? null : daysArg(values['older-than'], '--older-than'),
     dryRun: values['dry-run'] ?? false,
   };
@@ -265,7 +278,7 @@ export function parseCommandLine(argv: string[], now: Date = new Date()): Parsed
 }
 
 type Values = {
-  [K in 'account' | 'date' | 'conf' | 'env' | 'workers' | 'from' | 'to' | 'task' | 'parallel' | 'customer' | 'product' | 'top' | 'older-than']?: string;
+  [K in 'account' | 'date' | 'conf' | 'env' | 'workers' | 'from' | 'to' | 'task' | 'parallel' | 'customer' | 'product' | 'top' | 'older-than' | 'log-format']?: string;
 } & { [K in 'force' | 'allow-stale' | 'json' | 'help' | 'version' | 'dry-run']?: boolean };
 
 /** Node's parser errors, said the way the rest of the command line says things: an unknown option gets a suggestion. */
