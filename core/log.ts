@@ -2,7 +2,7 @@
  * nextbuy's logger: `log.info('shard.done', { shard: 3, rows: 1024 })`, written by pino.
  *
  * One shape for the coordinator, its workers and backfill: one JSON object per line on stderr,
- *   {"level":"info","time":"2017-12-02T02:30:00.000Z","account":"taobao","date":"2017-12-02","run":"…","stage":"score","event":"stage.end"}
+ *   {"level":"info","time":"2017-12-02T02:30:00.000Z","event":"stage.end","account":"taobao","date":"2017-12-02","run":"…","stage":"score","ms":383}
  * or, with format 'human' (the default on a terminal), the same record as one short line through
  * pino-pretty. Level from `NEXTBUY_LOG=debug|info|warn|error`, format from `--log-format` or
  * `NEXTBUY_LOG_FORMAT=json|human`. stdout stays free for what a command prints as its result.
@@ -258,7 +258,7 @@ function quote(s: string): string {
 function scrub(fields: Record<string, unknown>, withStack: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
-    if (v === undefined || k === 'time' || k === 'level' || k === 'event') continue;
+    if (v === undefined || k === 'time' || k === 'level') continue;
     if (REDACTED_FIELD.test(k)) out[k] = '[redacted]';
     else if (v instanceof Error) Object.assign(out, errorFields(k, v, withStack));
     else if (typeof v === 'bigint') out[k] = v.toString();
@@ -308,9 +308,11 @@ class PinoFieldLogger implements Logger {
 
   private write(level: LogLevel, event: string, fields: LogFields | undefined): void {
     if (!this.pino.isLevelEnabled(level)) return;
-    const record: Record<string, unknown> = {};
+    // The event first (pino would write a message last), then the run, then the fields.
+    const record: Record<string, unknown> = { event };
     for (const [k, v] of Object.entries(currentContext())) if (!this.bound.has(k) && !(fields && k in fields)) record[k] = v;
-    this.pino[level](Object.assign(record, fields), event);
+    if (fields) for (const [k, v] of Object.entries(fields)) if (k !== 'event') record[k] = v;
+    this.pino[level](record);
   }
 }
 

@@ -13,7 +13,7 @@ const DATES = ['2017-11-28', '2017-11-29', '2017-11-30', '2017-12-01', '2017-12-
 
 /** Starts the backfill and SIGKILLs it as soon as its first date is done. */
 /** The backfill's log line (JSON: stderr is not a terminal) saying the first date is done. */
-const DONE_2017_11_28 = /"date":"2017-11-28".*"status":"done: 1 partitions committed".*"event":"backfill.date"/;
+const DONE_2017_11_28 = /"event":"backfill\.date".*"date":"2017-11-28".*"status":"done: 1 partitions committed"/;
 
 function backfillKilledAfterFirstDate(conf: string): Promise<string> {
   return new Promise((resolve, reject) => {
