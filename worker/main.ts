@@ -41,9 +41,16 @@ const EVENT_LEVELS: Record<string, LogLevel> = {
 
 /** The worker's logger, named once main() knows the name (a failure before that is still logged). */
 let workerLog: Logger = processLog;
+/** The run on this worker's lines. */
+let contextRun: string | undefined;
 
 function log(event: string, fields: Record<string, unknown> = {}): void {
   health.observe(event, fields);
+  // A static worker learns its run at Hello: its lines name it from then on (a worker started for the run has it already, with the date).
+  if (event === 'bound' && fields.run !== contextRun) {
+    contextRun = String(fields.run);
+    setLogContext({ account: String(fields.account), run: contextRun });
+  }
   workerLog[EVENT_LEVELS[event] ?? 'info'](event, fields as LogFields);
 }
 
@@ -85,7 +92,8 @@ async function main(): Promise<void> {
   const coordinator = env[WORKER_ENV.coordinator] || null;
   const runId = env[WORKER_ENV.runId] || null;
   workerLog = processLog.child({ worker: name });
-  setLogContext({ account: env[WORKER_ENV.account], date: env[WORKER_ENV.date], run: runId ?? undefined });
+  contextRun = runId ?? undefined;
+  setLogContext({ account: env[WORKER_ENV.account], date: env[WORKER_ENV.date], run: contextRun });
   if (coordinator && !runId) throw new UsageError(`${WORKER_ENV.runId} must be set when ${WORKER_ENV.coordinator} is`);
 
   if (env[WORKER_ENV.exitWithParent] === '1') {

@@ -153,7 +153,7 @@ export class LocalBackend implements ClusterBackend {
 
   private onExit(proc: LocalWorkerProcess, code: number | null): void {
     if (this.stopping) return;
-    const describe = (p: LocalWorkerProcess) => `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.tail().slice(-3).join(' | ') || 'no output'}`;
+    const describe = (p: LocalWorkerProcess) => `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.tail().slice(-3).map(readableLine).join(' | ') || 'no output'}`;
     if (code !== null && FATAL_EXIT_CODES.has(code)) {
       this.failWith?.(new ClusterError(`local worker ${describe(proc)}`));
       return;
@@ -192,4 +192,15 @@ export class LocalBackend implements ClusterBackend {
     );
     for (const p of this.children) p.child.stdin?.destroy();
   }
+}
+
+/** A worker's log record as `event: error` (or its event alone) for an error message; any other line as it is. */
+function readableLine(line: string): string {
+  try {
+    const r = JSON.parse(line) as { event?: unknown; error?: unknown };
+    if (typeof r.event === 'string') return typeof r.error === 'string' ? `${r.event}: ${r.error}` : r.event;
+  } catch {
+    // not a log record
+  }
+  return line;
 }
