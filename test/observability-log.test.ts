@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ClusterError } from '../core/errors.js';
+import { parseCommandLine } from '../jobs/args.js';
 import { createLogger, forwardLogLine, formatFromEnv, levelFromEnv, setLogContext, setStatusLine, withLogContext, type LogStream } from '../core/log.js';
 
 function sink(isTTY: boolean) {
@@ -163,5 +164,20 @@ describe('structured logs', () => {
     expect(text.lastIndexOf('\r\x1b[K', logAt)).toBeGreaterThan(text.indexOf('score [####] 50%'));
     expect(text.slice(logAt)).toContain('\nscore [####] 50%');
     expect(text.endsWith('\r\x1b[K')).toBe(true);
+  });
+});
+
+describe('--log-format', () => {
+  const base = ['run', '--account', 'acme', '--date', '2024-05-10'];
+  test('json or human; absent: null (NEXTBUY_LOG_FORMAT, else the terminal decides); anything else is a usage error', () => {
+    const args = (extra: string[]) => {
+      const parsed = parseCommandLine([...base, ...extra]);
+      if (parsed.help) throw new Error('expected arguments, got help');
+      return parsed.args;
+    };
+    expect(args(['--log-format', 'json']).logFormat).toBe('json');
+    expect(args(['--log-format', 'human']).logFormat).toBe('human');
+    expect(args([]).logFormat).toBeNull();
+    expect(() => args(['--log-format', 'xml'])).toThrow(/--log-format must be json or human, got "xml"/);
   });
 });
