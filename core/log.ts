@@ -157,11 +157,6 @@ export function setLogFormat(format: LogFormat, logger: Logger = log): void {
   if (logger === log) process.env[LOG_FORMAT_ENV] = format;
 }
 
-/** The format a logger writes now. */
-export function logFormat(logger: Logger = log): LogFormat {
-  return loggerSinks.get(logger)?.format ?? 'json';
-}
-
 /**
  * Writes one JSON log line another process wrote (a local worker's stderr) as if this process had logged it:
  * unchanged in format 'json', pretty-printed in 'human', below a progress bar's line. Returns false, writing
