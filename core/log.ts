@@ -292,7 +292,7 @@ class PinoFieldLogger implements Logger {
   }
   child(fields: LogFields): Logger {
     // pino applies no formatter to a child's bindings: scrubbed here.
-    const child = new PinoFieldLogger(this.pino.child(scrub(fields, false)), new Set([...this.bound, ...Object.keys(fields)]));
+    const child = new PinoFieldLogger(this.pino.child(scrub(fields, false)), new Set([...this.bound, ...Object.keys(fields).filter((k) => fields[k] !== undefined)]));
     const sink = loggerSinks.get(this);
     if (sink) loggerSinks.set(child, sink);
     return child;

@@ -20,7 +20,7 @@ export async function runCommand(args: CliArgs): Promise<number> {
   const reporter = stageReporter(log, job.model.epochs);
   // /metrics and /healthz for Kubernetes probes and Prometheus, when NEXTBUY_METRICS_PORT is set.
   const metricsServer = await serveMetricsFromEnv();
-  const stop = onStopSignals(log.child({ account: job.account }));
+  const stop = onStopSignals(log.child({ account: job.account, date: args.date ?? undefined }));
   try {
     return await runTask(args, job, reporter, stop.signal);
   } finally {
