@@ -55,7 +55,10 @@ export interface Progress {
   update(done: number): void;
   setTotal(total: number): void;
   snapshot(): ProgressSnapshot;
-  /** Draws the final state and releases the terminal line; safe to call twice. */
+  /**
+   * Draws the final state and releases the terminal line; safe to call twice. Finished short of a known
+   * total (a model that stopped early), the line says so — `stopped early at epoch 3 of 6` — and shows no ETA.
+   */
   finish(): void;
   /** Like finish(), saying the stage stopped early. */
   fail(reason?: unknown): void;
@@ -133,14 +136,16 @@ class StageProgress implements Progress {
     if (this.ended) return;
     this.ended = true;
     const t = this.now();
-    const s = this.snapshotAt(t);
+    const s = { ...this.snapshotAt(t), etaMs: null }; // an ended stage has no time left
+    const early = outcome === 'done' && s.total !== null && s.done < s.total;
     if (this.tty) {
       setStatusLine(this.stream, null);
-      this.stream.write(`${formatProgressLine(s, this.stream.columns)}${outcome === 'failed' ? '  (stopped)' : ''}\n`);
+      const note = outcome === 'failed' ? '  (stopped)' : early ? ` · ${stoppedEarly(s)}` : '';
+      this.stream.write(`${formatProgressLine(s, this.stream.columns && this.stream.columns - note.length)}${note}\n`);
       return;
     }
-    const fields = { ...snapshotFields(s), outcome, ...(reason instanceof Error ? { error: reason } : {}) };
-    if (outcome === 'done') this.logger.info('progress.done', fields);
+    const fields = { ...snapshotFields(s), outcome: early ? 'stopped_early' : outcome, ...(reason instanceof Error ? { error: reason } : {}) };
+    if (outcome === 'done') this.logger.info('progress.done', early ? { ...fields, note: stoppedEarly(s) } : fields);
     else this.logger.warn('progress.stopped', fields);
   }
 
@@ -177,6 +182,11 @@ function snapshotFields(s: ProgressSnapshot) {
     eta_s: s.etaMs === null ? undefined : Math.round(s.etaMs / 1000),
     elapsed_s: Math.round(s.elapsedMs / 100) / 10,
   };
+}
+
+/** `stopped early at epoch 3 of 6`: the unit in the singular. */
+function stoppedEarly(s: ProgressSnapshot): string {
+  return `stopped early at ${s.unit.replace(/s$/, '')} ${compact(s.done)} of ${compact(s.total ?? 0)}`;
 }
 
 const BAR_WIDTH = 24;

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../core/errors.js';
+import { LOG_FORMATS, type LogFormat } from '../core/log.js';
 import { parseDateMs } from './job-file.js';
 import { closest } from './suggest.js';
 
@@ -95,7 +96,13 @@ const OPTIONS: OptionSpec[] = [
     },
     commands: ALL,
   },
-  { name: 'log-format', value: 'F', help: 'json: one JSON object per line; human: readable lines', default: 'human on a terminal, json otherwise', commands: ALL },
+  {
+    name: 'log-format',
+    value: 'F',
+    help: 'log lines on stderr: json (one object per line) or human (one short line each);\nalso NEXTBUY_LOG_FORMAT, which worker processes inherit',
+    default: 'human on a terminal, else json',
+    commands: ALL,
+  },
   { name: 'help', short: 'h', help: 'this text', commands: ALL },
   { name: 'version', help: 'the nextbuy version', commands: ALL },
 ];
@@ -194,21 +201,18 @@ export interface CliArgs {
   product: string | null;
   top: number;
   json: boolean;
+  /** --log-format; null: NEXTBUY_LOG_FORMAT, else by terminal (core/log.ts). */
+  logFormat: LogFormat | null;
   /** gc: days, or null for the job's output.retain. */
   olderThanDays: number | null;
   dryRun: boolean;
-  /** How log lines are written (stderr): 'human' on a terminal, 'json' otherwise unless --log-format says. */
-  logFormat: LogFormat;
 }
 
-export const LOG_FORMATS = ['json', 'human'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** `help`: print `text` (help or the version) and exit 0. */
 export type ParsedCommand = { help: true; text: string } | { help: false; args: CliArgs };
 
-/** `terminal`: whether logs go to a terminal (the --log-format default). */
-export function parseCommandLine(argv: string[], now: Date = new Date(), terminal: boolean = process.stderr.isTTY === true): ParsedCommand {
+export function parseCommandLine(argv: string[], now: Date = new Date()): ParsedCommand {
   let parsed;
   try {
     parsed = parseArgs({
@@ -240,8 +244,8 @@ export function parseCommandLine(argv: string[], now: Date = new Date(), termina
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(account)) throw new UsageError(`--account must be lowercase letters, digits, "-" and "_", got "${account}"`);
   const env = values.env ?? 'local';
   if (env !== 'local' && env !== 'k8s') throw new UsageError(`--env must be local or k8s, got "${env}"`);
-  const logFormat = (values['log-format'] ?? (terminal ? 'human' : 'json')) as LogFormat;
-  if (!LOG_FORMATS.includes(logFormat)) throw new UsageError(`--log-format must be json or human, got "${logFormat}"`);
+  const logFormat = values['log-format'] ?? null;
+  if (logFormat !== null && !(LOG_FORMATS as readonly string[]).includes(logFormat)) throw new UsageError(`--log-format must be ${LOG_FORMATS.join(' or ')}, got "${logFormat}"`);
   const backfillTask = (values.task ?? 'run') as DateTask;
   if (!DATE_TASKS.includes(backfillTask)) throw new UsageError(`--task must be one of ${DATE_TASKS.join(', ')}, got "${values.task}"`);
 
@@ -262,9 +266,9 @@ export function parseCommandLine(argv: string[], now: Date = new Date(), termina
     product: values.product ?? null,
     top: values.top === undefined ? 5 : positiveInt(values.top, '--top'),
     json: values.json ?? false,
+    logFormat: logFormat as LogFormat | null,
     olderThanDays: values['older-than'] === undefined ? null : daysArg(values['older-than'], '--older-than'),
     dryRun: values['dry-run'] ?? false,
-    logFormat,
   };
   if (task === 'explain' && !args.customer) throw new UsageError('explain needs --customer, e.g. --customer 1000047');
   if (task === 'backfill') {

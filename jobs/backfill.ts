@@ -10,6 +10,7 @@ import { runDate, runFolder, type PipelineTask } from '../coordinator/pipeline/i
 import { dateCommitStatus, type DateCommitStatus } from '../coordinator/publish/index.js';
 import { DAY_MS, type Job } from './job.js';
 import { formatDate, parseDateMs } from './job-file.js';
+import { withLogContext } from '../core/log.js';
 
 export interface BackfillOptions {
   job: Job;
@@ -64,6 +65,10 @@ export async function backfill(o: BackfillOptions): Promise<BackfillRow[]> {
   const runOne = async (date: string) => {
     const started = Date.now();
     const folder = runFolder(o.job, date);
+    // The date's log lines (onDate's included) name its account, date and run, like a run's own.
+    return withLogContext({ account: o.job.account, date, run: folder.runId }, () => runFolderDate(date, started, folder));
+  };
+  const runFolderDate = async (date: string, started: number, folder: ReturnType<typeof runFolder>) => {
     const where = { runId: folder.runId, runDir: folder.dir };
     if (o.stop?.aborted) {
       rows.set(date, { date, status: 'failed', detail: 'not started: the backfill was stopped', ms: 0, exitCode: EXIT_CODES.STOPPED, ...where });

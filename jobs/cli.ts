@@ -1,5 +1,6 @@
 /** The `nextbuy` command's entry: parse, run the task, map errors to exit codes with a message a user can act on. */
 import { NextbuyError, UsageError } from '../core/errors.js';
+import { setLogFormat } from '../core/log.js';
 import { parseCommandLine } from './args.js';
 import { runCommand } from './commands.js';
 
@@ -10,6 +11,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${parsed.text}\n`);
       return 0;
     }
+    if (parsed.args.logFormat) setLogFormat(parsed.args.logFormat);
     return await runCommand(parsed.args);
   } catch (e) {
     if (e instanceof NextbuyError) {

@@ -17,10 +17,10 @@ export async function runCommand(args: CliArgs): Promise<number> {
   if (job.account !== args.account) {
     throw new UsageError(`--account ${args.account} does not match the job file's account "${job.account}" (${job.file}): pass the job file of that account with --conf`);
   }
-  const reporter = stageReporter(log.child({ account: job.account }), job.model.epochs);
+  const reporter = stageReporter(log, job.model.epochs);
   // /metrics and /healthz for Kubernetes probes and Prometheus, when NEXTBUY_METRICS_PORT is set.
   const metricsServer = await serveMetricsFromEnv();
-  const stop = onStopSignals(log.child({ account: job.account }));
+  const stop = onStopSignals(log.child({ account: job.account, date: args.date ?? undefined }));
   try {
     return await runTask(args, job, reporter, stop.signal);
   } finally {
@@ -48,7 +48,7 @@ async function runTask(args: CliArgs, job: Job, reporter: ReturnType<typeof stag
       env: args.env,
       workers: args.workers,
       stop,
-      onDate: (date, status) => process.stderr.write(`backfill ${date}: ${status}\n`),
+      onDate: (_date, status) => log.info('backfill.date', { status }),
     });
     process.stdout.write(args.json ? backfillJsonLines(rows) : printBackfillTable(rows));
     return rows.reduce((code, r) => Math.max(code, r.exitCode), 0);

@@ -89,7 +89,11 @@ export function stageReporter(logger: Logger, epochsPerModel: number) {
       }
     },
     onEpoch(model: string, epoch: number, auc: number) {
-      const b = bar(`train:${model}`, () => startProgress({ stage: `train ${model}`, unit: 'epochs', total: epochsPerModel }));
+      const key = `train:${model}`;
+      // Models train one after another: a model's first epoch ends the bar of the one before (at its last
+      // epoch, or saying it stopped early) instead of leaving it at its last percentage until the stage ends.
+      if (!bars.has(key)) for (const [k, b] of bars) if (k.startsWith('train:')) b.finish();
+      const b = bar(key, () => startProgress({ stage: `train ${model}`, unit: 'epochs', total: epochsPerModel }));
       b.update(epoch);
       logger.debug('train.epoch', { model, epoch, validationAuc: Number.isNaN(auc) ? null : Number(auc.toFixed(4)) });
     },

@@ -30,6 +30,8 @@ export const WORKER_ENV = {
   coordinator: 'NEXTBUY_COORDINATOR',
   runId: 'NEXTBUY_RUN_ID',
   account: 'NEXTBUY_ACCOUNT',
+  /** The date the run scores (YYYY-MM-DD), for the worker's log lines. @default none */
+  date: 'NEXTBUY_DATE',
   /** The per-run secret. Never passed on the command line (it would show in `ps`). */
   token: 'NEXTBUY_TOKEN',
   /** Name shown in logs and errors, e.g. `local-2` or the pod name. */

@@ -77,19 +77,18 @@ describe('parsing', () => {
   });
 });
 
-test('--log-format json|human, human by default on a terminal and json otherwise', () => {
-  const parsed = (argv: string[], terminal: boolean) => {
-    const p = parseCommandLine(['run', '--account', 'a', '--date', '2017-12-02', ...argv], new Date(), terminal);
+test('--log-format json|human; without it, core/log.ts decides (NEXTBUY_LOG_FORMAT, else by terminal)', () => {
+  const parsed = (argv: string[]) => {
+    const p = parseCommandLine(['run', '--account', 'a', '--date', '2017-12-02', ...argv], new Date());
     if (p.help) throw new Error('expected args');
     return p.args.logFormat;
   };
-  expect(parsed([], true)).toBe('human');
-  expect(parsed([], false)).toBe('json');
-  expect(parsed(['--log-format', 'json'], true)).toBe('json');
-  expect(parsed(['--log-format=human'], false)).toBe('human');
+  expect(parsed([])).toBeNull();
+  expect(parsed(['--log-format', 'json'])).toBe('json');
+  expect(parsed(['--log-format=human'])).toBe('human');
   expect(usageError(['run', '--account', 'a', '--date', '2017-12-02', '--log-format', 'xml'])).toMatch(/^--log-format must be json or human, got "xml"/);
   expect(usageError(['backfill', '--account', 'a', '--log-fromat', 'json'])).toMatch(/did you mean --log-format\?/);
-  expect(taskUsage('backfill')).toMatch(/--log-format F\s+json: one JSON object per line; human: readable lines \(default: human on a terminal, json otherwise\)/);
+  expect(taskUsage('backfill')).toMatch(/--log-format F\s+log lines on stderr: json \(one object per line\) or human/);
 });
 
 test('edit distance counts a swap of neighbours as one edit', () => {

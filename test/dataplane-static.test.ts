@@ -12,13 +12,13 @@ const TOKEN = 'static-token-abcdef';
 /** A worker started by hand, as an operator would: no coordinator to register with, only the token. */
 async function startStandaloneWorker(token: string): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER_MAIN, '--engine', 'echo', '--name', 'standalone'], {
-    env: { ...process.env, [WORKER_ENV.token]: token, [WORKER_ENV.coordinator]: '', [WORKER_ENV.runId]: '' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, [WORKER_ENV.token]: token, [WORKER_ENV.coordinator]: '', [WORKER_ENV.runId]: '', NEXTBUY_LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'inherit', 'pipe'],
   });
   const address = await new Promise<string>((resolve, reject) => {
     let buffered = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
       buffered += chunk;
       const ready = buffered.split('\n').find((l) => l.includes('"event":"ready"'));
       if (ready) resolve((JSON.parse(ready) as { address: string }).address);

@@ -116,3 +116,46 @@ describe('progress', () => {
     expect(compact(2.5)).toBe('2.50');
   });
 });
+
+describe('a model that stops early', () => {
+  test('on a terminal, its bar ends saying "stopped early at epoch k of n", with no ETA', () => {
+    const c = clock();
+    const out = sink(true);
+    const p = startProgress({ stage: 'train lstm.any', unit: 'epochs', total: 6, stream: out.stream, now: c.now, redrawEvery: '0ms' });
+    for (let i = 0; i < 3; i++) {
+      c.advance(2000);
+      p.tick();
+    }
+    expect(out.text().split('\r\x1b[K').filter(Boolean).at(-1)).toMatch(/50% 3\/6 epochs .*ETA/); // while it runs: an ETA
+    p.finish(); // early stopping: patience ran out after epoch 3
+    const last = out.text().split('\r\x1b[K').filter(Boolean).at(-1)!;
+    expect(last.endsWith('\n')).toBe(true);
+    expect(last).toMatch(/^train lstm\.any \[.*\] 50% 3\/6 epochs · .* · stopped early at epoch 3 of 6\n$/);
+    expect(last).not.toContain('ETA');
+  });
+
+  test('off a terminal, the last line says stopped_early, with no ETA left', () => {
+    const c = clock();
+    const logs = sink(false);
+    const logger = createLogger({ stream: logs.stream, level: 'info', now: c.now });
+    const p = startProgress({ stage: 'train lstm.any', unit: 'epochs', total: 6, logger, now: c.now, tty: false });
+    c.advance(1000);
+    p.tick(2);
+    p.finish();
+    const last = JSON.parse(logs.text().trim().split('\n').at(-1)!);
+    expect(last).toMatchObject({ event: 'progress.done', outcome: 'stopped_early', done: 2, total: 6, note: 'stopped early at epoch 2 of 6' });
+    expect(last.eta_s).toBeUndefined();
+  });
+
+  test('a model that trains every epoch ends at 100 %', () => {
+    const c = clock();
+    const out = sink(true);
+    const p = startProgress({ stage: 'train lstm.any', unit: 'epochs', total: 2, stream: out.stream, now: c.now });
+    c.advance(1000);
+    p.update(2);
+    p.finish();
+    const last = out.text().split('\r\x1b[K').filter(Boolean).at(-1)!;
+    expect(last).toMatch(/100% 2\/2 epochs/);
+    expect(last).not.toMatch(/stopped early|ETA/);
+  });
+});

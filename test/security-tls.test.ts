@@ -60,7 +60,7 @@ async function health(address: string, tls: TlsMaterial | null, session?: Sessio
 async function withTlsCluster<T>(fn: (c: Cluster, lines: string[]) => Promise<T>): Promise<T> {
   const lines: string[] = [];
   const cluster = await startCluster({
-    backend: new LocalBackend({ engine: 'echo', stopGraceMs: 5_000, onOutput: (_w, stream, line) => void (stream === 'stdout' && lines.push(line)) }),
+    backend: new LocalBackend({ engine: 'echo', stopGraceMs: 5_000, env: { NEXTBUY_LOG: 'debug' }, onOutput: (_w, stream, line) => void (stream === 'stderr' && line.startsWith('{') && lines.push(line)) }),
     runId: RUN,
     account: 'acme',
     token: TOKEN,

@@ -65,7 +65,10 @@ for (const a of attempts) {
       try {
         expect(await stray.exited).toBe(EXIT_CODES.SECURITY);
         expect(stray.stderr()).toMatch(TOLD);
-        expect(stray.stderr()).not.toContain(RUN); // no hint to strangers: the right run id stays here
+        // No hint to strangers: the right run id stays here (the stray's own lines carry the run id it was started with).
+        const told = stray.lines.find((l) => l.event === 'failed');
+        expect(String(told?.error)).toMatch(TOLD);
+        expect(String(told?.error)).not.toContain(RUN);
         const refusal = logged.find((l) => l.event === 'rejected');
         expect(String(refusal?.fields?.reason)).toMatch(a.logged);
         expect(refusal?.fields?.name).toBe('stray');

@@ -44,6 +44,8 @@ export interface ValidateOutput {
 export interface WorkerEngine {
   /** Runtimes this worker can use, best first (reported at Hello). */
   runtimes(): string[];
+  /** Settles once runtimes() names what this worker will use (a runtime chosen at start); never rejects. @default none: runtimes() is final at once */
+  ready?(): Promise<void>;
   /** Loads a model artifact sent as files; returns the runtime it will score with and why. */
   loadModel(modelVersion: string, files: Map<string, Uint8Array>): Promise<{ runtime: string; note: string }>;
   /** Scores every row of the batch with each model (and, for product-keyed models, each product). */

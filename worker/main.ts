@@ -2,10 +2,12 @@
  * The worker process: `node --import tsx worker/main.ts [--engine model|echo] [--host H] [--port P] [--name N]`.
  * Reads the run's coordinator address, run id, account and token from the environment (WORKER_ENV),
  * starts the gRPC server, registers with the coordinator, and drains on SIGTERM (exit 0).
- * Logs one JSON object per line on stdout.
+ * Logs through core/log.ts like the coordinator (stderr; every line with the run's account, date and
+ * run id from the environment): lifecycle events at info, per-call events at debug, failures at warn.
  */
 import { parseArgs } from 'node:util';
 import { NextbuyError, UsageError } from '../core/errors.js';
+import { log as processLog, setLogContext, type LogFields, type Logger, type LogLevel } from '../core/log.js';
 import { MAX_MESSAGE_BYTES, WORKER_ENV } from '../proto/index.js';
 import { registerWithRetry } from '../proto/register.js';
 import { isLoopback, readTlsFiles, tlsFilesFromEnv, useProcessTls } from '../proto/credentials.js';
@@ -20,9 +22,36 @@ const REGISTER_TIMEOUT_MS = 300_000;
 /** /healthz, /readyz and /metrics (worker/health.ts): every log event passes through it. */
 const health = new WorkerHealth();
 
-function log(name: string, event: string, fields: Record<string, unknown> = {}): void {
+/** Levels of the server's events; any other is info. Per shard and per call: debug, so a night's log stays short. */
+const EVENT_LEVELS: Record<string, LogLevel> = {
+  'score-start': 'debug',
+  'score-done': 'debug',
+  'training-data': 'debug',
+  'model-loaded': 'debug',
+  bound: 'debug',
+  listening: 'debug',
+  'handed-back': 'warn',
+  'score-failed': 'warn',
+  'call-failed': 'warn',
+  'hello-refused': 'warn',
+  drained: 'debug',
+  exit: 'debug',
+  'transport-plaintext': 'warn',
+};
+
+/** The worker's logger, named once main() knows the name (a failure before that is still logged). */
+let workerLog: Logger = processLog;
+/** The run on this worker's lines. */
+let contextRun: string | undefined;
+
+function log(event: string, fields: Record<string, unknown> = {}): void {
   health.observe(event, fields);
-  process.stdout.write(JSON.stringify({ t: new Date().toISOString(), worker: name, event, ...fields }) + '\n');
+  // A static worker learns its run at Hello: its lines name it from then on (a worker started for the run has it already, with the date).
+  if (event === 'bound' && fields.run !== contextRun) {
+    contextRun = String(fields.run);
+    setLogContext({ account: String(fields.account), run: contextRun });
+  }
+  workerLog[EVENT_LEVELS[event] ?? 'info'](event, fields as LogFields);
 }
 
 function numberEnv(key: string, fallback: number): number {
@@ -62,6 +91,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got "${values.port}"`);
   const coordinator = env[WORKER_ENV.coordinator] || null;
   const runId = env[WORKER_ENV.runId] || null;
+  workerLog = processLog.child({ worker: name });
+  contextRun = runId ?? undefined;
+  setLogContext({ account: env[WORKER_ENV.account], date: env[WORKER_ENV.date], run: contextRun });
   if (coordinator && !runId) throw new UsageError(`${WORKER_ENV.runId} must be set when ${WORKER_ENV.coordinator} is`);
 
   if (env[WORKER_ENV.exitWithParent] === '1') {
@@ -75,11 +107,13 @@ async function main(): Promise<void> {
   const tlsFiles = tlsFilesFromEnv(env);
   useProcessTls(tlsFiles ? readTlsFiles(tlsFiles) : null);
   if (!tlsFiles && !isLoopback(values.host!)) {
-    log(name, 'transport-plaintext', { level: 'warn', host: values.host, fix: `set ${WORKER_ENV.tlsCa}, ${WORKER_ENV.tlsCert} and ${WORKER_ENV.tlsKey} for mutual TLS` });
+    log('transport-plaintext', { host: values.host, fix: `set ${WORKER_ENV.tlsCa}, ${WORKER_ENV.tlsCert} and ${WORKER_ENV.tlsKey} for mutual TLS` });
   }
 
   await serveWorkerHealth(health);
   const engine = await loadEngine(values.engine!);
+  // Hello tells the coordinator the runtimes this worker uses: wait for the training runtime's choice.
+  await engine.ready?.();
   let exiting = false;
   let heartbeatTimeoutMs = 0; // known once registered
   const server = await startWorkerServer({
@@ -91,14 +125,14 @@ async function main(): Promise<void> {
     port,
     maxMessageBytes: numberEnv(WORKER_ENV.maxMessageBytes, MAX_MESSAGE_BYTES),
     drainGraceMs: numberEnv(WORKER_ENV.drainGraceMs, DEFAULT_DRAIN_GRACE_MS),
-    log: (event, fields) => log(name, event, fields),
+    log: (event, fields) => log(event, fields),
     get announceDrainMs() {
       return heartbeatTimeoutMs / 2; // Health comes every timeout/3
     },
     onDrained: () => {
       exiting = true;
       void server.close().then(() => {
-        log(name, 'exit', { code: 0 });
+        log('exit', { code: 0 });
         process.exit(0);
       });
     },
@@ -113,7 +147,7 @@ async function main(): Promise<void> {
   if (coordinator || env[WORKER_ENV.advertiseHost]) server.advertise(advertised);
   if (!coordinator || !runId) {
     health.set('ready');
-    log(name, 'ready', { address: server.address, registered: false });
+    log('ready', { address: server.address, registered: false });
     return;
   }
   const registerTimeoutMs = numberEnv(WORKER_ENV.registerTimeoutMs, REGISTER_TIMEOUT_MS);
@@ -126,7 +160,7 @@ async function main(): Promise<void> {
   registeredAt = Date.now();
   health.set('ready');
   heartbeatTimeoutMs = reply.heartbeat_timeout_ms;
-  log(name, 'registered', { address: advertised, coordinator, tls: tlsFiles !== null });
+  log('registered', { address: advertised, coordinator, tls: tlsFiles !== null });
 
   // A worker dropped from the pool (it was frozen, or the network split) hears no more Health calls:
   // it registers again, and the coordinator admits it as a new member.
@@ -138,13 +172,13 @@ async function main(): Promise<void> {
     if (Date.now() - lastHeard < silenceMs) return;
     reRegistering = true;
     health.set('registering');
-    log(name, 're-registering', { silentMs: Date.now() - lastHeard });
+    log('re-registering', { silentMs: Date.now() - lastHeard });
     register().then(
       () => {
         registeredAt = Date.now();
         reRegistering = false;
         health.set('ready');
-        log(name, 'registered', { address: advertised, coordinator, again: true });
+        log('registered', { address: advertised, coordinator, again: true });
       },
       (e: unknown) => fail(e),
     );
@@ -153,8 +187,7 @@ async function main(): Promise<void> {
 }
 
 function fail(e: unknown): never {
-  const message = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`nextbuy worker: ${message}\n`);
+  workerLog.error('failed', { error: e instanceof Error ? e : String(e) });
   process.exit(e instanceof NextbuyError ? e.exitCode : 1);
 }
 

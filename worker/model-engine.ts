@@ -11,6 +11,7 @@
  * epoch covers the worker's rows once (in sorted shard order, whatever order the shards arrived in).
  */
 import { ModelError, UsageError } from '../core/errors.js';
+import { log as processLog, type LogFields, type LogLevel } from '../core/log.js';
 import { WORKER_ENV } from '../proto/index.js';
 import type { SequenceBatch } from '../proto/shard-batch.js';
 import type { ScoredBatch, TrainRoundInput, TrainRoundOutput, ValidateInput, ValidateOutput, WorkerEngine } from './engine.js';
@@ -44,7 +45,7 @@ export interface ModelEngineOptions {
   onnxDevice?: OnnxDevice;
   /** Models with optimizer state kept for training (dataset + spec); the least recently used beyond are dropped. @default 4 */
   maxTrainingModels?: number;
-  /** Log lines (runtime choice, fallbacks). @default console.error */
+  /** Log lines (runtime choice, fallbacks) as text. @default structured events through core/log.ts (the choices at debug, fallbacks at warn) */
   log?: (line: string) => void;
 }
 
@@ -72,7 +73,6 @@ export function createModelEngine(options: ModelEngineOptions = {}): WorkerEngin
 }
 
 class ModelEngine implements WorkerEngine {
-  private readonly log: (line: string) => void;
   private readonly backend: Promise<BackendChoice>;
   private chosen: BackendChoice | null = null;
   private readonly loaded = new Map<string, LoadedModel>();
@@ -83,13 +83,22 @@ class ModelEngine implements WorkerEngine {
   private readonly training = new Map<string, TrainingState>();
 
   constructor(private readonly options: ModelEngineOptions) {
-    this.log = options.log ?? ((line) => console.error(line));
-    this.backend = selectBackend({ log: this.log }).then((c) => (this.chosen = c));
+    this.backend = selectBackend({ log: (line) => this.say('debug', 'runtime.tfjs', { note: line }, line) }).then((c) => (this.chosen = c));
     this.backend.catch(() => {}); // reported by the first call that needs it
   }
 
   runtimes(): string[] {
     return [...onnxRuntimes(), this.chosen?.name ?? 'tfjs (starting)'];
+  }
+
+  async ready(): Promise<void> {
+    await this.backend.catch(() => {});
+  }
+
+  /** One line: as text to options.log, else as an event with `fields`. */
+  private say(level: LogLevel, event: string, fields: LogFields, line: string): void {
+    if (this.options.log) this.options.log(line);
+    else processLog[level](event, fields);
   }
 
   async loadModel(modelVersion: string, files: Map<string, Uint8Array>): Promise<{ runtime: string; note: string }> {
@@ -99,7 +108,12 @@ class ModelEngine implements WorkerEngine {
       try {
         const scorer = await OnnxScorer.create(artifact.onnx, { threads: this.options.scoringThreads ?? 1, device: this.options.onnxDevice });
         // Which provider scores, on every load; a GPU pod scoring on the CPU is a warning.
-        this.log(`nextbuy worker: model ${modelVersion} scores with ${scorer.runtime}${scorer.fellBack ? ` (warning: CUDA was asked for and the CPU scores instead: ${scorer.note})` : ` (${scorer.note})`}`);
+        this.say(
+          scorer.fellBack ? 'warn' : 'debug',
+          'model.runtime',
+          { model: modelVersion, runtime: scorer.runtime, note: scorer.note },
+          `nextbuy worker: model ${modelVersion} scores with ${scorer.runtime}${scorer.fellBack ? ` (warning: CUDA was asked for and the CPU scores instead: ${scorer.note})` : ` (${scorer.note})`}`,
+        );
         const onnx: LoadedModel = { spec: scorer.spec, runtime: scorer.runtime, score: (b, p) => scorer.score(b, p), dispose: () => scorer.dispose() };
         return this.install(modelVersion, onnx, scorer.note);
       } catch (e) {
@@ -109,7 +123,7 @@ class ModelEngine implements WorkerEngine {
     const choice = await this.backend;
     const model = modelFromWeights(artifact.spec, artifact.weights);
     const note = `${fallbackWhy}; scoring with ${choice.note}`;
-    this.log(`nextbuy worker: model ${modelVersion} falls back to tfjs scoring: ${note}`);
+    this.say('warn', 'model.runtime_fallback', { model: modelVersion, runtime: choice.name, note }, `nextbuy worker: model ${modelVersion} falls back to tfjs scoring: ${note}`);
     return this.install(modelVersion, { spec: model.spec, runtime: choice.name, score: async (b, p) => model.predict(b, p), dispose: async () => model.dispose() }, note);
   }
 

@@ -10,6 +10,8 @@ export interface LaunchContext {
   coordinatorAddress: string;
   runId: string;
   account: string;
+  /** The date the run scores (YYYY-MM-DD): workers put it on their log lines. @default none */
+  date?: string;
   /** Per-run secret; workers prove they hold it when registering and when the coordinator says Hello. */
   token: string;
   workers: number;

@@ -21,6 +21,8 @@ export interface ClusterOptions {
   backend: ClusterBackend;
   runId: string;
   account: string;
+  /** The date the run scores (YYYY-MM-DD), handed to the workers for their log lines. @default none */
+  date?: string;
   /** The per-run secret. @default NEXTBUY_TOKEN from the environment, else 32 random bytes */
   token?: string;
   /** Workers the backend starts. */
@@ -77,7 +79,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   try {
     registration = await startRegistrationServer({ pool, host: o.listenHost, port: o.listenPort });
     const coordinatorAddress = `${o.advertiseHost ?? o.listenHost ?? '127.0.0.1'}:${registration.port}`;
-    await o.backend.start({ coordinatorAddress, runId: o.runId, account: o.account, token, workers: o.workers, tls: tlsFiles });
+    await o.backend.start({ coordinatorAddress, runId: o.runId, account: o.account, date: o.date, token, workers: o.workers, tls: tlsFiles });
     await Promise.race([pool.waitForWorkers(o.minWorkers ?? 1, o.startTimeoutMs ?? 120_000), o.backend.failures()]);
     const reg = registration;
     return {
@@ -120,11 +122,12 @@ export function localOrStaticBackend(job: Job, options: LocalBackendOptions = {}
 }
 
 /** ClusterOptions from the compiled job (the backend and run identity come from the caller). */
-export function clusterOptionsFromJob(job: Job, run: { runId: string; backend: ClusterBackend; token?: string }): ClusterOptions {
+export function clusterOptionsFromJob(job: Job, run: { runId: string; backend: ClusterBackend; token?: string; date?: string }): ClusterOptions {
   return {
     backend: run.backend,
     runId: run.runId,
     account: job.account,
+    date: run.date,
     token: run.token,
     workers: job.cluster.addresses.length > 0 ? job.cluster.addresses.length : job.cluster.workers,
     heartbeatTimeoutMs: job.cluster.heartbeatTimeoutMs,

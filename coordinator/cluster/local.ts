@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ClusterError, EXIT_CODES } from '../../core/errors.js';
+import { forwardLogLine, log, LOG_FORMAT_ENV } from '../../core/log.js';
 import { WORKER_ENV } from '../../proto/index.js';
 import { tlsEnv } from '../../proto/credentials.js';
 import type { ClusterBackend, LaunchContext } from './backend.js';
@@ -31,7 +32,11 @@ export interface LocalBackendOptions {
   env?: Record<string, string>;
   /** Extra environment for one worker, by index (tests give one worker a different behaviour). @default none */
   envFor?: (index: number) => Record<string, string>;
-  /** Where worker output lines go. @default stderr lines to the coordinator's stderr, stdout kept for errors only */
+  /**
+   * Where worker output lines go. @default stderr log lines written as the coordinator's own (core/log.ts
+   * forwardLogLine: the same format, below a progress bar), any other stderr line logged as `worker.output`;
+   * stdout kept for errors only
+   */
   onOutput?: (worker: string, stream: 'stdout' | 'stderr', line: string) => void;
   /** Between SIGTERM and SIGKILL when stopping. @default 10000 */
   stopGraceMs?: number;
@@ -100,6 +105,9 @@ export class LocalBackend implements ClusterBackend {
         [WORKER_ENV.coordinator]: ctx.coordinatorAddress,
         [WORKER_ENV.runId]: ctx.runId,
         [WORKER_ENV.account]: ctx.account,
+        [WORKER_ENV.date]: ctx.date ?? '',
+        // JSON through the pipe: the coordinator writes each line in its own format (human or json).
+        [LOG_FORMAT_ENV]: 'json',
         [WORKER_ENV.token]: ctx.token,
         [WORKER_ENV.name]: name,
         [WORKER_ENV.exitWithParent]: '1',
@@ -117,7 +125,7 @@ export class LocalBackend implements ClusterBackend {
           lines.push(line);
           if (lines.length > TAIL_LINES) lines.shift();
           if (this.o.onOutput) this.o.onOutput(name, stream, line);
-          else if (stream === 'stderr') process.stderr.write(`[${name}] ${line}\n`);
+          else if (stream === 'stderr' && line.trim() !== '' && !forwardLogLine(line)) log.warn('worker.output', { worker: name, line });
         }
       });
     };
@@ -145,7 +153,7 @@ export class LocalBackend implements ClusterBackend {
 
   private onExit(proc: LocalWorkerProcess, code: number | null): void {
     if (this.stopping) return;
-    const describe = (p: LocalWorkerProcess) => `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.tail().slice(-3).join(' | ') || 'no output'}`;
+    const describe = (p: LocalWorkerProcess) => `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.tail().slice(-3).map(readableLine).join(' | ') || 'no output'}`;
     if (code !== null && FATAL_EXIT_CODES.has(code)) {
       this.failWith?.(new ClusterError(`local worker ${describe(proc)}`));
       return;
@@ -184,4 +192,15 @@ export class LocalBackend implements ClusterBackend {
     );
     for (const p of this.children) p.child.stdin?.destroy();
   }
+}
+
+/** A worker's log record as `event: error` (or its event alone) for an error message; any other line as it is. */
+function readableLine(line: string): string {
+  try {
+    const r = JSON.parse(line) as { event?: unknown; error?: unknown };
+    if (typeof r.event === 'string') return typeof r.error === 'string' ? `${r.event}: ${r.error}` : r.event;
+  } catch {
+    // not a log record
+  }
+  return line;
 }

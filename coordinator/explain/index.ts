@@ -22,7 +22,7 @@ export interface ExplainCustomerOptions {
   product?: string;
   /** Events per list. @default 5 */
   top?: number;
-  /** Where the tfjs runtime line goes. @default stderr */
+  /** Where the tfjs runtime line goes. @default a debug event through core/log.ts */
   log?: (line: string) => void;
 }
 
@@ -84,7 +84,7 @@ export async function explainCustomer(o: ExplainCustomerOptions): Promise<Custom
         `(a customer is scored when they have an event before the as-of date ${pre.score.asOf}): check the id`,
     );
   }
-  await selectBackend({ log: o.log ?? ((line) => process.stderr.write(`${line}\n`)) });
+  await selectBackend(o.log ? { log: o.log } : {});
   const asOfMs = Date.parse(`${pre.score.asOf}T00:00:00Z`);
   const models: ModelExplanation[] = [];
   for (const entry of entries) {

@@ -8,7 +8,7 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describeIoError, InputError, isSystemIoError, LockedError, ModelError, NextbuyError, PublishError, StoppedError } from '../../core/errors.js';
 import { makeDir, PRIVATE_MODES, withFileModes } from '../../core/file-modes.js';
-import { log } from '../../core/log.js';
+import { log, withLogContext } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
 import { DEFAULT_RETAIN, type Job } from '../../jobs/job.js';
 import { preprocess, type PreprocessResult } from '../preprocess/index.js';
@@ -81,7 +81,8 @@ export interface RunSummary {
 
 /** Everything the run writes gets the job's output.mode (private by default), whatever the umask. */
 export async function runDate(o: RunOptions): Promise<RunSummary> {
-  return withFileModes(o.job.output.mode ?? PRIVATE_MODES, () => runDateWithModes(o));
+  // Every log line of the run, the workers' included, names its account and date (and run, once known).
+  return withLogContext({ account: o.job.account, date: o.date }, () => withFileModes(o.job.output.mode ?? PRIVATE_MODES, () => runDateWithModes(o)));
 }
 
 /**
@@ -120,6 +121,10 @@ async function runDateLocked(o: RunOptions, progress: RunProgress): Promise<RunS
   const listing = listInput(o.job.input.path, o.job.output.dir);
   const folder = runFolder(o.job, o.date, listing);
   progress.runId = folder.runId;
+  return withLogContext({ run: folder.runId }, () => runInFolder(o, folder, listing, progress));
+}
+
+async function runInFolder(o: RunOptions, folder: RunFolder, listing: InputListing, progress: RunProgress): Promise<RunSummary> {
   // The output folder leads to the published table too: when it is new, it gets the table's folder mode.
   await makeDir(folder.outDir, o.job.output.publishedMode ?? PRIVATE_MODES);
   const lock = await acquireRunLock({
@@ -174,7 +179,7 @@ async function runLocked(o: RunOptions, folder: RunFolder, listing: InputListing
   const timings: Partial<Record<StageName, number>> = {};
   let session: WorkerSession | null = null;
   let night: NightScores | null = null;
-  const workers = async () => (session ??= await startWorkers({ job: o.job, env: o.env, runId: folder.runId, workers: o.workers ?? null }));
+  const workers = async () => (session ??= await startWorkers({ job: o.job, env: o.env, runId: folder.runId, date: o.date, workers: o.workers ?? null }));
   const timed = async <T>(stage: StageName, fn: () => Promise<T>): Promise<T> => {
     o.onStage?.(stage, 'start');
     const t = Date.now();

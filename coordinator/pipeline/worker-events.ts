@@ -27,13 +27,26 @@ export interface WorkerWatch {
   stop(): void;
 }
 
+/**
+ * The runtimes workers reported at Hello, workers with the same list together:
+ * `onnxruntime-cpu, tfjs-wasm (local-0, local-1)`; `; ` between groups.
+ */
+export function describeRuntimes(workers: readonly { name: string; runtimes: readonly string[] }[]): string {
+  const groups = new Map<string, string[]>();
+  for (const w of workers) {
+    const key = w.runtimes.length > 0 ? w.runtimes.join(', ') : 'none reported';
+    groups.set(key, [...(groups.get(key) ?? []), w.name]);
+  }
+  return [...groups].map(([runtimes, names]) => `${runtimes} (${names.join(', ')})`).join('; ');
+}
+
 export function watchWorkers(pool: WorkerPool, logger: Logger): WorkerWatch {
   const counts: WorkerEventCounts = { lost: 0, heartbeatTimeouts: 0, reLeases: 0, lateJoins: 0 };
   const onPool = (e: PoolEvent) => {
     if (e.type === 'joined') {
       counts.lateJoins++;
       metrics.workerLateJoins.inc();
-      logger.info('worker.joined_late', { worker: e.worker.name, ready: pool.ready().length });
+      logger.info('worker.joined_late', { worker: e.worker.name, runtimes: e.worker.runtimes.join(', '), ready: pool.ready().length });
     } else if (e.type === 'left' && (e.cause === 'dead' || e.cause === 'removed')) {
       counts.lost++;
       if (e.cause === 'dead') counts.heartbeatTimeouts++;

@@ -5,7 +5,7 @@
 import type { Job } from '../../jobs/job.js';
 import { log } from '../../core/log.js';
 import { metrics } from '../../core/metrics.js';
-import { watchWorkers, type WorkerEventCounts } from './worker-events.js';
+import { describeRuntimes, watchWorkers, type WorkerEventCounts } from './worker-events.js';
 import {
   clusterOptionsFromJob,
   compileK8sBackendOptions,
@@ -22,6 +22,8 @@ export interface WorkerSessionOptions {
   job: Job;
   env: 'local' | 'k8s';
   runId: string;
+  /** The date the run scores, for the workers' log lines. @default none */
+  date?: string;
   /** Override job.cluster.workers. */
   workers: number | null;
 }
@@ -64,7 +66,7 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
   } else {
     backend = localOrStaticBackend(job);
   }
-  const base = clusterOptionsFromJob(job, { runId: o.runId, backend });
+  const base = clusterOptionsFromJob(job, { runId: o.runId, backend, date: o.date });
   const workers = o.workers ?? base.workers;
   const cluster = await startCluster({
     ...base,
@@ -72,7 +74,9 @@ export async function startWorkers(o: WorkerSessionOptions): Promise<WorkerSessi
     minWorkers: workers,
     ...(k8s ? { listenHost: '0.0.0.0', listenPort: k8s.registrationPort, startTimeoutMs: k8s.startMs } : {}),
   });
-  const watch = watchWorkers(cluster.pool, log.child({ run: o.runId, account: job.account }));
+  const watch = watchWorkers(cluster.pool, log);
+  // Instead of a line per worker and model: which runtimes the run's workers use, said once.
+  log.info('workers.runtimes', { workers: cluster.pool.workers().length, runtimes: describeRuntimes(cluster.pool.workers()) });
   const models = new Map<string, Map<string, Uint8Array>>();
   return {
     participants: () => cluster.pool.ready(),

@@ -26,7 +26,7 @@ FROM ${NODE_IMAGE} AS node
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY core ./core
 COPY proto ./proto
@@ -36,7 +36,7 @@ COPY jobs ./jobs
 RUN npm run build
 
 # Production dependencies with their install scripts: tfjs-node-gpu fetches libtensorflow (GPU) and
-# onnxruntime-node fetches its CUDA provider (ONNXRUNTIME_NODE_INSTALL=true overrides .npmrc's skip).
+# onnxruntime-node fetches its CUDA provider (ONNXRUNTIME_NODE_INSTALL=true; the other images set skip).
 # Then: no CPU-only tfjs-node, nothing only the coordinator uses, ONNX Runtime for linux-x64 only.
 FROM ${CUDA_IMAGE} AS deps
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
@@ -47,7 +47,7 @@ RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL=true
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund \
  && rm -rf node_modules/@tensorflow/tfjs-node node_modules/@duckdb node_modules/@kubernetes/client-node \
  && find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \

@@ -108,18 +108,17 @@ export async function withCluster<T>(o: TestClusterOptions, fn: (c: TestCluster)
   const waiters: { worker: string; event: string; match: (l: WorkerLogLine) => boolean; resolve: (l: WorkerLogLine) => void }[] = [];
   const backend = new LocalBackend({
     engine: 'echo',
-    env: o.env,
+    // Per-shard events (score-start, score-done) are debug lines: the tests wait for them.
+    env: { NEXTBUY_LOG: 'debug', ...o.env },
     envFor: o.envFor,
     stopGraceMs: 5_000,
     onOutput: (worker, stream, line) => {
-      if (stream === 'stderr') {
-        process.stderr.write(`[${worker}] ${line}\n`);
-        return;
-      }
+      if (stream !== 'stderr') return;
       let parsed: WorkerLogLine;
       try {
         parsed = JSON.parse(line) as WorkerLogLine;
       } catch {
+        process.stderr.write(`[${worker}] ${line}\n`);
         return;
       }
       logs.push(parsed);

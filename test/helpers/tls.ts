@@ -54,7 +54,7 @@ export interface StrayWorker {
   lines: Record<string, unknown>[];
   stderr: () => string;
   exited: Promise<number | null>;
-  /** Resolves with the first stdout log line whose `event` matches. */
+  /** Resolves with the first log line (stderr, JSON) whose `event` matches. */
   waitFor(event: string): Promise<Record<string, unknown>>;
   kill(): void;
 }
@@ -63,14 +63,15 @@ export function spawnStrayWorker(env: Record<string, string>, name = 'stray'): S
   const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'worker/main.ts'), '--engine', 'echo', '--name', name], {
     cwd: root,
-    env: { ...process.env, NEXTBUY_TLS_CA: '', NEXTBUY_TLS_CERT: '', NEXTBUY_TLS_KEY: '', NEXTBUY_COORDINATOR: '', NEXTBUY_RUN_ID: '', ...env },
+    env: { ...process.env, NEXTBUY_TLS_CA: '', NEXTBUY_TLS_CERT: '', NEXTBUY_TLS_KEY: '', NEXTBUY_COORDINATOR: '', NEXTBUY_RUN_ID: '', NEXTBUY_LOG: 'debug', NEXTBUY_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, unknown>[] = [];
   const waiters: { event: string; resolve: (l: Record<string, unknown>) => void }[] = [];
   let err = '';
   let partial = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk;
     const parts = (partial + chunk).split('\n');
     partial = parts.pop()!;
     for (const p of parts) {
@@ -86,7 +87,6 @@ export function spawnStrayWorker(env: Record<string, string>, name = 'stray'): S
       }
     }
   });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     lines,

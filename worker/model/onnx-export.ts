@@ -20,6 +20,7 @@ import { ModelError } from '../../core/errors.js';
 import type { TokenColumn } from '../../proto/shard-batch.js';
 import { embeddedColumns, parseSpec, type ModelSpec } from './spec.js';
 import { splitWeights } from './weights.js';
+import { log as processLog } from '../../core/log.js';
 
 const { onnx } = onnxProto;
 type INode = onnxProto.onnx.INodeProto;
@@ -148,11 +149,12 @@ function encodeModel(spec: ModelSpec, g: GraphBuilder): Uint8Array {
  * exportOnnx, or null with a log line when the model cannot be exported (its artifact then carries no
  * ONNX graph and workers score it with tfjs).
  */
-export function tryExportOnnx(model: ExportableModel, log: (line: string) => void = (l) => console.error(l)): Uint8Array | null {
+export function tryExportOnnx(model: ExportableModel, log?: (line: string) => void): Uint8Array | null {
   try {
     return exportOnnx(model);
   } catch (e) {
-    log(`nextbuy: the ${model.spec.architecture} model cannot be exported to ONNX (${(e as Error).message}); it will be scored with tfjs`);
+    if (log) log(`nextbuy: the ${model.spec.architecture} model cannot be exported to ONNX (${(e as Error).message}); it will be scored with tfjs`);
+    else processLog.warn('model.onnx_export_failed', { architecture: model.spec.architecture, error: e as Error, then: 'scored with tfjs' });
     return null;
   }
 }

@@ -7,7 +7,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ModelError } from '../../core/errors.js';
+import { log as processLog } from '../../core/log.js';
 import { registerCpuKernels, registerWasmKernels } from './kernels/index.js';
+
+// tfjs prints its own notices with console.warn/console.log, plain text on stderr and stdout, outside our
+// log shape and level: "Hi, looks like you are running TensorFlow.js in Node.js. To speed things up
+// dramatically, install our node backend…" (tfjs-backend-cpu, on its first tensor whenever IS_NODE), and
+// kernel/flag re-registration notices. tfjs-core's log.warn and log.info print nothing once PROD is set, and
+// PROD changes nothing else. The runtime actually chosen is logged by selectBackend.
+tf.enableProdMode();
 
 export const TFJS_RUNTIMES = ['tfjs-node-gpu', 'tfjs-node', 'tfjs-wasm', 'tfjs-cpu'] as const;
 export type TfjsRuntime = (typeof TFJS_RUNTIMES)[number];
@@ -27,7 +35,7 @@ export interface SelectBackendOptions {
    * @default the NEXTBUY_TFJS_RUNTIMES environment variable (comma-separated), else all four in order
    */
   candidates?: TfjsRuntime[];
-  /** Where the one line saying what was chosen goes. @default console.error */
+  /** Where the one line saying what was chosen goes. @default a debug event through core/log.ts */
   log?: (line: string) => void;
 }
 
@@ -66,7 +74,7 @@ export async function availableBackends(): Promise<TfjsRuntime[]> {
 }
 
 async function choose(options: SelectBackendOptions): Promise<BackendChoice> {
-  const log = options.log ?? ((line: string) => console.error(line));
+  const log = options.log ?? ((line: string) => processLog.debug('runtime.tfjs', { note: line }));
   const candidates = options.candidates ?? candidatesFromEnv();
   const skipped: BackendChoice['skipped'] = [];
   for (const name of candidates) {

@@ -120,6 +120,7 @@ export function buildWorkerObjects(o: CompiledK8sBackendOptions, ctx: LaunchCont
     { name: WORKER_ENV.coordinator, value: coordinatorAddress(ctx.coordinatorAddress, o.coordinatorHost) },
     { name: WORKER_ENV.runId, value: ctx.runId },
     { name: WORKER_ENV.account, value: ctx.account },
+    ...(ctx.date ? [{ name: WORKER_ENV.date, value: ctx.date }] : []),
     { name: WORKER_ENV.token, valueFrom: { secretKeyRef: { name: secretName, key: 'token' } } },
     { name: 'NEXTBUY_WORKER_PORT', value: String(o.workerPort) },
     { name: 'NEXTBUY_METRICS_PORT', value: String(o.metricsPort) },
