@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { JobFileError } from '../core/errors.js';
 import { compileJob, loadJob } from '../jobs/job-file.js';
+import { jobFileErrorOf } from './helpers/job-file.js';
 
 const minimal = {
   account: 'shop-1',
@@ -13,15 +14,7 @@ const minimal = {
   label: { horizonDays: 7 },
 };
 
-function errorOf(raw: unknown): JobFileError {
-  try {
-    compileJob(raw, '/jobs/shop.yaml');
-  } catch (e) {
-    if (e instanceof JobFileError) return e;
-    throw e;
-  }
-  throw new Error('expected a JobFileError');
-}
+const errorOf = jobFileErrorOf;
 
 describe('job file', () => {
   test('the bundled Taobao job loads with its data beside it', async () => {

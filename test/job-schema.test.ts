@@ -10,6 +10,7 @@ import { describe, expect, test } from 'vitest';
 import { JobFileError } from '../core/errors.js';
 import { compileJob, loadJob } from '../jobs/job-file.js';
 import { JOB_SCHEMA_PATH, jobFileJsonSchemaText } from '../jobs/job-schema.js';
+import { jobFileErrorOf } from './helpers/job-file.js';
 
 const MODELINE = /^# yaml-language-server: \$schema=(\S+)\n/;
 const EXAMPLES = ['examples/taobao/job.yaml', 'test/fixtures/retail/job.yaml'];
@@ -23,15 +24,7 @@ const minimal = {
   label: { horizonDays: 7 },
 };
 
-function errorOf(raw: unknown): JobFileError {
-  try {
-    compileJob(raw, '/jobs/shop.yaml');
-  } catch (e) {
-    if (e instanceof JobFileError) return e;
-    throw e;
-  }
-  throw new Error('expected a JobFileError');
-}
+const errorOf = jobFileErrorOf;
 
 async function validator() {
   const schema = JSON.parse(await readFile(JOB_SCHEMA_PATH, 'utf8'));

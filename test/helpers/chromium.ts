@@ -1,9 +1,9 @@
 /** Opens a local HTML file in Debian's headless chromium, the way a person's browser would parse and draw it. */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { runProcess, type CliResult } from './cli.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -16,17 +16,9 @@ export interface ChromiumPage {
   screenshotBytes: number;
 }
 
-function chromium(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // As root in a container chromium needs --no-sandbox; a fresh profile keeps runs independent.
-    const child = spawn(CHROMIUM, ['--headless=new', '--no-sandbox', '--disable-gpu', '--enable-logging=stderr', '--v=0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function chromium(args: string[]): Promise<CliResult> {
+  // As root in a container chromium needs --no-sandbox; a fresh profile keeps runs independent.
+  return runProcess(CHROMIUM, ['--headless=new', '--no-sandbox', '--disable-gpu', '--enable-logging=stderr', '--v=0', ...args]);
 }
 
 export async function openInChromium(file: string): Promise<ChromiumPage> {

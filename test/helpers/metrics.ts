@@ -72,7 +72,7 @@ export function parseExposition(text: string): { types: Map<string, string>; sam
     const family = types.has(name!) ? name! : name!.replace(/_(bucket|sum|count)$/, '');
     expect(types.has(family), `sample ${name} has a TYPE`).toBe(true);
     const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
-    expect(Number.isNaN(value) && valueText !== 'NaN').toBe(false);
+    expect(Number.isNaN(value) && valueText !== 'NaN', `a number in ${JSON.stringify(line)}`).toBe(false);
     samples.push({ name: name!, labels, value });
   }
   return { types, samples };
