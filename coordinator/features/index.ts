@@ -130,42 +130,10 @@ export function rawAggregate(kind: AggregateKind, value: number, lookbackDays: n
 /** log1p(n) for the counts most rows hold: the same doubles Math.log1p gives, without the call. */
 const LOG1P_COUNTS = Float64Array.from({ length: 4096 }, (_, n) => Math.log1p(n));
 
-/**
- * transformAggregate() of a row's raw values for every product (`raw` and `out` are products × features,
- * product-major). Features over all events (`all_…` and tenure) are the same for every product: they are
- * transformed once and copied. Byte for byte what transformAggregate() gives feature by feature.
- */
-export class AggregateTransform {
-  private readonly kinds: AggregateKind[];
-  /** Features that depend on the product (in-category): computed per product; the others copied from product 0. */
-  private readonly perProduct: Int32Array;
-
-  constructor(readonly layout: AggregateLayout, readonly products: number) {
-    this.kinds = layout.features.map((f) => f.kind);
-    this.perProduct = Int32Array.from(layout.features.flatMap((f, j) => (f.scope === 'cat' ? [j] : [])));
-  }
-
-  apply(raw: Float64Array, out: Float32Array, at: number): void {
-    const width = this.kinds.length;
-    const lookbackDays = this.layout.lookbackDays;
-    for (let j = 0; j < width; j++) out[at + j] = transformOne(this.kinds[j]!, raw[j]!, lookbackDays);
-    const perProduct = this.perProduct;
-    for (let p = 1; p < this.products; p++) {
-      const base = at + p * width;
-      out.copyWithin(base, at, at + width);
-      for (let i = 0; i < perProduct.length; i++) {
-        const j = perProduct[i]!;
-        out[base + j] = transformOne(this.kinds[j]!, raw[p * width + j]!, lookbackDays);
-      }
-    }
-  }
-}
-
 function transformOne(kind: AggregateKind, raw: number, lookbackDays: number): number {
-  return kind === 'count' && raw < LOG1P_COUNTS.length ? (raw > 0 ? LOG1P_COUNTS[raw]! : 0) : transformAggregate(kind, raw, lookbackDays);
+  return kind === 'count' && raw < LOG1P_COUNTS.length ? LOG1P_COUNTS[raw]! : transformAggregate(kind, raw, lookbackDays);
 }
 
-const PLAN_STRIDE = 3;
 const CODE_COUNT = 0;
 const CODE_SUM = 1;
 const CODE_MEAN = 2;
@@ -173,46 +141,59 @@ const CODE_DAYS_EVENT = 3;
 const CODE_DAYS_PURCHASE = 4;
 const CODE_TENURE = 5;
 
-function planOf(layout: AggregateLayout): Int32Array {
-  const windows = layout.windowsDays.length;
-  const plan = new Int32Array(layout.features.length * PLAN_STRIDE);
-  layout.features.forEach((f, j) => {
-    const code =
-      f.kind === 'count' ? CODE_COUNT : f.kind === 'sum' ? CODE_SUM : f.kind === 'mean' ? CODE_MEAN : f.kind === 'tenure' ? CODE_TENURE : f.index < 0 ? CODE_DAYS_EVENT : CODE_DAYS_PURCHASE;
-    plan[j * PLAN_STRIDE] = code;
-    plan[j * PLAN_STRIDE + 1] = f.scope === 'cat' ? 1 : 0;
-    plan[j * PLAN_STRIDE + 2] = f.kind === 'count' || f.kind === 'sum' || f.kind === 'mean' ? f.index * windows + f.windowIndex : 0;
-  });
-  return plan;
-}
-
 /**
- * Per customer accumulator of one set's aggregates for every product (no allocation per event).
- * `add` takes the feature events in time order; `write` fills raw values for one product.
+ * Per customer accumulator of one set's aggregates (no allocation per event). Events are counted in slot 0
+ * (every event) and in the slot of the product category they belong to, if any; a product's in-category
+ * features read its slot (`any` reads slot 0). `add` takes the feature events in time order;
+ * `writeTransformed` writes transformAggregate() of every product's features.
  */
 export class AggregateAccumulator {
-  /** [scope(all=0) + products] × types × windows. */
+  /** slots × types × windows. */
   private readonly counts: Int32Array;
   private readonly sums: Float64Array;
-  /** Per scope slot: last event and last purchase time (NaN = none). */
+  /** Per slot: last event and last purchase time (NaN = none). */
   private readonly lastEvent: Float64Array;
   private readonly lastPurchase: Float64Array;
   private readonly windowMs: Float64Array;
   private readonly types: number;
   private readonly numerics: number;
   private readonly windows: number;
+  private readonly purchaseIndex: number;
+  /** Per feature: kind code, offset within its slot's counts or sums. */
+  private readonly codes: Int32Array;
+  private readonly offsets: Int32Array;
+  private readonly kinds: AggregateKind[];
+  /** Features over all events (the same for every product), and in-category ones. */
+  private readonly shared: Int32Array;
+  private readonly inCategory: Int32Array;
+  /** The transformed in-category values of a slot without events. */
+  private readonly emptyCategory: Float64Array;
+  private readonly sharedValues: Float64Array;
+  /** [slot × inCategory.length] transformed values of the row being written. */
+  private readonly categoryValues: Float64Array;
 
-  constructor(readonly layout: AggregateLayout, readonly products: number) {
+  /** `slotOf[p]`: product p's slot (0 for `any`, else 1 … slots − 1). */
+  constructor(readonly layout: AggregateLayout, private readonly slotOf: Int32Array, private readonly slots: number) {
     this.types = layout.eventTypes.length;
     this.numerics = layout.numericColumns.length;
     this.windows = layout.windowsDays.length;
-    const slots = products + 1;
+    this.purchaseIndex = layout.purchaseIndex;
     this.counts = new Int32Array(slots * this.types * this.windows);
     this.sums = new Float64Array(slots * Math.max(1, this.numerics) * this.windows);
     this.lastEvent = new Float64Array(slots).fill(Number.NaN);
     this.lastPurchase = new Float64Array(slots).fill(Number.NaN);
     this.windowMs = Float64Array.from(layout.windowsDays, (w) => w * DAY_MS);
-    this.plan = planOf(layout);
+    const f = layout.features;
+    this.kinds = f.map((x) => x.kind);
+    this.codes = Int32Array.from(f, (x) =>
+      x.kind === 'count' ? CODE_COUNT : x.kind === 'sum' ? CODE_SUM : x.kind === 'mean' ? CODE_MEAN : x.kind === 'tenure' ? CODE_TENURE : x.index < 0 ? CODE_DAYS_EVENT : CODE_DAYS_PURCHASE,
+    );
+    this.offsets = Int32Array.from(f, (x) => (x.kind === 'count' || x.kind === 'sum' || x.kind === 'mean' ? x.index * this.windows + x.windowIndex : 0));
+    this.shared = Int32Array.from(f.flatMap((x, j) => (x.scope === 'cat' ? [] : [j])));
+    this.inCategory = Int32Array.from(f.flatMap((x, j) => (x.scope === 'cat' ? [j] : [])));
+    this.emptyCategory = Float64Array.from(this.inCategory, (j) => transformOne(this.kinds[j]!, this.codes[j] === CODE_DAYS_EVENT || this.codes[j] === CODE_DAYS_PURCHASE ? Number.NaN : 0, layout.lookbackDays));
+    this.sharedValues = new Float64Array(f.length);
+    this.categoryValues = new Float64Array(slots * this.inCategory.length);
   }
 
   reset(): void {
@@ -222,55 +203,70 @@ export class AggregateAccumulator {
     this.lastPurchase.fill(Number.NaN);
   }
 
-  /**
-   * One feature event. `inProduct[p]` says whether the event is in product p's category (always for `any`).
-   * `numeric` holds the event's raw numeric values at `numericAt`.
-   */
-  add(ts: number, asOfMs: number, type: number, inProduct: Uint8Array, numeric: Float64Array, numericAt: number): void {
+  /** One feature event; `slot`: its product category's slot, or 0 when it is in none. `numeric` holds its raw values at `numericAt`. */
+  add(ts: number, asOfMs: number, type: number, slot: number, numeric: Float64Array, numericAt: number): void {
+    this.addTo(0, ts, asOfMs, type, numeric, numericAt);
+    if (slot > 0) this.addTo(slot, ts, asOfMs, type, numeric, numericAt);
+  }
+
+  private addTo(slot: number, ts: number, asOfMs: number, type: number, numeric: Float64Array, numericAt: number): void {
     const age = asOfMs - ts;
-    const purchase = type === this.layout.purchaseIndex;
-    for (let slot = 0; slot <= this.products; slot++) {
-      if (slot > 0 && inProduct[slot - 1] === 0) continue;
-      this.lastEvent[slot] = ts;
-      if (purchase) this.lastPurchase[slot] = ts;
-      const countBase = (slot * this.types + type) * this.windows;
-      const sumBase = slot * this.numerics * this.windows;
-      for (let w = 0; w < this.windows; w++) {
-        if (age > this.windowMs[w]!) continue;
-        this.counts[countBase + w]!++;
-        for (let k = 0; k < this.numerics; k++) this.sums[sumBase + k * this.windows + w]! += numeric[numericAt + k]!;
+    this.lastEvent[slot] = ts;
+    if (type === this.purchaseIndex) this.lastPurchase[slot] = ts;
+    const countBase = (slot * this.types + type) * this.windows;
+    const sumBase = slot * this.numerics * this.windows;
+    for (let w = 0; w < this.windows; w++) {
+      if (age > this.windowMs[w]!) continue;
+      this.counts[countBase + w]!++;
+      for (let k = 0; k < this.numerics; k++) this.sums[sumBase + k * this.windows + w]! += numeric[numericAt + k]!;
+    }
+  }
+
+  /** Raw value of feature j read from `slot`. */
+  private raw(j: number, slot: number, asOfMs: number, firstTs: number): number {
+    const code = this.codes[j]!;
+    const offset = this.offsets[j]!;
+    if (code === CODE_COUNT) return this.counts[slot * this.types * this.windows + offset]!;
+    if (code === CODE_SUM) return this.sums[slot * this.numerics * this.windows + offset]!;
+    if (code === CODE_MEAN) {
+      // offset: the sum's; the window is offset mod windows
+      const w = offset % this.windows;
+      let events = 0;
+      for (let t = 0; t < this.types; t++) events += this.counts[(slot * this.types + t) * this.windows + w]!;
+      return events === 0 ? 0 : this.sums[slot * this.numerics * this.windows + offset]! / events;
+    }
+    if (code === CODE_DAYS_EVENT || code === CODE_DAYS_PURCHASE) {
+      const t = code === CODE_DAYS_EVENT ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
+      return Number.isNaN(t) ? Number.NaN : (asOfMs - t) / DAY_MS;
+    }
+    return Number.isNaN(firstTs) ? Number.NaN : (asOfMs - firstTs) / DAY_MS;
+  }
+
+  /** transformAggregate() of every product's features, in layout order, product-major, into out[at …]. */
+  writeTransformed(asOfMs: number, firstTs: number, out: Float32Array, at: number): void {
+    const lookbackDays = this.layout.lookbackDays;
+    const kinds = this.kinds;
+    const shared = this.shared;
+    const inCategory = this.inCategory;
+    const n = inCategory.length;
+    for (let i = 0; i < shared.length; i++) {
+      const j = shared[i]!;
+      this.sharedValues[j] = transformOne(kinds[j]!, this.raw(j, 0, asOfMs, firstTs), lookbackDays);
+    }
+    for (let slot = 0; slot < this.slots; slot++) {
+      const base = slot * n;
+      if (slot > 0 && Number.isNaN(this.lastEvent[slot]!)) {
+        this.categoryValues.set(this.emptyCategory, base);
+        continue;
       }
+      for (let i = 0; i < n; i++) this.categoryValues[base + i] = transformOne(kinds[inCategory[i]!]!, this.raw(inCategory[i]!, slot, asOfMs, firstTs), lookbackDays);
+    }
+    const width = kinds.length;
+    for (let p = 0; p < this.slotOf.length; p++) {
+      const row = at + p * width;
+      for (let i = 0; i < shared.length; i++) out[row + shared[i]!] = this.sharedValues[shared[i]!]!;
+      const base = this.slotOf[p]! * n;
+      for (let i = 0; i < n; i++) out[row + inCategory[i]!] = this.categoryValues[base + i]!;
     }
   }
-
-  /** Raw values of product p's features, in layout order, into out[at …]. */
-  write(p: number, asOfMs: number, firstTs: number, out: Float64Array, at: number): void {
-    const plan = this.plan;
-    const n = plan.length / PLAN_STRIDE;
-    const productSlot = p + 1;
-    const countsPerSlot = this.types * this.windows;
-    const sumsPerSlot = this.numerics * this.windows;
-    for (let j = 0; j < n; j++) {
-      const code = plan[j * PLAN_STRIDE]!;
-      const slot = plan[j * PLAN_STRIDE + 1] === 0 ? 0 : productSlot;
-      const offset = plan[j * PLAN_STRIDE + 2]!;
-      let v: number;
-      if (code === CODE_COUNT) v = this.counts[slot * countsPerSlot + offset]!;
-      else if (code === CODE_SUM) v = this.sums[slot * sumsPerSlot + offset]!;
-      else if (code === CODE_MEAN) {
-        // offset: the sum's; the window is offset mod windows
-        const w = offset % this.windows;
-        let events = 0;
-        for (let t = 0; t < this.types; t++) events += this.counts[slot * countsPerSlot + t * this.windows + w]!;
-        v = events === 0 ? 0 : this.sums[slot * sumsPerSlot + offset]! / events;
-      } else if (code === CODE_DAYS_EVENT || code === CODE_DAYS_PURCHASE) {
-        const t = code === CODE_DAYS_EVENT ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
-        v = Number.isNaN(t) ? Number.NaN : (asOfMs - t) / DAY_MS;
-      } else v = Number.isNaN(firstTs) ? Number.NaN : (asOfMs - firstTs) / DAY_MS;
-      out[at + j] = v;
-    }
-  }
-
-  /** Per feature, in layout order: kind code, scope (0 = all, 1 = the product), offset within its slot's counts or sums. */
-  private readonly plan: Int32Array;
 }

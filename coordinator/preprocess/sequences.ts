@@ -14,7 +14,7 @@
  * event before it), one row goes to the set's builder: tokens, dt, age, numeric features, labels, weight, split.
  */
 import type { Job } from '../../jobs/job.js';
-import { AggregateAccumulator, AggregateTransform, type AggregateLayout } from '../features/index.js';
+import { AggregateAccumulator, type AggregateLayout } from '../features/index.js';
 import { columnReader, type DuckDB, type VarcharColumn } from '../duckdb/index.js';
 import { sampleUnit, splitUnit, type Int64Map } from './hash.js';
 import type { ShardBuilder } from './shards.js';
@@ -105,14 +105,16 @@ class SetState {
     readonly snapshot: number,
     maxLength: number,
     numericCount: number,
-    types: number,
-    products: number,
     aggregates: AggregateLayout,
+    /** Per product: its aggregate slot (see AggregateAccumulator). */
+    slotOf: Int32Array,
+    slots: number,
+    products: number,
   ) {
     this.fromMs = window.featureFromMs;
     this.asOfMs = window.asOfMs;
     this.labelToMs = window.labelToMs;
-    this.aggregates = new AggregateAccumulator(aggregates, products);
+    this.aggregates = new AggregateAccumulator(aggregates, slotOf, slots);
     this.ts = new Float64Array(maxLength);
     this.item = new Int32Array(maxLength);
     this.category = new Int32Array(maxLength);
@@ -188,9 +190,8 @@ export class SequenceKernel {
   private readonly aggregates: AggregateLayout;
   /** products × aggregate features: one row's `wide` values. */
   private readonly wideWidth: number;
-  private readonly raw: Float64Array;
-  private readonly transform: AggregateTransform;
-  private readonly inProduct: Uint8Array;
+  /** Per product: its aggregate slot (0 for `any`, else its own). */
+  private readonly slotOf: Int32Array;
 
   constructor(private readonly o: KernelOptions) {
     const job = o.job;
@@ -198,14 +199,13 @@ export class SequenceKernel {
     this.numericCount = o.numericCount;
     this.purchase = job.events.types.indexOf(job.events.purchase);
     this.products = o.productCategories.length;
+    let slots = 1;
+    this.slotOf = Int32Array.from(o.productCategories, (p) => (p === null ? 0 : slots++));
     this.states = o.sets.flatMap((s) =>
-      s.snapshots.map((w, k) => new SetState(s, w, k, this.maxLength, o.numericCount, job.events.types.length, this.products, o.aggregates)),
+      s.snapshots.map((w, k) => new SetState(s, w, k, this.maxLength, o.numericCount, o.aggregates, this.slotOf, slots, this.products)),
     );
     this.aggregates = o.aggregates;
     this.wideWidth = this.products * o.aggregates.names.length;
-    this.raw = new Float64Array(this.wideWidth);
-    this.transform = new AggregateTransform(o.aggregates, this.products);
-    this.inProduct = new Uint8Array(this.products);
     this.seed = job.model.seed;
     this.validationShare = job.model.validationShare;
     this.hasItem = job.columns.item !== null;
@@ -286,7 +286,7 @@ export class SequenceKernel {
     let dt = 0;
     const states = this.states;
     const gHash = this.gHash;
-    const inProduct = this.inProduct;
+    let categorySlot = 0;
     for (let s = 0; s < states.length; s++) {
       const st = states[s]!;
       if (ts >= st.fromMs && ts < st.asOfMs) {
@@ -296,9 +296,14 @@ export class SequenceKernel {
           dt = prevTs === prevTs ? Math.log1p((ts - prevTs) / 1000) : 0;
           const lo = gHash[4 * g + 2]!;
           const hi = gHash[4 * g + 3]!;
-          for (let p = 0; p < this.products; p++) inProduct[p] = this.productAny[p] || (lo === this.productLo[p] && hi === this.productHi[p]) ? 1 : 0;
+          for (let p = 0; p < this.products; p++) {
+            if (!this.productAny[p] && lo === this.productLo[p] && hi === this.productHi[p]) {
+              categorySlot = this.slotOf[p]!;
+              break;
+            }
+          }
         }
-        st.aggregates.add(ts, st.asOfMs, e, inProduct, this.gNum, g * this.numericCount);
+        st.aggregates.add(ts, st.asOfMs, e, categorySlot, this.gNum, g * this.numericCount);
         const count = st.count;
         const slot = st.head;
         st.head = slot + 1 === this.maxLength ? 0 : slot + 1;
@@ -423,10 +428,7 @@ export class SequenceKernel {
       const at = b.rows * products;
       for (let p = 0; p < products; p++) labels[at + p] = st.labels[p]!;
     }
-    const width = this.aggregates.features.length;
-    const raw = this.raw;
-    for (let p = 0; p < products; p++) st.aggregates.write(p, asOfMs, this.firstTs, raw, p * width);
-    this.transform.apply(raw, b.wide, b.rows * this.wideWidth);
+    st.aggregates.writeTransformed(asOfMs, this.firstTs, b.wide, b.rows * this.wideWidth);
     b.snapshot[b.rows] = st.snapshot;
     // The set's first feature event has no predecessor in the set (unless the ring cut it off).
     if (n > 0 && count <= maxLength) dt[base] = 0;

@@ -159,7 +159,13 @@ export class ShardPool {
         this.onFailure = reject;
         let next = 0;
         let running = this.threads;
-        this.listeners = { progress, done: (o) => outcomes.push(o) };
+        this.listeners = {
+          progress,
+          done: (o) => {
+            outcomes.push(o);
+            progress(o.shard, o.events);
+          },
+        };
         this.dispatch = (worker) => {
           if (this.failure) return;
           if (next < shards) worker.postMessage({ shard: next++ });

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ShardRunner } from './shard-task.js';
 import { toWireError, type FromShardWorker, type ShardWorkerData } from './shard-pool.js';
 
+const PROGRESS_EVERY_MS = 250;
 const port = parentPort!;
 const post = (m: FromShardWorker) => port.postMessage(m);
 const { plan, duckdb } = workerData as ShardWorkerData;
@@ -24,9 +25,16 @@ port.on('message', (m: { shard: number } | null) => {
     return;
   }
   const shard = m.shard;
+  let lastPost = 0;
   runner
     .run(shard, {
-      onProgress: (events) => post({ type: 'progress', shard, events }),
+      // A message per chunk would cost more than the chunk: a few per second are enough for a progress bar.
+      onProgress: (events) => {
+        const now = performance.now();
+        if (now - lastPost < PROGRESS_EVERY_MS) return;
+        lastPost = now;
+        post({ type: 'progress', shard, events });
+      },
       onDuplicates: (found) => post({ type: 'duplicates', found }),
     })
     .then(
