@@ -14,7 +14,7 @@ import { DAY_MS } from '../../jobs/job.js';
 import { InputError } from '../../core/errors.js';
 import { makeDir } from '../../core/file-modes.js';
 import { TOKEN_COLUMNS, type TokenColumn } from '../../proto/shard-batch.js';
-import { openDuckDB, threadMemoryLimit, type DuckDB } from '../duckdb/index.js';
+import { openDuckDB, sqlString, threadMemoryLimit, type DuckDB } from '../duckdb/index.js';
 import { jobAggregateLayout } from '../features/index.js';
 import { DuplicateKeyWriter, duplicatesSql } from './duplicates.js';
 import { eventsSql } from './events.js';
@@ -162,7 +162,12 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     const shardInput = { events: EVENTS, customerType: events.customerType, numericCount: events.numericCount, fromMs: plan.fromMs, toMs: plan.toMs, withMarkers: counts.minValidMs !== null && counts.minValidMs < plan.fromMs, shards };
     await readInput(db, () => writeShardInputs(db, shardInput, inputDir), job.input.path);
     const startedPool = pool;
+    // While the threads work, this database only keeps what it holds (the events of a CSV input) within half
+    // the limit: the threads have the other half.
+    // DuckDB refuses a limit below what it cannot spill; the threads then run beside the whole limit.
+    await db.run(`SET memory_limit = '${threadMemoryLimit(job.resources.memoryLimit, 1)}'`).catch(() => undefined);
     const outcomes = await readInput(db, () => startedPool.run(shards), job.input.path);
+    await db.run(`SET memory_limit = ${sqlString(job.resources.memoryLimit)}`);
     const totals = { events: outcomes.reduce((n, x) => n + x.events, 0), duplicates: outcomes.reduce((n, x) => n + x.duplicates, 0) };
     const threadWriteMs = outcomes.reduce((ms, x) => ms + x.sets.reduce((m, s) => m + s.writeMs, 0), 0) / threads;
     timings.sequences = performance.now() - t - threadWriteMs;
