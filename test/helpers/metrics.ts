@@ -72,7 +72,9 @@ export function parseExposition(text: string): { types: Map<string, string>; sam
     const family = types.has(name!) ? name! : name!.replace(/_(bucket|sum|count)$/, '');
     expect(types.has(family), `sample ${name} has a TYPE`).toBe(true);
     const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
-    expect(Number.isNaN(value) && valueText !== 'NaN', `a number in ${JSON.stringify(line)}`).toBe(false);
+    // Prometheus reads values with Go's ParseFloat, where NaN is any case: prom-client writes 'Nan' (e.g. the
+    // event loop lag before its first sample).
+    expect(Number.isNaN(value) && valueText.toLowerCase() !== 'nan', `a number in ${JSON.stringify(line)}`).toBe(false);
     samples.push({ name: name!, labels, value });
   }
   return { types, samples };
