@@ -23,7 +23,9 @@ describe('the sequence pass in parallel', () => {
       const results: PreprocessResult[] = [];
       for (const threads of [1, 2, 3]) {
         const job = taobaoJob({ shards: { count: 5, batchRows: 64 }, resources: { memoryLimit: '1GB', threads } });
-        results.push(await preprocess({ job, scoreDate: '2017-12-02', runDir: path.join(dir, `t${threads}`), parallelFromEvents: 0 }));
+        const r = await preprocess({ job, scoreDate: '2017-12-02', runDir: path.join(dir, `t${threads}`), parallelFromEvents: 0 });
+        expect(r.stats.sequenceThreads).toBe(threads);
+        results.push(r);
       }
       const [one, ...more] = results;
       for (const set of ['train', 'score'] as const) {
@@ -53,11 +55,26 @@ describe('the sequence pass in parallel', () => {
       for (const threads of [1, 2]) {
         const job = smallJob(file, { shards: { count: 4, batchRows: 4 }, resources: { memoryLimit: '1GB', threads } });
         const r = await preprocess({ job, scoreDate: '2024-03-10', runDir: path.join(dir, `t${threads}`), parallelFromEvents: 0 });
+        expect(r.stats.sequenceThreads).toBe(threads);
         expect(r.stats.rejected.duplicate).toBe(12);
         quarantines.push(await duck(`SELECT * FROM '${r.stats.quarantineFile}' ORDER BY ALL`));
       }
       expect(quarantines[1]).toEqual(quarantines[0]);
       expect(quarantines[0]).toHaveLength(12);
     });
+  });
+});
+
+test('below parallelFromEvents the pass stays on one thread, and never more threads than shards', async () => {
+  await withTempDir(async (dir) => {
+    const small = await preprocess({ job: taobaoJob({ resources: { memoryLimit: '1GB', threads: 2 } }), scoreDate: '2017-12-02', runDir: path.join(dir, 'small') });
+    expect(small.stats.sequenceThreads).toBe(1);
+    const capped = await preprocess({
+      job: taobaoJob({ shards: { count: 2, batchRows: 64 }, resources: { memoryLimit: '1GB', threads: 4 } }),
+      scoreDate: '2017-12-02',
+      runDir: path.join(dir, 'capped'),
+      parallelFromEvents: 0,
+    });
+    expect(capped.stats.sequenceThreads).toBe(2);
   });
 });

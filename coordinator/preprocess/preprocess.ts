@@ -133,6 +133,7 @@ export async function preprocess(o: PreprocessOptions): Promise<PreprocessResult
     progress('sequences', 0, windowEvents);
     const shards = job.shards.count;
     const threads = windowEvents < (o.parallelFromEvents ?? PARALLEL_FROM_EVENTS) ? 1 : sequenceThreads(job.resources.threads, shards);
+    result.stats.sequenceThreads = threads;
     const dupWriter = (duplicates = await DuplicateKeyWriter.create(db));
     // The threads start now: they load while DuckDB splits the events by shard.
     pool = ShardPool.start(

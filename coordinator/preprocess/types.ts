@@ -36,6 +36,8 @@ export interface PreprocessStats {
   /** The freshness gate's findings (absent in runs from before it). */
   freshness?: Freshness;
   inputFiles: number;
+  /** Threads the sequence pass ran on (resources.threads, at most one per shard; 1 for small inputs). */
+  sequenceThreads?: number;
   /**
    * ms per step: validate, windows, vocabularies, sequences (splitting the events by shard, then every shard's
    * pass, wall time, less writing), shards (writing shard files, per thread)

@@ -74,7 +74,7 @@ export function parseExposition(text: string): { types: Map<string, string>; sam
     const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
     // Prometheus reads values with Go's ParseFloat, where NaN is any case: prom-client writes 'Nan' (e.g. the
     // event loop lag before its first sample).
-    expect(Number.isNaN(value) && valueText.toLowerCase() !== 'nan', `a number in ${JSON.stringify(line)}`).toBe(false);
+    expect(Number.isNaN(value) && valueText!.toLowerCase() !== 'nan', `a number in ${JSON.stringify(line)}`).toBe(false);
     samples.push({ name: name!, labels, value });
   }
   return { types, samples };
