@@ -163,7 +163,7 @@ export function compileJob(raw: unknown, file: string): Job {
   const model = f.object(root.model, 'model') ?? {};
   f.noUnknown(model, 'model', [
     'architectures', 'embeddingDim', 'hiddenUnits', 'denseUnits', 'learningRate', 'batchSize', 'epochs', 'patience',
-    'replicas', 'validationShare', 'classWeight', 'seed',
+    'replicas', 'validationShare', 'classWeight', 'seed', 'freezeWide',
   ]);
   const architectures = (f.array(model.architectures, 'model.architectures') ?? [...ARCHITECTURES]).map(
     (a, i) => f.oneOf(a, `model.architectures[${i}]`, [...ARCHITECTURES]) as Architecture,
@@ -253,6 +253,7 @@ export function compileJob(raw: unknown, file: string): Job {
       validationShare: f.number(model.validationShare, 'model.validationShare', { min: 0.01, max: 0.9 }) ?? 0.2,
       classWeight,
       seed: f.integer(model.seed, 'model.seed', { min: 0, max: 2 ** 31 - 1 }) ?? 7,
+      freezeWide: f.boolean(model.freezeWide, 'model.freezeWide') ?? true,
     },
     tuning: { trials: f.integer(tuning.trials, 'tuning.trials', { min: 0, max: 10_000 }) ?? 0 },
     ensemble: { method: (f.oneOf(ensemble.method, 'ensemble.method', ['mean', 'fitted']) ?? 'mean') as 'mean' | 'fitted' },

@@ -171,6 +171,12 @@ export interface JobFile {
     classWeight?: number | 'balanced';
     /** @default 7 */
     seed?: number;
+    /**
+     * The lstm and attention models start as the count model (their wide part at its coefficients, their sequence
+     * term at zero) and keep that wide part fixed while the sequence part trains: it learns what the counts miss,
+     * such as the order of events. false: the wide part trains too. @default true
+     */
+    freezeWide?: boolean;
   };
   tuning?: {
     /** Random-search trials per architecture (0 = use `model` as given). @default 0 */
@@ -316,6 +322,8 @@ export interface Job {
     validationShare: number;
     classWeight: number | 'balanced';
     seed: number;
+    /** Optional so that Jobs built in code keep compiling. @default true */
+    freezeWide?: boolean;
   };
   tuning: { trials: number };
   ensemble: { method: 'mean' | 'fitted' };

@@ -66,6 +66,7 @@ export function planModels(
     batchSize: m.batchSize,
     positiveWeight: m.classWeight === 'balanced' ? balancedWeight(positives, rows) : m.classWeight,
     seed: m.seed,
+    ...(architecture !== 'logistic' && wideFeatures.length > 0 && (m.freezeWide ?? true) ? { frozenWide: true } : {}),
   });
   const plans: ModelPlan[] = [];
   if (m.architectures.includes('logistic') && wideFeatures.length > 0) {
