@@ -163,7 +163,7 @@ export function compileJob(raw: unknown, file: string): Job {
   const model = f.object(root.model, 'model') ?? {};
   f.noUnknown(model, 'model', [
     'architectures', 'embeddingDim', 'hiddenUnits', 'denseUnits', 'learningRate', 'batchSize', 'epochs', 'patience',
-    'replicas', 'validationShare', 'classWeight', 'seed', 'freezeWide',
+    'replicas', 'validationShare', 'classWeight', 'seed', 'freezeWide', 'itemEmbedding',
   ]);
   const architectures = (f.array(model.architectures, 'model.architectures') ?? [...ARCHITECTURES]).map(
     (a, i) => f.oneOf(a, `model.architectures[${i}]`, [...ARCHITECTURES]) as Architecture,
@@ -254,6 +254,7 @@ export function compileJob(raw: unknown, file: string): Job {
       classWeight,
       seed: f.integer(model.seed, 'model.seed', { min: 0, max: 2 ** 31 - 1 }) ?? 7,
       freezeWide: f.boolean(model.freezeWide, 'model.freezeWide') ?? true,
+      itemEmbedding: f.boolean(model.itemEmbedding, 'model.itemEmbedding') ?? false,
     },
     tuning: { trials: f.integer(tuning.trials, 'tuning.trials', { min: 0, max: 10_000 }) ?? 0 },
     ensemble: { method: (f.oneOf(ensemble.method, 'ensemble.method', ['mean', 'fitted']) ?? 'mean') as 'mean' | 'fitted' },

@@ -177,6 +177,13 @@ export interface JobFile {
      * such as the order of events. false: the wide part trains too. @default true
      */
     freezeWide?: boolean;
+    /**
+     * The lstm and attention models embed the item of each event (when `columns.item` maps one); off, they read
+     * its category, event type, timing and numeric values. Off by default: with thousands of items and hundreds
+     * of buyers per product, item embeddings memorise the training buyers instead of learning patterns that
+     * carry to new customers. @default false
+     */
+    itemEmbedding?: boolean;
   };
   tuning?: {
     /** Random-search trials per architecture (0 = use `model` as given). @default 0 */
@@ -324,6 +331,8 @@ export interface Job {
     seed: number;
     /** Optional so that Jobs built in code keep compiling. @default true */
     freezeWide?: boolean;
+    /** Optional so that Jobs built in code keep compiling. @default false */
+    itemEmbedding?: boolean;
   };
   tuning: { trials: number };
   ensemble: { method: 'mean' | 'fitted' };
