@@ -34,10 +34,4 @@ export interface ModelSpec {
    * residual) instead of re-fitting the counts with a noisy optimizer. Absent (artifacts from before): false.
    */
   frozenWide?: boolean;
-  /**
-   * The per-event numeric features (dt, age: log1p of seconds, up to ~15; num_*) are multiplied by this where the
-   * LSTM reads them, so that they do not drown the token embeddings (±0.05 at the start) in the gates.
-   * Absent (artifacts from before): 1.
-   */
-  featureScale?: number;
 }

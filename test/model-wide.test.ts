@@ -36,7 +36,7 @@ const data = withWide(syntheticBatch({ size: 500, maxLength: 12, seed: 31 }), 5)
 
 describe.each(['logistic', 'lstm', 'attention'] as const)('the %s model with aggregate features', (architecture) => {
   test('learns from them, and its ONNX graph scores like tfjs (max |Δ| ≤ 1e-5)', async () => {
-    const model: SequenceModel = createModel(tinySpec(architecture, { wideFeatures: WIDE, learningRate: 0.05, featureScale: 0.1 }));
+    const model: SequenceModel = createModel(tinySpec(architecture, { wideFeatures: WIDE, learningRate: 0.05 }));
     model.trainSteps(data, { steps: 60, seed: 3 });
     const scorer = await OnnxScorer.create(exportOnnx(model), { threads: 1 });
     try {

@@ -28,7 +28,6 @@ describe('planned models', () => {
     for (const p of all.filter((p) => p.spec.architecture !== 'logistic')) {
       expect(p.spec.vocabSizes).toEqual({ category: 40, event: 4 });
       expect(p.spec.frozenWide).toBe(true);
-      expect(p.spec.featureScale).toBe(0.1);
     }
     for (const p of all.filter((p) => p.spec.architecture === 'logistic')) expect(p.spec.frozenWide).toBeUndefined();
   });

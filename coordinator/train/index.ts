@@ -69,7 +69,6 @@ export function planModels(
     positiveWeight: m.classWeight === 'balanced' ? balancedWeight(positives, rows) : m.classWeight,
     seed: m.seed,
     ...(architecture !== 'logistic' && wideFeatures.length > 0 && (m.freezeWide ?? true) ? { frozenWide: true } : {}),
-    ...(architecture !== 'logistic' && featureNames.length > 0 ? { featureScale: SEQUENCE_FEATURE_SCALE } : {}),
   });
   const plans: ModelPlan[] = [];
   if (m.architectures.includes('logistic') && wideFeatures.length > 0) {
@@ -85,13 +84,6 @@ export function planModels(
   }
   return plans;
 }
-
-/**
- * The sequence models read the per-event features (log1p seconds, up to ~15) at a tenth: at full scale they drive
- * the LSTM's gates alone and the event types and categories barely register (measured on known truth: the LSTM
- * learned the order of events in half the epochs at a tenth).
- */
-export const SEQUENCE_FEATURE_SCALE = 0.1;
 
 /** negatives / positives, bounded so that a product with a handful of buyers does not explode the loss. */
 export function balancedWeight(positives: number, rows: number): number {

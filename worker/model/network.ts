@@ -59,7 +59,7 @@ export class Network {
   /** The LSTM's input, [batch, steps, input width]: embeddings in column order, then features. */
   embed(inputs: NetworkInputs): tf.Tensor3D {
     const parts: tf.Tensor3D[] = embeddedColumns(this.spec).map((c) => tf.gather(this.weight(`embedding/${c}`), inputs.tokens[c]!) as tf.Tensor3D);
-    if (this.spec.featureNames.length > 0) parts.push(this.scaled(inputs.features));
+    if (this.spec.featureNames.length > 0) parts.push(inputs.features);
     return parts.length === 1 ? parts[0]! : tf.concat(parts, 2);
   }
 
@@ -101,18 +101,12 @@ export class Network {
     });
     const nf = this.spec.featureNames.length;
     if (nf > 0) {
-      const f = tf.reshape(tf.transpose(this.scaled(inputs.features), [1, 0, 2]), [rows, nf]) as tf.Tensor2D;
+      const f = tf.reshape(tf.transpose(inputs.features, [1, 0, 2]), [rows, nf]) as tf.Tensor2D;
       parts.push(tf.matMul(f, tf.slice(kernel, [columns.length * dim, 0], [nf, gates]) as tf.Tensor2D));
     }
     let sum = parts.length === 1 ? parts[0]! : (tf.addN(parts) as tf.Tensor2D);
     if (!biasAdded) sum = tf.add(sum, bias);
     return tf.reshape(sum, [steps, batch, gates]);
-  }
-
-  /** The per-event numeric features as the LSTM reads them (spec.featureScale). */
-  private scaled(features: tf.Tensor3D): tf.Tensor3D {
-    const s = this.spec.featureScale ?? 1;
-    return s === 1 ? features : (tf.mul(features, s) as tf.Tensor3D);
   }
 
   private project(timeMajor: tf.Tensor3D): tf.Tensor3D {

@@ -201,9 +201,7 @@ function lstmInput(spec: ModelSpec, value: (name: string) => Float32Array): Lstm
     for (let v = 0; v < vocab; v++) identity[v * vocab + v] = 1;
     return { column, table: identity, width: vocab };
   });
-  // The features' rows carry spec.featureScale (x·s·W = x·(s·W)): the graph reads the features as they come.
-  const s = spec.featureScale ?? 1;
-  blocks.push(kernel.subarray(embeddedColumns(spec).length * dim * G).map((w) => w * s));
+  blocks.push(kernel.subarray(embeddedColumns(spec).length * dim * G));
   const width = blocks.reduce((n, b) => n + b.length / G, 0);
   const joined = new Float32Array(width * G);
   blocks.reduce((at, b) => (joined.set(b, at), at + b.length), 0);
