@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_SYNC_EVERY_STEPS, trainModel } from '../coordinator/train/index.js';
+import { trainModel } from '../coordinator/train/index.js';
 import { syntheticSpec, withModelWorkers } from '../test/helpers/train.js';
 import { writeSyntheticShards } from '../test/helpers/synthetic-shards.js';
 import { machineLine } from './machine.js';
@@ -27,7 +27,7 @@ const data = await writeSyntheticShards({ dir, customers, shards: 8, maxLength: 
 const spec = syntheticSpec(data, { maxLength: 50, embeddingDim: 32, hiddenUnits: 64, denseUnits: 32, batchSize: 256 });
 
 console.log(`training benchmark · ${machineLine()}`);
-console.log(`${customers.toLocaleString('en-US')} synthetic customers in 8 shards · LSTM: vocabulary 5,000, embedding 32, hidden 64, length 50, batch 256 · sync every ${DEFAULT_SYNC_EVERY_STEPS} steps`);
+console.log(`${customers.toLocaleString('en-US')} synthetic customers in 8 shards · LSTM: vocabulary 5,000, embedding 32, hidden 64, length 50, batch 256 · weights averaged once per pass (the default)`);
 console.log('workers  sequences/s  efficiency  bytes per round  rounds/epoch  epoch of 1 M sequences  validation AUC');
 let single = 0;
 for (const n of workerCounts) {

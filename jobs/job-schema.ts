@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration } from '../core/duration.js';
 import { formatMode } from '../core/file-modes.js';
-import { ARCHITECTURES } from './job.js';
+import { ARCHITECTURES, DEFAULT_REPLICAS } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -315,12 +315,12 @@ export const jobFileSchema = mapping({
       embeddingDim: whole({ min: 1, max: 4096 }).default(16).describe('Width of the token embeddings.'),
       hiddenUnits: whole({ min: 1, max: 4096 }).default(32).describe('Units of the LSTM.'),
       denseUnits: whole({ min: 1, max: 4096 }).default(16).describe('Units of the dense layer before the output.'),
-      learningRate: number({ min: 1e-7, max: 10 }).default(0.005).describe('Learning rate of the optimiser.'),
+      learningRate: number({ min: 1e-7, max: 10 }).default(0.01).describe('Learning rate of the optimiser.'),
       batchSize: whole({ min: 1, max: 1_000_000 }).default(128).describe('Sequences per training batch.'),
-      epochs: whole({ min: 1, max: 10_000 }).default(8).describe('At most this many passes over the training set (see patience).'),
-      patience: whole({ min: 1, max: 10_000 }).default(2).describe('Stop after this many epochs without a better validation AUC.'),
+      epochs: whole({ min: 1, max: 10_000 }).default(16).describe('At most this many passes over the training set (see patience).'),
+      patience: whole({ min: 1, max: 10_000 }).default(6).describe('Stop after this many epochs without a better validation AUC.'),
       replicas: whole({ min: 1, max: 4096 })
-        .default(4)
+        .default(DEFAULT_REPLICAS)
         .describe('Data-parallel replicas the training shards are split into (capped at shards.count). The trained weights depend on it and never on how many workers join or die; workers beyond it idle while training.'),
       validationShare: number({ min: 0.01, max: 0.9 }).default(0.2).describe('Share of training customers held out for validation (by customer hash).'),
       classWeight: z
@@ -328,6 +328,16 @@ export const jobFileSchema = mapping({
         .default('balanced')
         .describe("Positive-class weight: a number, or 'balanced' (negatives/positives)."),
       seed: whole({ min: 0, max: 2 ** 31 - 1 }).default(7).describe('Random seed of the training (and of the tuning trials).'),
+      freezeWide: bool()
+        .default(true)
+        .describe(
+          'The lstm and attention models start as the count model (their wide part at its coefficients, their sequence term at zero) and keep that wide part fixed while the sequence part trains: it learns what the counts miss, such as the order of events. false: the wide part trains too.',
+        ),
+      itemEmbedding: bool()
+        .default(false)
+        .describe(
+          'The lstm and attention models embed the item of each event (when columns.item maps one); off, they read its category, event type, timing and numeric values. Off by default: with thousands of items and hundreds of buyers per product, item embeddings memorise the training buyers instead of learning patterns that carry to new customers.',
+        ),
     },
     'The models and their training.',
   ).superRefine((m, ctx) => {

@@ -28,4 +28,10 @@ export interface ModelSpec {
   /** Resolved positive-class weight (multiplied with each row's sampling weight). */
   positiveWeight: number;
   seed: number;
+  /**
+   * The wide part (wide/kernel, and wide/bias for attention) keeps its starting weights while the rest trains:
+   * started at the count model's coefficients, the sequence part then learns what the counts miss (their
+   * residual) instead of re-fitting the counts with a noisy optimizer. Absent (artifacts from before): false.
+   */
+  frozenWide?: boolean;
 }

@@ -39,7 +39,7 @@ describe('job file schema', () => {
   test('the schema carries descriptions and defaults for editors', () => {
     const schema = JSON.parse(jobFileJsonSchemaText());
     expect(schema.required).toEqual(['account', 'input', 'columns', 'events', 'label']);
-    expect(schema.properties.model.properties.epochs).toMatchObject({ type: 'integer', default: 8, minimum: 1 });
+    expect(schema.properties.model.properties.epochs).toMatchObject({ type: 'integer', default: 16, minimum: 1 });
     expect(schema.properties.sequence.properties.lookbackDays.description).toContain('Features use events in');
     expect(schema.properties.model.additionalProperties).toBe(false);
   });
@@ -111,7 +111,7 @@ describe('job file schema', () => {
   test('a key written without a value means its default, as before', () => {
     const job = compileJob({ ...minimal, validation: null, model: { epochs: null }, output: { retain: { runsDays: null } } }, '/jobs/shop.yaml');
     expect(job.validation.maxRejectedShare).toBe(0.01);
-    expect(job.model.epochs).toBe(8);
+    expect(job.model.epochs).toBe(16);
     expect(job.output.retain).toEqual({ runsDays: null, exportsDays: null });
   });
 });

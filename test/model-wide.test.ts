@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { countModelWeights, warmStart } from '../coordinator/train/count-model.js';
 import type { SequenceBatch } from '../proto/shard-batch.js';
-import { auc, createModel, exportOnnx, initialWeights, modelFromWeights, OnnxScorer, selectBackend, type SequenceModel } from '../worker/model/index.js';
+import { auc, createModel, exportOnnx, initialWeights, modelFromWeights, OnnxScorer, selectBackend, splitWeights, type SequenceModel } from '../worker/model/index.js';
 import { maxAbsDiff, mulberry, PRODUCTS, syntheticBatch, tinySpec } from './helpers/model.js';
 
 beforeAll(async () => {
@@ -98,4 +98,48 @@ test('a sequence model warm-started from the count models starts with their wide
   const plain = tinySpec('lstm');
   const initial = initialWeights(plain);
   expect(warmStart(plain, initial, byProduct)).toBe(initial);
+});
+
+describe.each(['lstm', 'attention'] as const)('the %s model started as the count model', (architecture) => {
+  const byProduct = new Map(PRODUCTS.map((p, k) => [p, { weights: Float32Array.of(0.6, -0.4 + 0.1 * k, 0.3), bias: -2 - k }]));
+  const countLogit = (r: number, p: number) => {
+    const c = byProduct.get(PRODUCTS[p]!)!;
+    const W = WIDE.length;
+    let z = c.bias;
+    for (let j = 0; j < W; j++) z += c.weights[j]! * data.wide[(r * PRODUCTS.length + p) * W + j]!;
+    return z;
+  };
+
+  test('scores at the start exactly the count model, its logits shifted by ln(positive weight)', () => {
+    const spec = tinySpec(architecture, { wideFeatures: WIDE, positiveWeight: 8 });
+    const model = modelFromWeights(spec, warmStart(spec, initialWeights(spec), byProduct));
+    try {
+      const scores = model.predict(data);
+      const width = architecture === 'attention' ? PRODUCTS.length : 1;
+      for (const r of [0, 5, 321]) {
+        for (let j = 0; j < width; j++) expect(scores[r * width + j]).toBeCloseTo(1 / (1 + Math.exp(-(countLogit(r, j) + Math.log(8)))), 5);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('with frozenWide, training moves the sequence part and never the count coefficients', () => {
+    const spec = tinySpec(architecture, { wideFeatures: WIDE, frozenWide: true, learningRate: 0.05 });
+    const start = warmStart(spec, initialWeights(spec), byProduct);
+    const model = modelFromWeights(spec, start);
+    try {
+      model.trainSteps(data, { steps: 20, seed: 3 });
+      const before = splitWeights(spec, start);
+      const after = splitWeights(spec, model.getWeights());
+      for (const name of architecture === 'attention' ? ['wide/kernel', 'wide/bias'] : ['wide/kernel']) {
+        expect(Array.from(after.get(name)!.values)).toEqual(Array.from(before.get(name)!.values));
+      }
+      for (const name of ['lstm/kernel', 'output/kernel', 'output/bias']) {
+        expect(maxAbsDiff(after.get(name)!.values, before.get(name)!.values)).toBeGreaterThan(1e-3);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
 });

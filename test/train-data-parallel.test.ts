@@ -77,6 +77,8 @@ describe('data-parallel training', () => {
       let killed = false;
       const model = await trainModel({
         ...base(),
+        // Three replicas, one per worker, so that the killed worker holds one.
+        replicas: 3,
         spec: syntheticSpec(data),
         participants,
         checkpointDir: await tmp('kill'),

@@ -18,7 +18,7 @@ import { trainModel, type EpochMetrics, type TrainedModel, type TrainShard } fro
 
 export type { TrainParticipant } from './participant.js';
 export type { EpochMetrics, TrainedModel, TrainShard } from './trainer.js';
-export { trainModel, DEFAULT_SYNC_EVERY_STEPS } from './trainer.js';
+export { trainModel, defaultSyncEverySteps } from './trainer.js';
 export { averageWeights } from './average.js';
 export { inProcessParticipant } from './in-process.js';
 export { meanProductAuc } from './auc.js';
@@ -51,11 +51,13 @@ export function planModels(
   set: Pick<TrainingSet, 'customers' | 'positives'>,
 ): ModelPlan[] {
   const m = job.model;
+  const { item: _item, ...withoutItems } = vocabSizes;
+  const embedded = m.itemEmbedding ? vocabSizes : withoutItems;
   const base = (architecture: ModelSpec['architecture'], product: string | null, positives: number, rows: number): ModelSpec => ({
     architecture,
     product,
     products,
-    vocabSizes,
+    vocabSizes: embedded,
     featureNames,
     wideFeatures,
     maxLength: job.sequence.maxLength,
@@ -66,6 +68,7 @@ export function planModels(
     batchSize: m.batchSize,
     positiveWeight: m.classWeight === 'balanced' ? balancedWeight(positives, rows) : m.classWeight,
     seed: m.seed,
+    ...(architecture !== 'logistic' && wideFeatures.length > 0 && (m.freezeWide ?? true) ? { frozenWide: true } : {}),
   });
   const plans: ModelPlan[] = [];
   if (m.architectures.includes('logistic') && wideFeatures.length > 0) {

@@ -34,7 +34,13 @@ export interface TrainModelOptions {
   epochs: number;
   /** Stop after this many epochs without a better validation AUC. */
   patience: number;
-  /** Local optimizer steps between two weight averages. @default 8 */
+  /**
+   * Local optimizer steps between two weight averages. @default one pass over the largest replica's rows
+   * (ceil(rows / batchSize)): one round per epoch. The optimizer restarts every round, and Adam restarted every
+   * few steps takes sign-sized steps on every weight (its bias correction), which drowns the small, consistent
+   * gradients a sequence pattern gives: measured on the known-truth benchmark, the LSTM learned nothing beyond the
+   * count model with rounds of 8 steps and gained +0.015 validation AUC with rounds of a whole pass.
+   */
   syncEverySteps?: number;
   /** Weights to start from. @default the spec's seeded initial weights */
   initialWeights?: Float32Array;
@@ -77,12 +83,16 @@ export interface TrainedModel {
   resumed: boolean;
 }
 
-export const DEFAULT_SYNC_EVERY_STEPS = 8;
 export { DEFAULT_REPLICAS };
 
+/** Steps per round when the caller does not say: one pass over the largest replica's rows. */
+export function defaultSyncEverySteps(replicas: readonly Replica[], batchSize: number): number {
+  return Math.max(1, Math.ceil(Math.max(0, ...replicas.map((r) => r.rows)) / batchSize));
+}
+
 export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
-  const syncEvery = o.syncEverySteps ?? DEFAULT_SYNC_EVERY_STEPS;
   const replicas = splitReplicas(o.shards, o.replicas ?? DEFAULT_REPLICAS);
+  const syncEvery = o.syncEverySteps ?? defaultSyncEverySteps(replicas, o.spec.batchSize);
   const hash = specHash(o.spec, { shards: o.shards.map((s) => [s.id, s.rows]), epochs: o.epochs, syncEvery, replicas: replicas.length });
   const dir = path.join(o.checkpointDir);
   const plan = new ReplicaPlan(o.datasetId, replicas, o.participants, o.shards);

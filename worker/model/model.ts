@@ -76,12 +76,16 @@ export function modelFromWeights(specInput: ModelSpec | string, weights: Float32
 class TfjsSequenceModel implements SequenceModel {
   readonly spec: ModelSpec;
   private readonly net: Network;
+  /** What the optimizer updates: every variable, or all but the wide part's when spec.frozenWide. */
+  private readonly trainable: tf.Variable[];
   private optimizer: tf.AdamOptimizer | null = null;
   private disposed = false;
 
   constructor(spec: ModelSpec) {
     this.spec = spec;
     this.net = new Network(spec, initialWeights(spec));
+    const frozen = new Set(spec.frozenWide ? ['wide/kernel', 'wide/bias'] : []);
+    this.trainable = this.net.variables.filter((_, i) => !frozen.has(weightLayout(spec)[i]!.name));
   }
 
   getWeights(): Float32Array {
@@ -146,7 +150,7 @@ class TfjsSequenceModel implements SequenceModel {
         const loss = this.optimizer!.minimize(
           () => weightedLogLoss(this.net.forward(inputs, ids).logits, y, w),
           true,
-          this.net.variables,
+          this.trainable,
         ) as tf.Scalar;
         return loss.dataSync()[0]!;
       });

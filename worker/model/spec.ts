@@ -117,6 +117,7 @@ export function parseSpec(input: string | ModelSpec): ModelSpec {
   if (!(spec.learningRate > 0)) bad('learningRate', `must be > 0, got ${spec.learningRate}`);
   if (!(spec.positiveWeight > 0) || !Number.isFinite(spec.positiveWeight)) bad('positiveWeight', `must be a finite number > 0, got ${spec.positiveWeight}`);
   if (!Number.isInteger(spec.seed)) bad('seed', `must be an integer, got ${spec.seed}`);
+  if (spec.frozenWide !== undefined && typeof spec.frozenWide !== 'boolean') bad('frozenWide', `must be true or false, got ${JSON.stringify(spec.frozenWide)}`);
   return spec;
 }
 
