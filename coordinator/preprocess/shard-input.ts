@@ -45,8 +45,9 @@ export async function writeShardInputs(db: DuckDB, o: ShardInputOptions, dir: st
   const markers = `SELECT ${shard} AS shard, customer, min(ts)::DOUBLE AS ts, ${MARKER_EVENT}::UTINYINT AS e, 0::UBIGINT AS hi, 0::UBIGINT AS hc, ${key} AS k${nulls}
     FROM ${o.events} WHERE reason = 0 AND ts < ${o.fromMs} GROUP BY customer`;
   const select = o.withMarkers ? `${recent} UNION ALL ${markers}` : recent;
-  // Written once and read once: lz4 is cheaper to write and read than the default snappy at a similar size.
-  await db.run(`COPY (${select}) TO ${sqlString(dir)} (FORMAT parquet, PARTITION_BY (shard), COMPRESSION lz4, OVERWRITE_OR_IGNORE true)`);
+  // Written once, read once and removed: uncompressed costs about 50 bytes of disk per event and a quarter less
+  // CPU than lz4 (measured at 10 M events: 2.4 s against 3.3 s on one thread).
+  await db.run(`COPY (${select}) TO ${sqlString(dir)} (FORMAT parquet, PARTITION_BY (shard), COMPRESSION uncompressed, OVERWRITE_OR_IGNORE true)`);
 }
 
 /** The Parquet files of one shard's events, or null when no customer hashed there. */
