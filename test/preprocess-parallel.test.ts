@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { preprocess, type PreprocessResult } from '../coordinator/preprocess/index.js';
+import { planSet } from '../coordinator/preprocess/sets.js';
+import { ShardPool } from '../coordinator/preprocess/shard-pool.js';
+import { jobAggregateLayout } from '../coordinator/features/index.js';
+import { DAY_MS } from '../jobs/job.js';
 import { duck, smallJob, taobaoJob, withTempDir, writeEvents, type EventRow } from './helpers/preprocess.js';
 
 /** Every file under a set folder, name → sha256. */
@@ -76,5 +80,23 @@ test('below parallelFromEvents the pass stays on one thread, and never more thre
       parallelFromEvents: 0,
     });
     expect(capped.stats.sequenceThreads).toBe(2);
+  });
+});
+
+test('a shard that fails on a worker thread fails the pass with its reason, and every thread ends', async () => {
+  await withTempDir(async (dir) => {
+    const job = taobaoJob({ shards: { count: 4, batchRows: 64 } });
+    const asOfMs = Date.UTC(2017, 11, 2);
+    const window = { name: 'score' as const, asOf: '2017-12-02', asOfMs, featureFromMs: asOfMs - 7 * DAY_MS, labelToMs: asOfMs + 2 * DAY_MS };
+    const aggregates = jobAggregateLayout(job);
+    const set = await planSet({ job, window, labelled: false, products: [{ name: 'any', category: null }], aggregates, tokenColumns: ['event'], runDir: dir });
+    const inputDir = path.join(dir, 'sequence-input');
+    for (let s = 0; s < 4; s++) {
+      await mkdir(path.join(inputDir, `shard=${s}`), { recursive: true });
+      await writeFile(path.join(inputDir, `shard=${s}`, 'data_0.parquet'), 'not a parquet file'); // a disk that returns garbage
+    }
+    const plan = { job, inputDir, customerType: 'BIGINT' as const, numericCount: 0, sets: [set], itemIds: null, categoryIds: null, eventIds: Int32Array.of(2, 3, 4, 5), productCategories: [null], aggregates };
+    const pool = ShardPool.start(plan, 4, { threads: 2, duckdb: { memoryLimit: '256MB', tempDirectory: path.join(dir, 'tmp') } });
+    await expect(pool.run(4)).rejects.toThrow(/parquet/i);
   });
 });
