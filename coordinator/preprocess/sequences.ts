@@ -187,7 +187,6 @@ export class SequenceKernel {
   /** sign(x)·log1p(|x|) of gNum, computed once per event for all sets. */
   private gNumT: Float32Array;
   private order = new Int32Array(16);
-  private readonly aggregates: AggregateLayout;
   /** products × aggregate features: one row's `wide` values. */
   private readonly wideWidth: number;
   /** Per product: its aggregate slot (0 for `any`, else its own). */
@@ -204,7 +203,6 @@ export class SequenceKernel {
     this.states = o.sets.flatMap((s) =>
       s.snapshots.map((w, k) => new SetState(s, w, k, this.maxLength, o.numericCount, o.aggregates, this.slotOf, slots, this.products)),
     );
-    this.aggregates = o.aggregates;
     this.wideWidth = this.products * o.aggregates.names.length;
     this.seed = job.model.seed;
     this.validationShare = job.model.validationShare;
@@ -294,14 +292,8 @@ export class SequenceKernel {
           itemId = this.itemIds ? this.itemIds.get(gHash[4 * g]!, gHash[4 * g + 1]!) : 0;
           categoryId = this.categoryIds ? this.categoryIds.get(gHash[4 * g + 2]!, gHash[4 * g + 3]!) : 0;
           dt = prevTs === prevTs ? Math.log1p((ts - prevTs) / 1000) : 0;
-          const lo = gHash[4 * g + 2]!;
-          const hi = gHash[4 * g + 3]!;
-          for (let p = 0; p < this.products; p++) {
-            if (!this.productAny[p] && lo === this.productLo[p] && hi === this.productHi[p]) {
-              categorySlot = this.slotOf[p]!;
-              break;
-            }
-          }
+          const p = this.categoryProduct(g);
+          if (p >= 0) categorySlot = this.slotOf[p]!;
         }
         st.aggregates.add(ts, st.asOfMs, e, categorySlot, this.gNum, g * this.numericCount);
         const count = st.count;
@@ -316,11 +308,19 @@ export class SequenceKernel {
         for (let k = 0; k < numericCount; k++) st.numeric[slot * numericCount + k] = this.gNumT[g * numericCount + k]!;
         st.count = count + 1;
       } else if (e === this.purchase && ts >= st.asOfMs && ts < st.labelToMs) {
-        for (let p = 0; p < this.products; p++) {
-          if (this.productAny[p] || (gHash[4 * g + 2] === this.productLo[p] && gHash[4 * g + 3] === this.productHi[p])) st.labels[p] = 1;
-        }
+        for (let p = 0; p < this.products; p++) if (this.productAny[p]) st.labels[p] = 1;
+        const p = this.categoryProduct(g);
+        if (p >= 0) st.labels[p] = 1;
       }
     }
+  }
+
+  /** The category product event g is in (product categories are distinct), or -1. */
+  private categoryProduct(g: number): number {
+    const lo = this.gHash[4 * g + 2]!;
+    const hi = this.gHash[4 * g + 3]!;
+    for (let p = 0; p < this.products; p++) if (!this.productAny[p] && lo === this.productLo[p] && hi === this.productHi[p]) return p;
+    return -1;
   }
 
   /** Orders events sharing a timestamp by (type, item, category, numbers); 0 means an exact duplicate. */
