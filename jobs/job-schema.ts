@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration } from '../core/duration.js';
 import { formatMode } from '../core/file-modes.js';
+import { MEMORY_SIZE_PATTERN } from '../coordinator/duckdb/index.js';
 import { ARCHITECTURES, DEFAULT_REPLICAS } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -23,7 +24,6 @@ const MAPPING_PATTERN = /^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{1,2000}$/;
 const SAFE_PATH = /^[^\x00-\x1f\x7f]{1,4096}$/;
 /** A URL scheme (`s3://`, `gs://`, `http://`): nextbuy reads and writes local paths only. */
 const URL_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
-const MEMORY_PATTERN = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 const CATEGORY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ACTION_NAME_PATTERN = /^[a-z][a-z0-9_]{0,31}$/;
 const ADDRESS_PATTERN = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
@@ -395,7 +395,7 @@ export const jobFileSchema = mapping({
   ),
   resources: section(
     {
-      memoryLimit: text({ pattern: MEMORY_PATTERN, hint: "a size like '2GB' or '512MiB'" }).default('2GB').describe('DuckDB memory_limit; the sequence pass\'s threads share half of it.'),
+      memoryLimit: text({ pattern: MEMORY_SIZE_PATTERN, hint: "a size like '2GB' or '512MiB'" }).default('2GB').describe('DuckDB memory_limit; the sequence pass\'s threads share half of it.'),
       threads: whole({ min: 1, max: 1024 }).optional().describe('DuckDB threads, and the threads that build shards in parallel (at most one per shard). Default: all cores.'),
     },
     "DuckDB's resources.",

@@ -124,13 +124,14 @@ export function sqlStringList(values: readonly string[]): string {
 }
 
 const MEMORY_UNITS: Record<string, number> = { kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+/** A DuckDB memory size ('2GB', '512MiB'): what the job file accepts and memoryBytes() reads. */
+export const MEMORY_SIZE_PATTERN = /^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
 /** A DuckDB size ('2GB', '512MiB') in bytes. */
 export function memoryBytes(limit: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(limit.trim());
-  const unit = m ? MEMORY_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new RangeError(`memory size "${limit}": write a size like '2GB' or '512MiB'`);
-  return Number(m[1]) * unit;
+  const m = MEMORY_SIZE_PATTERN.exec(limit.trim());
+  if (!m) throw new RangeError(`memory size "${limit}": write a size like '2GB' or '512MiB'`);
+  return Number(m[1]) * MEMORY_UNITS[m[2]!.toLowerCase()]!;
 }
 
 /** Smallest memory_limit a thread's DuckDB gets: below it a sort spills on every chunk. */

@@ -92,11 +92,10 @@ export async function planSet(o: SetPlanOptions): Promise<SetPlan> {
   };
 }
 
-/** The set from its shards' outcomes. */
-export function assembleSet(plan: SetPlan, outcomes: ShardSetOutcome[]): ShardSet {
+/** The set from its shards' outcomes, in shard order. */
+export function assembleSet(plan: SetPlan, sorted: ShardSetOutcome[]): ShardSet {
   const name = plan.window.name;
   const products = plan.schema.products;
-  const sorted = [...outcomes].sort((a, b) => a.shard - b.shard);
   const positives = products.map((_, p) => sorted.reduce((n, o) => n + o.positives[p]!, 0));
   return {
     name,

@@ -89,7 +89,8 @@ export class ShardPool {
   private dispatch: ((worker: Worker) => void) | null = null;
   private failure: Error | null = null;
   private onFailure: ((e: Error) => void) | null = null;
-  private listeners: Pick<ShardPoolOptions, 'onProgress' | 'onDuplicates'> & { progress?: (shard: number, events: number) => void; done?: (o: ShardOutcome) => void } = {};
+  /** Set by run(): where a worker's progress and finished shards go. */
+  private listeners: { progress?: (shard: number, events: number) => void; done?: (o: ShardOutcome) => void } = {};
 
   private constructor(
     private readonly plan: ShardPassPlan,
