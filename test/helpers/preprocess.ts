@@ -9,8 +9,9 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { RecordBatch } from 'apache-arrow';
 import { DAY_MS, type Job } from '../../jobs/job.js';
 import { readShard, type PreprocessResult, type ShardSet } from '../../coordinator/preprocess/index.js';
-import { jobAggregateLayout, rawAggregate } from '../../coordinator/features/index.js';
-import { toShardRows } from '../../proto/shard-batch.js';
+import { jobAggregateLayout } from '../../coordinator/features/index.js';
+import { withAggregates } from '../../coordinator/evaluate/index.js';
+import { readScoreSetRows } from '../../coordinator/pipeline/collect.js';
 
 export const TAOBAO_EVENTS = path.resolve('examples/taobao/events.csv.gz');
 /**
@@ -188,27 +189,18 @@ export interface FeatureRow {
 
 /**
  * A set's aggregate features as rows (customer, product, raw value per feature; null for "never"), read back
- * from the shards' `wide` values of the latest snapshot, in shard order.
+ * from the shards' `wide` values of the latest snapshot the way the evaluation reads them, in shard order.
  */
 export async function readFeatureRows(set: ShardSet, job: Job): Promise<FeatureRow[]> {
   const layout = jobAggregateLayout(job);
-  const out: FeatureRow[] = [];
-  for (const shard of set.shards) {
-    for await (const batch of readShard(shard.file)) {
-      const rows = toShardRows(batch);
-      const width = rows.wideFeatures.length;
-      for (let r = 0; r < rows.size; r++) {
-        if (rows.snapshot[r] !== 0) continue;
-        rows.products.forEach((product, p) => {
-          const row: FeatureRow = { customer_id: rows.customerIds[r]!, product };
-          layout.features.forEach((f, j) => {
-            const raw = rawAggregate(f.kind, rows.wide[(r * rows.products.length + p) * width + j]!, layout.lookbackDays);
-            row[f.name] = Number.isNaN(raw) ? null : raw;
-          });
-          out.push(row);
-        });
-      }
-    }
-  }
-  return out;
+  const files = set.shards.map((s) => s.file);
+  const { customerIds, products } = await readScoreSetRows(files);
+  const perProduct = await withAggregates(files, layout, customerIds, (reader) => Promise.all(products.map((p) => reader.product(p))));
+  return customerIds.flatMap((customer_id, i) =>
+    perProduct.map((a) => {
+      const row: FeatureRow = { customer_id, product: a.product };
+      layout.features.forEach((f, j) => (row[f.name] = Number.isNaN(a.columns[j]![i]!) ? null : a.columns[j]![i]!));
+      return row;
+    }),
+  );
 }
