@@ -39,6 +39,7 @@ export async function withAggregates<T>(
   });
   const n = customerIds.length;
   const width = layout.features.length;
+  const names = layout.names.join('\n');
   return fn({
     async product(product) {
       const columns = layout.features.map((f) => new Float64Array(n).fill(f.kind === 'days' || f.kind === 'tenure' ? Number.NaN : 0));
@@ -47,7 +48,7 @@ export async function withAggregates<T>(
       for (const file of shardFiles) {
         for await (const batch of readShard(file)) {
           const rows = toShardRows(batch);
-          if (rows.wideFeatures.join('\n') !== layout.names.join('\n')) {
+          if (rows.wideFeatures.join('\n') !== names) {
             throw new InputError(`the shard ${file} carries other aggregate features than the job's: rerun preprocess with this job file`);
           }
           const p = rows.products.indexOf(product);
