@@ -17,7 +17,7 @@
  * report.json is read for what it holds: entries of kind model / ensemble / baseline with metrics.auc, and any
  * interval or verdict fields it may carry (printed as they are); what is absent prints as "–".
  *
- * CLI: node --import tsx bench/quality.ts [--customers 20000,100000] [--seed 7] [--workers N] [--no-taobao] [--keep]
+ * CLI: node --import tsx bench/quality.ts [--customers 20000,100000] [--seed 7] [--workers N] [--no-taobao] [--keep] [--set key.path=value …]
  *      (--customers 0: the Taobao sample only)
  */
 import { spawn } from 'node:child_process';
@@ -168,12 +168,28 @@ interface Verdict {
   line: string;
 }
 
-async function knownTruthSize(customers: number, seed: number, workers: number | null, keep: boolean): Promise<Verdict[]> {
+/** `--set a.b=v` overrides: the job file's key path a.b set to v (parsed as YAML), for comparing settings. */
+type JobOverrides = [string[], unknown][];
+
+function applyOverrides(job: Json, overrides: JobOverrides): void {
+  for (const [keys, value] of overrides) {
+    let at = job;
+    for (const k of keys.slice(0, -1)) at = (isObject(at[k]) ? at[k] : (at[k] = {})) as Json;
+    at[keys.at(-1)!] = value;
+  }
+}
+
+async function knownTruthSize(customers: number, seed: number, workers: number | null, keep: boolean, overrides: JobOverrides): Promise<Verdict[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nextbuy-quality-'));
   console.log(`── known truth, ${n(customers)} customers (seed ${seed}) · folder ${dir}`);
   try {
     const t0 = performance.now();
     const kt = generateKnownTruth({ customers, out: dir, seed });
+    if (overrides.length > 0) {
+      const job = parse(await readFile(kt.jobFile, 'utf8')) as Json;
+      applyOverrides(job, overrides);
+      await writeFile(kt.jobFile, stringify(job));
+    }
     console.log(
       `generated   ${n(kt.events)} events in ${((performance.now() - t0) / 1000).toFixed(1)} s · ${n(kt.customers)} customers known as of ${kt.asOf} · ` +
         `${(100 * kt.shareOver50).toFixed(0)} % with > 50 events in the ${kt.lookbackDays}-day lookback (max ${n(kt.maxEventsInLookback)}) · horizon ${kt.horizonDays} days`,
@@ -353,15 +369,20 @@ async function main(): Promise<void> {
   const seed = Number(flag(args, 'seed') ?? '7');
   const workers = flag(args, 'workers') ? Number(flag(args, 'workers')) : null;
   const keep = args.includes('--keep');
+  const overrides: JobOverrides = args.flatMap((a, i) => (a === '--set' && args[i + 1]?.includes('=') ? [args[i + 1]!] : [])).map((kv) => {
+    const eq = kv.indexOf('=');
+    return [kv.slice(0, eq).split('.'), parse(kv.slice(eq + 1)) as unknown];
+  });
   if (sizes.some((s) => !Number.isInteger(s) || s < 0) || !Number.isInteger(seed)) {
-    console.error('usage: node --import tsx bench/quality.ts [--customers 20000,100000] [--seed 7] [--workers N] [--no-taobao] [--keep]');
+    console.error('usage: node --import tsx bench/quality.ts [--customers 20000,100000] [--seed 7] [--workers N] [--no-taobao] [--keep] [--set key.path=value …]');
     process.exit(2);
   }
   console.log(`quality against known truth · ${machineLine()}`);
+  if (overrides.length > 0) console.log(`job overrides (known truth): ${overrides.map(([k, v]) => `${k.join('.')}=${JSON.stringify(v)}`).join(' ')}`);
   console.log(`goals: published ≥ ${RATIO_GOAL} × Bayes-optimal AUC on every product; ≥ best baseline + ${MARGIN_GOAL} where a product has ≥ ${MARGIN_MIN_POSITIVES} positives; Taobao sample: published any ≥ logistic baseline\n`);
   const verdicts: Verdict[] = [];
   for (const size of sizes.filter((s) => s > 0)) {
-    for (const v of await knownTruthSize(size, seed, workers, keep)) verdicts.push({ ...v, line: `${n(size)} customers · ${v.line}` });
+    for (const v of await knownTruthSize(size, seed, workers, keep, overrides)) verdicts.push({ ...v, line: `${n(size)} customers · ${v.line}` });
     console.log('');
   }
   if (!args.includes('--no-taobao')) {

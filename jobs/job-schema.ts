@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration } from '../core/duration.js';
 import { formatMode } from '../core/file-modes.js';
 import { MEMORY_SIZE_PATTERN } from '../coordinator/duckdb/index.js';
-import { ARCHITECTURES, DEFAULT_REPLICAS } from './job.js';
+import { ARCHITECTURES, DEFAULT_REPLICAS, DEFAULT_SEQUENCE_FIRST_EPOCHS } from './job.js';
 
 const ACCOUNT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DATE_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -328,10 +328,10 @@ export const jobFileSchema = mapping({
         .default('balanced')
         .describe("Positive-class weight: a number, or 'balanced' (negatives/positives)."),
       seed: whole({ min: 0, max: 2 ** 31 - 1 }).default(7).describe('Random seed of the training (and of the tuning trials).'),
-      freezeWide: bool()
-        .default(true)
+      sequenceFirstEpochs: whole({ min: 0, max: 10_000 })
+        .default(DEFAULT_SEQUENCE_FIRST_EPOCHS)
         .describe(
-          'The lstm and attention models start as the count model (their wide part at its coefficients, their sequence term at zero) and keep that wide part fixed while the sequence part trains: it learns what the counts miss, such as the order of events. false: the wide part trains too.',
+          'The lstm and attention models train their sequence part alone for this many epochs (their wide part, the aggregate features, held at zero), then both parts together; early stopping counts from then. Given the aggregate features from the first step, a sequence model settles on what the counts say and its sequence part stops learning. 0: both parts from the first epoch.',
         ),
       itemEmbedding: bool()
         .default(false)

@@ -77,8 +77,8 @@ export interface Job {
     validationShare: number;
     classWeight: number | 'balanced';
     seed: number;
-    /** Optional so that Jobs built in code keep compiling. @default true */
-    freezeWide?: boolean;
+    /** Optional so that Jobs built in code keep compiling. @default DEFAULT_SEQUENCE_FIRST_EPOCHS */
+    sequenceFirstEpochs?: number;
     /** Optional so that Jobs built in code keep compiling. @default false */
     itemEmbedding?: boolean;
   };
@@ -113,6 +113,13 @@ export interface Job {
  * the order-of-events signal within 12 epochs, 4 replicas had not after 10).
  */
 export const DEFAULT_REPLICAS = 1;
+/**
+ * Epochs a sequence model trains without its wide part before both train together. Measured on known truth
+ * (20,000 customers, lstm.1002): given the aggregate features from the start, or started as the count model,
+ * the LSTM stayed at the count model's AUC (0.865) for 8 epochs; trained alone it reached 0.871–0.877 within 4,
+ * and with its wide part joining after 5 it reached 0.881–0.884 (Bayes-optimal 0.886).
+ */
+export const DEFAULT_SEQUENCE_FIRST_EPOCHS = 4;
 export const DAY_MS = 86_400_000;
 
 export const DEFAULT_CHAMPION: NonNullable<Job['champion']> = { select: true, compareWithPrevious: true, minValidationPositives: 10, resamples: 400 };

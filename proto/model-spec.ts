@@ -29,9 +29,9 @@ export interface ModelSpec {
   positiveWeight: number;
   seed: number;
   /**
-   * The wide part (wide/kernel, and wide/bias for attention) keeps its starting weights while the rest trains:
-   * started at the count model's coefficients, the sequence part then learns what the counts miss (their
-   * residual) instead of re-fitting the counts with a noisy optimizer. Absent (artifacts from before): false.
+   * The wide part (wide/kernel, and wide/bias for attention) keeps its starting weights while the rest trains.
+   * Set by the trainer in the rounds of its sequence-first epochs (coordinator/train/trainer.ts), never in a
+   * stored model's spec. Absent: false.
    */
   frozenWide?: boolean;
 }

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, test } from 'vitest';
-import { aucOf, chooseChampion, pairedAucComparison, MIN_VALIDATION_POSITIVES } from '../coordinator/ensemble/index.js';
+import { aucOf, AUC_TOLERANCE, chooseChampion, pairedAucComparison, MIN_VALIDATION_POSITIVES } from '../coordinator/ensemble/index.js';
 import { chooseChampions, championFile, type ChampionFile } from '../coordinator/pipeline/champion-stage.js';
 import type { ModelsFile } from '../coordinator/pipeline/index.js';
 import { tempRunFolder, validationCustomers } from './helpers/champion.js';
@@ -67,6 +67,23 @@ describe('choosing the candidate', () => {
       { name: 'logistic.any', scores: nearly },
     ]);
     expect(withLogistic.chosen).toBe('logistic.any');
+  });
+  test('consistently but immaterially worse (under AUC_TOLERANCE), the simpler one still wins, and the reason says so', () => {
+    // The ensemble ranks like the model except for a few buyers pushed to the bottom: a small, consistent deficit.
+    const best = v.view({ noise: 0.3, seed: 5 });
+    const slightly = Float32Array.from(best);
+    let moved = 0;
+    for (let i = 0; i < slightly.length && moved < 3; i++) if (v.labels[i] === 1) (slightly[i] = -100), moved++;
+    const choice = chooseChampion(v.labels, [
+      { name: 'lstm.any', scores: best },
+      { name: 'ensemble', scores: slightly },
+    ]);
+    const cmp = choice.candidates.find((c) => c.name === 'ensemble')!.versusBest!;
+    expect(cmp.upper).toBeLessThan(0);
+    expect(cmp.difference).toBeGreaterThan(-AUC_TOLERANCE);
+    expect(choice.chosen).toBe('ensemble');
+    expect(choice.reason).toMatch(new RegExp(`worse by less than the ${AUC_TOLERANCE} that counts`));
+    expect(choice.reason).not.toMatch(/not worse beyond noise/);
   });
 
   test('an exact tie goes to the simpler candidate whatever the order given', () => {

@@ -1,6 +1,6 @@
 /**
- * The models a job plans: sequence models start as the count model and learn its residual (frozen wide part), and
- * read categories and event types rather than item ids unless the job asks for item embeddings.
+ * The models a job plans: sequence models read categories and event types rather than item ids unless the job
+ * asks for item embeddings, and train their sequence part first (model.sequenceFirstEpochs).
  */
 import { describe, expect, test } from 'vitest';
 import { planModels } from '../coordinator/train/index.js';
@@ -22,26 +22,23 @@ function plans(model: Record<string, unknown> = {}) {
 }
 
 describe('planned models', () => {
-  test('by default the sequence models embed categories and event types, not items, and keep the count model fixed', () => {
+  test('by default the sequence models embed categories and event types, not items, and no model is planned frozen', () => {
     const all = plans();
     expect(all.map((p) => p.name)).toEqual(['logistic.shoes', 'logistic.bags', 'lstm.shoes', 'lstm.bags', 'attention']);
-    for (const p of all.filter((p) => p.spec.architecture !== 'logistic')) {
-      expect(p.spec.vocabSizes).toEqual({ category: 40, event: 4 });
-      expect(p.spec.frozenWide).toBe(true);
-    }
-    for (const p of all.filter((p) => p.spec.architecture === 'logistic')) expect(p.spec.frozenWide).toBeUndefined();
+    for (const p of all.filter((p) => p.spec.architecture !== 'logistic')) expect(p.spec.vocabSizes).toEqual({ category: 40, event: 4 });
+    // Freezing is the trainer's per-epoch decision (sequence first), never part of a stored spec.
+    for (const p of all) expect(p.spec.frozenWide).toBeUndefined();
   });
 
-  test('model.itemEmbedding and model.freezeWide: false turn both back', () => {
-    for (const p of plans({ itemEmbedding: true, freezeWide: false }).filter((p) => p.spec.architecture !== 'logistic')) {
-      expect(p.spec.vocabSizes).toEqual(vocab);
-      expect(p.spec.frozenWide).toBeUndefined();
-    }
+  test('model.itemEmbedding turns item embeddings back on; model.sequenceFirstEpochs defaults to 4 and takes 0', () => {
+    for (const p of plans({ itemEmbedding: true }).filter((p) => p.spec.architecture !== 'logistic')) expect(p.spec.vocabSizes).toEqual(vocab);
+    expect(compileJob(raw, '/jobs/shop.yaml').model.sequenceFirstEpochs).toBe(4);
+    expect(compileJob({ ...raw, model: { sequenceFirstEpochs: 0 } }, '/jobs/shop.yaml').model.sequenceFirstEpochs).toBe(0);
+    expect(() => compileJob({ ...raw, model: { sequenceFirstEpochs: -1 } }, '/jobs/shop.yaml')).toThrow(/model\.sequenceFirstEpochs/);
   });
 
-  test('without aggregate features there is nothing to freeze', () => {
-    const job = compileJob(raw, '/jobs/shop.yaml');
-    for (const p of planModels(job, ['shoes'], vocab, ['dt'], [], set)) expect(p.spec.frozenWide).toBeUndefined();
+  test('the retired model.freezeWide is refused, naming what replaced it', () => {
+    expect(() => compileJob({ ...raw, model: { freezeWide: true } }, '/jobs/shop.yaml')).toThrow(/model\.freezeWide is not a known field.*sequenceFirstEpochs/);
   });
 
   test('a job file that says model.itemEmbedding: "yes" is refused, naming the field', () => {

@@ -93,7 +93,8 @@ export function chooseChampion(labels: Int8Array, candidates: ChampionCandidate[
       chosen = c;
       reason =
         `"${c.name}" (validation AUC ${cmp.aucA.toFixed(4)}) is simpler than the best, "${best.name}" (${cmp.aucB.toFixed(4)}), ` +
-        `and not worse beyond noise (difference ${cmp.difference.toFixed(4)}, ${Math.round(cmp.confidence * 100)} % interval ${cmp.lower.toFixed(4)} .. ${cmp.upper.toFixed(4)})`;
+        `and ${cmp.upper >= 0 ? 'not worse beyond noise' : `worse by less than the ${AUC_TOLERANCE} that counts`} ` +
+        `(difference ${cmp.difference.toFixed(4)}, ${Math.round(cmp.confidence * 100)} % interval ${cmp.lower.toFixed(4)} .. ${cmp.upper.toFixed(4)})`;
     }
   }
   return { chosen: chosen.name, reason, validation, candidates: results };

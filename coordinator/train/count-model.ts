@@ -3,9 +3,6 @@
  * coordinator by IRLS (exact and deterministic, seconds where SGD would need many epochs to converge), stored and
  * scored like every other model (architecture `logistic`: its ONNX graph is features · w + b → sigmoid).
  *
- * Its weights also warm-start the wide part of the sequence models, so that they begin where the count model
- * ends and their sequence encoder only has to learn what the counts cannot say.
- *
  * Memory: the training rows' aggregate features are held once, rows × products × features × 4 bytes.
  */
 import type { ModelSpec } from '../../proto/model-spec.js';
@@ -90,41 +87,6 @@ export function countModelWeights(spec: ModelSpec, c: CountCoefficients): Float3
   parts.get('wide/kernel')!.values.set(c.weights);
   parts.get('output/bias')!.values[0] = c.bias;
   return flat;
-}
-
-/**
- * Initial weights for a sequence model that starts as the count models: its wide part at their coefficients (per
- * product for attention, whose per-product biases go to wide/bias), its output bias at theirs plus ln(positive
- * weight), its sequence term at zero. With spec.frozenWide the wide part stays there while the rest trains.
- */
-export function warmStart(spec: ModelSpec, initial: Float32Array, byProduct: ReadonlyMap<string, CountCoefficients>): Float32Array {
-  if (spec.wideFeatures.length === 0) return initial;
-  const out = Float32Array.from(initial);
-  const parts = splitWeights(spec, out);
-  const W = spec.wideFeatures.length;
-  const kernel = parts.get('wide/kernel')!.values;
-  // The model starts as the count model: no sequence term yet (its output kernel is zero) and, trained with positive
-  // weight w, the count model's logits shifted by ln w, where the weighted loss has its optimum (prior-correction.ts
-  // takes ln w off again after training). Otherwise the first hundreds of steps only move the logits up by ln w,
-  // dragging every weight, the count model's coefficients first, along.
-  parts.get('output/kernel')!.values.fill(0);
-  const shift = Math.log(spec.positiveWeight);
-  if (spec.architecture === 'attention') {
-    parts.get('output/bias')!.values[0] = shift;
-    const bias = parts.get('wide/bias')!.values;
-    spec.products.forEach((p, k) => {
-      const c = byProduct.get(p);
-      if (!c) return;
-      kernel.set(c.weights, k * W);
-      bias[k] = c.bias;
-    });
-  } else {
-    const c = byProduct.get(spec.product!);
-    if (!c) return initial;
-    kernel.set(c.weights);
-    parts.get('output/bias')!.values[0] = c.bias + shift;
-  }
-  return out;
 }
 
 /**

@@ -5,11 +5,10 @@
  */
 import path from 'node:path';
 import { pathComponent } from '../../core/path-component.js';
-import type { Job } from '../../jobs/job.js';
+import { DEFAULT_SEQUENCE_FIRST_EPOCHS, type Job } from '../../jobs/job.js';
 import type { ModelSpec } from '../../proto/model-spec.js';
 import type { TokenColumn } from '../../proto/shard-batch.js';
-import { initialWeights } from '../../worker/model/index.js';
-import { countModelResult, fitCountModel, readTrainingRows, warmStart, type CountCoefficients } from './count-model.js';
+import { countModelResult, fitCountModel, readTrainingRows } from './count-model.js';
 import type { TrainParticipant } from './participant.js';
 import { log } from '../../core/log.js';
 import { correctForClassWeight } from './prior-correction.js';
@@ -68,7 +67,6 @@ export function planModels(
     batchSize: m.batchSize,
     positiveWeight: m.classWeight === 'balanced' ? balancedWeight(positives, rows) : m.classWeight,
     seed: m.seed,
-    ...(architecture !== 'logistic' && wideFeatures.length > 0 && (m.freezeWide ?? true) ? { frozenWide: true } : {}),
   });
   const plans: ModelPlan[] = [];
   if (m.architectures.includes('logistic') && wideFeatures.length > 0) {
@@ -110,20 +108,19 @@ export interface TrainAllOptions {
 
 /**
  * Fits the count models first (on the coordinator, see count-model.ts), then trains every other planned model in
- * turn on the whole worker pool (or searches, when job.tuning.trials > 0), its wide part warm-started from them.
+ * turn on the whole worker pool (or searches, when job.tuning.trials > 0): its sequence part alone for
+ * model.sequenceFirstEpochs epochs, then with its wide part.
  */
 export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
   const out: TrainedPlan[] = [];
-  const coefficients = new Map<string, CountCoefficients>();
-  if (o.plans.some((p) => p.spec.wideFeatures.length > 0)) {
+  const logistic = o.plans.filter((p) => p.spec.architecture === 'logistic');
+  if (logistic.length > 0) {
     const rows = await readTrainingRows(o.shards);
-    for (const product of rows.products) coefficients.set(product, fitCountModel(rows, product));
-    for (const plan of o.plans.filter((p) => p.spec.architecture === 'logistic')) {
+    for (const plan of logistic) {
       const product = plan.spec.product!;
-      out.push({ ...plan, model: countModelResult(plan.spec, rows, coefficients.get(product)!, fitCountModel(rows, product, 'all')), search: null });
+      out.push({ ...plan, model: countModelResult(plan.spec, rows, fitCountModel(rows, product), fitCountModel(rows, product, 'all')), search: null });
     }
   }
-  const start = (spec: ModelSpec) => warmStart(spec, initialWeights(spec), coefficients);
   for (const plan of o.plans.filter((p) => p.spec.architecture !== 'logistic')) {
     const common = {
       datasetId: o.datasetId,
@@ -131,6 +128,7 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
       epochs: o.job.model.epochs,
       patience: o.job.model.patience,
       replicas: o.job.model.replicas,
+      sequenceFirstEpochs: o.job.model.sequenceFirstEpochs ?? DEFAULT_SEQUENCE_FIRST_EPOCHS,
       stop: o.stop,
       onEpoch: (m: EpochMetrics) => o.onEpoch?.(plan.name, m),
     };
@@ -138,14 +136,13 @@ export async function trainAll(o: TrainAllOptions): Promise<TrainedPlan[]> {
       const result = await randomSearch({
         ...common,
         trials: sampleTrials(plan.spec, o.job.tuning.trials, o.job.model.seed),
-        initialWeights: start,
         participants: o.participants,
         checkpointDir: (t) => path.join(o.checkpointDir, plan.name, `trial-${t}`),
       });
       if (result.warning) log.warn('train.search_kept_configuration', { model: plan.name, reason: result.warning });
       out.push({ ...plan, spec: result.best.spec, model: correctForClassWeight(result.best), search: result.trials });
     } else {
-      const model = await trainModel({ ...common, spec: plan.spec, initialWeights: start(plan.spec), participants: o.participants, checkpointDir: path.join(o.checkpointDir, plan.name) });
+      const model = await trainModel({ ...common, spec: plan.spec, participants: o.participants, checkpointDir: path.join(o.checkpointDir, plan.name) });
       out.push({ ...plan, model: correctForClassWeight(model), search: null });
     }
   }

@@ -75,8 +75,6 @@ export async function randomSearch(
     trials: Trial[];
     participants: TrainParticipant[];
     checkpointDir: (trial: number) => string;
-    /** A trial's starting weights. @default its spec's seeded initial weights */
-    initialWeights?: (spec: ModelSpec) => Float32Array;
   },
 ): Promise<SearchResult> {
   const queue = [...o.trials];
@@ -84,7 +82,7 @@ export async function randomSearch(
   await Promise.all(
     o.participants.map(async (p) => {
       for (let t = queue.shift(); t; t = queue.shift()) {
-        const model = await trainModel({ ...o, spec: t.spec, participants: [p], checkpointDir: o.checkpointDir(t.index), initialWeights: o.initialWeights?.(t.spec) });
+        const model = await trainModel({ ...o, spec: t.spec, participants: [p], checkpointDir: o.checkpointDir(t.index) });
         results.push({ trial: t, model, worker: p.id });
       }
     }),

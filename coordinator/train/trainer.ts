@@ -45,6 +45,13 @@ export interface TrainModelOptions {
   /** Weights to start from. @default the spec's seeded initial weights */
   initialWeights?: Float32Array;
   /**
+   * Epochs during which a model with aggregate features trains its sequence part alone, the wide part held at its
+   * initial weights (zero); from the next epoch on both train together, and early stopping counts only from
+   * then. A sequence model given the count features from its first step settles where they leave it and its
+   * sequence part stops learning (see README, "Sequence first"). @default 0
+   */
+  sequenceFirstEpochs?: number;
+  /**
    * Data-parallel replicas the shards are split into; more workers than replicas sit idle while training.
    * The result depends on this number, never on the workers. @default DEFAULT_REPLICAS (capped at the shard count)
    */
@@ -93,7 +100,8 @@ export function defaultSyncEverySteps(replicas: readonly Replica[], batchSize: n
 export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   const replicas = splitReplicas(o.shards, o.replicas ?? DEFAULT_REPLICAS);
   const syncEvery = o.syncEverySteps ?? defaultSyncEverySteps(replicas, o.spec.batchSize);
-  const hash = specHash(o.spec, { shards: o.shards.map((s) => [s.id, s.rows]), epochs: o.epochs, syncEvery, replicas: replicas.length });
+  const sequenceFirst = o.spec.wideFeatures.length > 0 && o.spec.architecture !== 'logistic' ? (o.sequenceFirstEpochs ?? 0) : 0;
+  const hash = specHash(o.spec, { shards: o.shards.map((s) => [s.id, s.rows]), epochs: o.epochs, syncEvery, replicas: replicas.length, sequenceFirst });
   const dir = path.join(o.checkpointDir);
   const plan = new ReplicaPlan(o.datasetId, replicas, o.participants, o.shards);
   await plan.loadAll();
@@ -106,8 +114,9 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   const maxRows = Math.max(0, ...replicas.map((r) => r.rows));
 
   for (let epoch = (resumedFrom?.state.epoch ?? 0) + 1; epoch <= o.epochs; epoch++) {
-    if (best && epoch - best.epoch > o.patience) break;
+    if (best && epoch - Math.max(best.epoch, sequenceFirst) > o.patience) break;
     const started = Date.now();
+    const roundSpecJson = epoch <= sequenceFirst ? JSON.stringify({ ...o.spec, frozenWide: true }) : specJson;
     const seed = epochSeed(o.spec.seed, epoch);
     const rounds = Math.max(1, Math.ceil(maxRows / (o.spec.batchSize * syncEvery)));
     let lossSum = 0;
@@ -117,7 +126,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
       if (o.stop?.aborted) throw o.stop.reason;
       const start = weights;
       const outputs = await plan.everyReplica((p, r) =>
-        p.trainRound({ datasetId: o.datasetId, specJson, weights: start, round, localSteps: syncEvery, seed: replicaSeed(seed, r.index), shardIds: r.shardIds }),
+        p.trainRound({ datasetId: o.datasetId, specJson: roundSpecJson, weights: start, round, localSteps: syncEvery, seed: replicaSeed(seed, r.index), shardIds: r.shardIds }),
       );
       bytesMoved += outputs.reduce((s, r) => s + start.byteLength + r.weights.byteLength, 0);
       const seen = outputs.filter((r) => r.examples > 0);

@@ -24,6 +24,11 @@ export interface SyntheticShardOptions {
   products?: string[];
   /** Write labels (training shards) or not (a night's scoring shards). @default true */
   labelled?: boolean;
+  /**
+   * Aggregate (wide) features per customer and product; the first is 1 when the product's signal is among the
+   * customer's last 5 events (a count would see it), the others are noise. @default none
+   */
+  wideFeatures?: string[];
 }
 
 export const SYNTHETIC_PRODUCTS = ['any', 'c3'];
@@ -45,7 +50,9 @@ export async function writeSyntheticShards(o: SyntheticShardOptions): Promise<Sy
   const products = o.products ?? SYNTHETIC_PRODUCTS;
   const labelled = o.labelled ?? true;
   const P = products.length;
-  const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products, labelled, asOf: '2020-01-01', maxLength });
+  const wideFeatures = o.wideFeatures ?? [];
+  const W = wideFeatures.length;
+  const schema = shardSchema({ tokenColumns: ['item', 'category', 'event'], numericColumns: [], products, labelled, asOf: '2020-01-01', maxLength, wideFeatures });
   await mkdir(o.dir, { recursive: true });
   const positives: Record<string, number> = Object.fromEntries(products.map((p) => [p, 0]));
   const shards: SyntheticShards['shards'] = [];
@@ -70,6 +77,7 @@ export async function writeSyntheticShards(o: SyntheticShardOptions): Promise<Sy
         labels: labelled ? new Int8Array(rows * P) : null,
         weight: new Float32Array(rows).fill(1),
         split: new Int8Array(rows),
+        wide: new Float32Array(rows * P * W),
       };
       for (let r = 0; r < rows; r++) {
         let sawItem = false;
@@ -87,6 +95,7 @@ export async function writeSyntheticShards(o: SyntheticShardOptions): Promise<Sy
           if (recent && category === 3) sawCategory = true;
         }
         for (let j = 0; j < P; j++) {
+          for (let k = 0; k < W; k++) c.wide![(r * P + j) * W + k] = k === 0 && (j === 0 ? sawItem : j === 1 && sawCategory) ? 1 : random();
           const chance = j === 0 ? (sawItem ? 0.85 : 0.08) : j === 1 ? (sawCategory ? 0.8 : 0.05) : 0.05;
           const label = random() < chance ? 1 : 0;
           if (c.labels) c.labels[r * P + j] = label;

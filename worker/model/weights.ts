@@ -16,7 +16,7 @@ export function initialWeights(spec: ModelSpec): Float32Array {
     if (w.name.startsWith('embedding/')) fillUniform(out, rng, 0.05);
     // Queries start at unit scale so attention is not uniform at the start (it learns several times faster).
     else if (w.name === 'query/embedding') fillUniform(out, rng, 1);
-    // The wide part starts at zero (the trainer may warm-start it from the count model).
+    // The wide part starts at zero: the trainer holds it there while the sequence part learns first.
     else if (w.name.startsWith('wide/')) continue;
     else if (w.name === 'lstm/recurrent_kernel') fillOrthogonal(out, w.shape[0]!, w.shape[1]!, rng);
     else if (w.name.endsWith('kernel')) fillUniform(out, rng, Math.sqrt(6 / (w.shape[0]! + w.shape[1]!)));
