@@ -39,6 +39,8 @@ export interface DuckDB extends AsyncDisposable {
    * its connection runs another statement, so a long stream gets a connection of its own.
    */
   connect(): Promise<DuckDBConnection>;
+  /** Stops the statements running on every connection: they fail with DuckDB's "Interrupted" error. */
+  interrupt(): void;
   close(): Promise<void>;
 }
 
@@ -103,6 +105,9 @@ export async function openDuckDB(o: DuckDBOptions = {}): Promise<DuckDB> {
       }
     },
     connect,
+    interrupt() {
+      if (!closed) for (const c of connections) c.interrupt();
+    },
     close,
     [Symbol.asyncDispose]: close,
   };

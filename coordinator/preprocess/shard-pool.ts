@@ -11,6 +11,9 @@ import type { DuckDBOptions } from '../duckdb/index.js';
 import type { DuplicateEvent } from './sequences.js';
 import { ShardRunner, type ShardOutcome, type ShardPassPlan } from './shard-task.js';
 
+/** How long a stopped thread may take to interrupt DuckDB and close before it is terminated (a last resort: see shard-worker.ts). */
+const STOP_GRACE_MS = 30_000;
+
 /** Compiled (`npm run build`): shard-worker.js with plain node; from source: shard-worker.ts through tsx. */
 const COMPILED = import.meta.url.endsWith('.js');
 
@@ -183,10 +186,21 @@ export class ShardPool {
     return outcomes.sort((a, b) => a.shard - b.shard);
   }
 
-  /** Waits for the threads to end; stops them at once when the pass failed or never ran. */
+  /**
+   * Waits for the threads to end. When the pass failed or never ran, asks each to stop (its shard in progress
+   * is interrupted and its database closed); one still running after STOP_GRACE_MS is terminated.
+   */
   async close(): Promise<void> {
     const finished = this.dispatch !== null && this.failure === null;
-    if (!finished) await Promise.all(this.workers.map((w) => w.worker.terminate()));
-    await Promise.all(this.workers.map((w) => w.exited));
+    let grace: NodeJS.Timeout | undefined;
+    if (!finished) {
+      for (const w of this.workers) w.worker.postMessage(null);
+      grace = setTimeout(() => this.workers.forEach((w) => void w.worker.terminate()), STOP_GRACE_MS);
+    }
+    try {
+      await Promise.all(this.workers.map((w) => w.exited));
+    } finally {
+      clearTimeout(grace);
+    }
   }
 }

@@ -46,6 +46,7 @@ export interface ShardHooks {
 }
 
 export class ShardRunner implements AsyncDisposable {
+  private stopped = false;
   private readonly itemIds: Int64Map | null;
   private readonly categoryIds: Int64Map | null;
 
@@ -83,6 +84,7 @@ export class ShardRunner implements AsyncDisposable {
             aggregates: p.aggregates,
             onDuplicate: (d) => found.push(d),
             afterChunk: async (done) => {
+              if (this.stopped) throw new Error(`shard ${shard}: stopped`);
               for (const o of outputs) await o.write();
               if (found.length > 0) hooks.onDuplicates(found.splice(0));
               hooks.onProgress(done);
@@ -95,6 +97,12 @@ export class ShardRunner implements AsyncDisposable {
     } finally {
       for (const o of outputs) await o.abort();
     }
+  }
+
+  /** Stops a run in progress (it rejects, its files removed) at its next chunk, or at once when DuckDB is still sorting. */
+  stop(): void {
+    this.stopped = true;
+    this.db.interrupt();
   }
 
   async close(): Promise<void> {

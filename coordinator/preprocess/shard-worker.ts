@@ -1,6 +1,7 @@
 /**
  * A worker thread of the sequence pass (./shard-pool.ts): one ShardRunner, shards on request.
- * Messages in: { shard } (build it) or null (close). Out: progress, duplicates, done, error.
+ * Messages in: { shard } (build it) or null (stop the shard in progress, if any, and close). Out: progress,
+ * duplicates, done, error.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ShardRunner } from './shard-task.js';
@@ -19,14 +20,20 @@ try {
   post({ type: 'error', error: toWireError(e) });
 }
 
+/** The shard being built, if any: a stop waits for it to settle before the database closes. */
+let current: Promise<unknown> = Promise.resolve();
+
 port.on('message', (m: { shard: number } | null) => {
   if (m === null || runner === null) {
-    void runner?.close().finally(() => port.close());
+    // Ending cooperatively, never by Worker.terminate(): a thread torn down while DuckDB still works for it
+    // aborts the whole process (the addon throws into a dying environment).
+    runner?.stop();
+    void current.then(() => runner?.close()).finally(() => port.close());
     return;
   }
   const shard = m.shard;
   let lastPost = 0;
-  runner
+  current = runner
     .run(shard, {
       // A message per chunk would cost more than the chunk: a few per second are enough for a progress bar.
       onProgress: (events) => {
