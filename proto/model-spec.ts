@@ -34,4 +34,11 @@ export interface ModelSpec {
    * stored model's spec. Absent: false.
    */
   frozenWide?: boolean;
+  /**
+   * Attention only: the dense layer also reads the LSTM's last hidden state h, keyed by the product like the
+   * pooled states (dense/kernel has 5·hiddenUnits rows: pooled, pooled ⊙ q, q, h, h ⊙ q). Pooling alone averages the states and
+   * blurs what the latest events say (known truth: the pending-cart signal was learned by the per-product
+   * LSTMs, which read the last state, and not by attention). Absent (artifacts before 2026-12-05): false.
+   */
+  headReadsLastState?: boolean;
 }

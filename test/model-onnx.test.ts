@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from 'vitest';
-import { createModel, exportOnnx, OnnxScorer, selectBackend, specFromOnnx, tryExportOnnx, type SequenceModel } from '../worker/model/index.js';
+import { createModel, exportOnnx, OnnxScorer, selectBackend, specFromOnnx, tryExportOnnx, weightCount, type SequenceModel } from '../worker/model/index.js';
 import { maxAbsDiff, PRODUCTS, syntheticBatch, tinySpec } from './helpers/model.js';
 
 beforeAll(async () => {
@@ -55,6 +55,20 @@ describe.each(['lstm', 'attention'] as const)('the %s model exported to ONNX', (
       model.dispose();
     }
   });
+});
+
+test('an attention model from before the last-state head (no headReadsLastState) keeps its layout and scores like tfjs', async () => {
+  const old = tinySpec('attention', { headReadsLastState: undefined });
+  expect(weightCount(tinySpec('attention')) - weightCount(old)).toBe(2 * old.hiddenUnits * old.denseUnits); // rows for h and h ⊙ q
+  const model = trained('attention', { headReadsLastState: undefined });
+  const scorer = await OnnxScorer.create(exportOnnx(model), { threads: 1 });
+  try {
+    const batch = syntheticBatch({ size: 64, maxLength: 12, seed: 77 });
+    expect(maxAbsDiff(await scorer.score(batch), model.predict(batch))).toBeLessThanOrEqual(1e-5);
+  } finally {
+    await scorer.dispose();
+    model.dispose();
+  }
 });
 
 test('one attention graph scores any subset of products, in the order asked', async () => {

@@ -78,7 +78,7 @@ export function planModels(
   }
   if (m.architectures.includes('attention')) {
     const positives = products.reduce((s, p) => s + (set.positives[p] ?? 0), 0);
-    plans.push({ name: 'attention', spec: base('attention', null, positives, set.customers * products.length) });
+    plans.push({ name: 'attention', spec: { ...base('attention', null, positives, set.customers * products.length), headReadsLastState: true } });
   }
   return plans;
 }

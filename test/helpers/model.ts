@@ -28,6 +28,8 @@ export function tinySpec(architecture: ModelSpec['architecture'], overrides: Par
     batchSize: 32,
     positiveWeight: 1,
     seed: 7,
+    // What the planner gives attention models (coordinator/train): the head also reads the last state.
+    ...(architecture === 'attention' ? { headReadsLastState: true } : {}),
     ...overrides,
   };
 }

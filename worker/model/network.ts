@@ -4,8 +4,8 @@
  *   logistic:   logit = aggregate features · w + b
  *   lstm:       embeddings ⊕ features → LSTM → last hidden state → dense(relu) → dense → logit (+ aggregates · w)
  *   attention:  embeddings ⊕ features → LSTM → hidden states H; for each product p with query q_p:
- *               α = softmax(H·q_p / √units); pooled = αᵀH; [pooled, pooled ⊙ q_p, q_p] → dense(relu) → dense → logit
- *               (+ aggregates of p · w_p)
+ *               α = softmax(H·q_p / √units); pooled = αᵀH; [pooled, pooled ⊙ q_p, q_p (, h_T, h_T ⊙ q_p)]
+ *               → dense(relu) → dense → logit (+ aggregates of p · w_p)
  *
  * The wide part (aggregates · w) is a logistic regression on the point-in-time aggregate features added to the
  * sequence model's logit, so the sequence encoder only has to learn what the counts cannot say.
@@ -169,7 +169,15 @@ export class Network {
     const fromPooled = tf.matMul(tf.reshape(pooled, [rows, units]) as tf.Tensor2D, part(0));
     const fromProduct = tf.matMul(tf.reshape(tf.mul(pooled, q), [rows, units]) as tf.Tensor2D, part(1));
     const fromQuery = tf.add(tf.matMul(q, part(2)), this.weight('dense/bias')); // [P, dense]
-    const hidden = tf.relu(tf.add(tf.reshape(tf.add(fromPooled, fromProduct), [batch, products, this.spec.denseUnits]), fromQuery));
+    let preactivation = tf.add(tf.reshape(tf.add(fromPooled, fromProduct), [batch, products, this.spec.denseUnits]), fromQuery);
+    if (this.spec.headReadsLastState) {
+      // + h·W₄ + (h ⊙ q)·W₅: the last hidden state, keyed by the product like the pooled states.
+      const last = tf.reshape(tf.slice(hs, [steps - 1, 0, 0], [1, batch, units]), [batch, units]) as tf.Tensor2D;
+      const keyed = tf.reshape(tf.mul(tf.expandDims(last, 1), tf.expandDims(q, 0)), [rows, units]) as tf.Tensor2D; // [batch·P, units]
+      const fromKeyed = tf.reshape(tf.matMul(keyed, part(4)), [batch, products, this.spec.denseUnits]);
+      preactivation = tf.add(preactivation, tf.add(tf.expandDims(tf.matMul(last, part(3)), 1), fromKeyed));
+    }
+    const hidden = tf.relu(preactivation);
     const out = tf.add(tf.matMul(tf.reshape(hidden, [rows, this.spec.denseUnits]) as tf.Tensor2D, this.weight('output/kernel')), this.weight('output/bias'));
     const logits = tf.reshape(out, [batch, products]) as tf.Tensor2D;
     return { logits, attention };

@@ -6,8 +6,9 @@
  *     ⊕ transposed features (ONNX's LSTM is time-major) → LSTM → head
  *   lstm head:       Y_h → Gemm → Relu → Gemm → Sigmoid                              → score [batch]
  *   attention head:  Y, Gather(queries, product_ids) → MatMul → Softmax over steps → pooled,
- *                    pooled·(W₁ + diag(q)·W₂) + (q·W₃ + b) → Relu → MatMul → Sigmoid  → score [batch, products]
- *                    (the per-product kernel and bias are computed here, see productDense)
+ *                    pooled·(W₁ + diag(q)·W₂) + (q·W₃ + b) [+ Y_h·(W₄ + diag(q)·W₅) with headReadsLastState]
+ *                    → Relu → MatMul → Sigmoid                                      → score [batch, products]
+ *                    (the per-product kernels and bias are computed here, see productDense)
  *   wide part:       the aggregate features `wide` [batch, 1 or products, W] · wide/kernel, added to the logit
  *                    before the Sigmoid; the logistic architecture is that part alone (Gemm → Sigmoid)
  *
@@ -117,7 +118,15 @@ export function exportOnnx(model: ExportableModel): Uint8Array {
     const pooled = g.node('Transpose', [g.node('MatMul', [attention, states])], { perm: [1, 0, 2] }); // [P, batch, H]
     const kernels = g.node('Gather', ['dense/product_kernel', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P, H, dense]
     const biases = g.node('Gather', ['dense/product_bias', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P, 1, dense]
-    const hidden = g.node('Relu', [g.node('Add', [g.node('MatMul', [pooled, kernels]), biases])]); // [P, batch, dense]
+    let preactivation = g.node('Add', [g.node('MatMul', [pooled, kernels]), biases]); // [P, batch, dense]
+    if (spec.headReadsLastState) {
+      // h·W₄ + (h ⊙ q)·W₅ = h·(W₄ + diag(q)·W₅): one [H, dense] kernel per product, like the pooled states'.
+      g.initializer(floatTensor('dense/product_last_kernel', productDense(spec, value, 3).kernels, [spec.products.length, H, D]));
+      const last = g.node('Reshape', [Yh!, g.int64Const('shape/last', [-1, H])]); // [batch, H]
+      const lastKernels = g.node('Gather', ['dense/product_last_kernel', ONNX_PRODUCTS_INPUT], { axis: 0 }); // [P, H, dense]
+      preactivation = g.node('Add', [preactivation, g.node('MatMul', [last, lastKernels])]); // [batch, H]·[P, H, dense] → [P, batch, dense]
+    }
+    const hidden = g.node('Relu', [preactivation]); // [P, batch, dense]
     const logit = g.node('Add', [g.node('MatMul', [hidden, 'output/kernel']), 'output/bias']); // [P, batch, 1]
     const byProduct = g.node('Reshape', [logit, g.int64Const('shape/scores', [0, -1])]); // [P, batch]
     let logits = g.node('Transpose', [byProduct], { perm: [1, 0] }); // [batch, P]
@@ -228,13 +237,14 @@ function matMul(a: Float32Array, b: Float32Array, m: number, k: number, n: numbe
 /**
  * The attention head's dense layer per product: dense([pooled, pooled ⊙ q, q]) = pooled·(W₁ + diag(q)·W₂) + (q·W₃ + b),
  * so each product gets one kernel [H, dense] and one bias [1, dense], computed here once instead of per customer.
+ * `from` = 3 gives the last state's kernels, h·(W₄ + diag(q)·W₅) (their biases unused).
  */
-function productDense(spec: ModelSpec, value: (name: string) => Float32Array): { kernels: Float32Array; biases: Float32Array } {
+function productDense(spec: ModelSpec, value: (name: string) => Float32Array, from = 0): { kernels: Float32Array; biases: Float32Array } {
   const H = spec.hiddenUnits;
   const D = spec.denseUnits;
   const P = spec.products.length;
   const queries = value('query/embedding');
-  const dense = value('dense/kernel'); // [3H, dense]: rows for pooled, pooled ⊙ q, q
+  const dense = value('dense/kernel'); // [3H or 5H, dense]: rows for pooled, pooled ⊙ q, q (then h, h ⊙ q)
   const bias = value('dense/bias');
   const kernels = new Float32Array(P * H * D);
   const biases = new Float32Array(P * D);
@@ -243,8 +253,8 @@ function productDense(spec: ModelSpec, value: (name: string) => Float32Array): {
       let b = bias[j]!;
       for (let h = 0; h < H; h++) {
         const q = queries[p * H + h]!;
-        kernels[(p * H + h) * D + j] = dense[h * D + j]! + q * dense[(H + h) * D + j]!;
-        b += q * dense[(2 * H + h) * D + j]!;
+        kernels[(p * H + h) * D + j] = dense[((from + 0) * H + h) * D + j]! + q * dense[((from + 1) * H + h) * D + j]!;
+        if (from === 0) b += q * dense[(2 * H + h) * D + j]!;
       }
       biases[p * D + j] = b;
     }

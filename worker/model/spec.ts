@@ -47,7 +47,7 @@ export function weightLayout(spec: ModelSpec): WeightEntry[] {
   for (const c of embeddedColumns(spec)) shapes.push([`embedding/${c}`, [spec.vocabSizes[c]!, spec.embeddingDim]]);
   shapes.push(['lstm/kernel', [inputWidth(spec), 4 * h]], ['lstm/recurrent_kernel', [h, 4 * h]], ['lstm/bias', [4 * h]]);
   if (spec.architecture === 'attention') {
-    shapes.push(['query/embedding', [spec.products.length, h]], ['dense/kernel', [3 * h, spec.denseUnits]]);
+    shapes.push(['query/embedding', [spec.products.length, h]], ['dense/kernel', [(spec.headReadsLastState ? 5 : 3) * h, spec.denseUnits]]);
   } else {
     shapes.push(['dense/kernel', [h, spec.denseUnits]]);
   }
@@ -117,7 +117,10 @@ export function parseSpec(input: string | ModelSpec): ModelSpec {
   if (!(spec.learningRate > 0)) bad('learningRate', `must be > 0, got ${spec.learningRate}`);
   if (!(spec.positiveWeight > 0) || !Number.isFinite(spec.positiveWeight)) bad('positiveWeight', `must be a finite number > 0, got ${spec.positiveWeight}`);
   if (!Number.isInteger(spec.seed)) bad('seed', `must be an integer, got ${spec.seed}`);
-  if (spec.frozenWide !== undefined && typeof spec.frozenWide !== 'boolean') bad('frozenWide', `must be true or false, got ${JSON.stringify(spec.frozenWide)}`);
+  for (const k of ['frozenWide', 'headReadsLastState'] as const) {
+    if (spec[k] !== undefined && typeof spec[k] !== 'boolean') bad(k, `must be true or false, got ${JSON.stringify(spec[k])}`);
+  }
+  if (spec.headReadsLastState && spec.architecture !== 'attention') bad('headReadsLastState', 'applies to the attention architecture only');
   return spec;
 }
 
