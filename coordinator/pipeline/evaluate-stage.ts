@@ -116,7 +116,13 @@ export async function alignedValidation(cache: ValidationFiles, models: ModelsFi
       const v = await readValidation(cache, m);
       const width = m.architecture === 'attention' ? models.products.length : 1;
       const j = m.architecture === 'attention' ? models.products.indexOf(product) : 0;
-      const rowOf = new Map(v.customerIds.map((id, i) => [id, i * width + j]));
+      // With training.snapshots > 1 a customer is validated once per snapshot, snapshot 0 (the training set's own
+      // as-of date) first: that row is kept, the one the training set's rows (collect.ts) and the last published
+      // night's scores are read for, so labels, features and scores of one customer are of one date.
+      const rowOf = new Map<string, number>();
+      v.customerIds.forEach((id, i) => {
+        if (!rowOf.has(id)) rowOf.set(id, i * width + j);
+      });
       return { v, rowOf };
     }),
   );
