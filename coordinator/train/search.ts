@@ -71,7 +71,7 @@ export function selectionAuc(model: TrainedModel): number {
 }
 
 export async function randomSearch(
-  o: Omit<TrainModelOptions, 'spec' | 'participants' | 'checkpointDir' | 'initialWeights'> & {
+  o: Omit<TrainModelOptions, 'spec' | 'participants' | 'checkpointDir'> & {
     trials: Trial[];
     participants: TrainParticipant[];
     checkpointDir: (trial: number) => string;

@@ -42,8 +42,6 @@ export interface TrainModelOptions {
    * count model with rounds of 8 steps and gained +0.015 validation AUC with rounds of a whole pass.
    */
   syncEverySteps?: number;
-  /** Weights to start from. @default the spec's seeded initial weights */
-  initialWeights?: Float32Array;
   /**
    * Epochs during which a model with aggregate features trains its sequence part alone, the wide part held at its
    * initial weights (zero); from the next epoch on both train together, and early stopping counts only from
@@ -107,7 +105,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainedModel> {
   await plan.loadAll();
 
   const resumedFrom = await loadCheckpoint(dir, hash);
-  let weights = resumedFrom?.weights ?? o.initialWeights ?? initialWeights(o.spec);
+  let weights = resumedFrom?.weights ?? initialWeights(o.spec);
   let best = resumedFrom ? { epoch: resumedFrom.state.bestEpoch, auc: resumedFrom.state.bestAuc, weights: resumedFrom.best, validation: resumedFrom.bestValidation } : null;
   const history = resumedFrom?.state.history ?? [];
   const specJson = JSON.stringify(o.spec);
