@@ -7,7 +7,8 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { trainModel } from '../coordinator/train/index.js';
+import { trainModel, type TrainParticipant } from '../coordinator/train/index.js';
+import type { ModelSpec } from '../proto/model-spec.js';
 import { initialWeights, splitWeights } from '../worker/model/index.js';
 import { inProcessParticipants, syntheticSpec } from './helpers/train.js';
 import { writeSyntheticShards, type SyntheticShards } from './helpers/synthetic-shards.js';
@@ -33,12 +34,23 @@ describe('sequence first', () => {
     expect(lstm(model.weights)).not.toEqual(lstm(initialWeights(spec())));
   }, 60_000);
 
-  test('then the wide part trains too', async () => {
-    const model = await train('phase2', { epochs: 3, patience: 10, sequenceFirstEpochs: 2 });
+  test('then the wide part trains too: the rounds after the first phase are not frozen and move it', async () => {
+    // What the trainer sends each round, and what comes back, whichever epoch ends up best.
+    const rounds: { frozen: boolean; wide: number[] }[] = [];
+    const [inner] = inProcessParticipants(1);
+    const recording: TrainParticipant = {
+      ...inner!,
+      trainRound: async (input) => {
+        const out = await inner!.trainRound(input);
+        rounds.push({ frozen: (JSON.parse(input.specJson) as ModelSpec).frozenWide === true, wide: wideKernel(out.weights) });
+        return out;
+      },
+    };
+    const model = await trainModel({ datasetId: 'synthetic', shards: data.shards, epochs: 3, patience: 10, sequenceFirstEpochs: 2, spec: spec(), participants: [recording], checkpointDir: await tmp('phase2') });
     expect(model.history.map((h) => h.epoch)).toEqual([1, 2, 3]);
-    // Whichever epoch was best, the last one moved the wide part: the checkpoint holds the latest weights.
-    const without = await train('none', { epochs: 1, sequenceFirstEpochs: 0 });
-    expect(wideKernel(without.weights).some((x) => x !== 0)).toBe(true);
+    expect(rounds.map((r) => r.frozen)).toEqual([true, true, false]); // one round per epoch by default
+    expect(rounds[1]!.wide.every((x) => x === 0)).toBe(true);
+    expect(rounds[2]!.wide.some((x) => x !== 0)).toBe(true);
   }, 60_000);
 
   test('early stopping counts only from the end of the first phase', async () => {
