@@ -83,20 +83,42 @@ test('below parallelFromEvents the pass stays on one thread, and never more thre
   });
 });
 
+/** A 4-shard pass of the score set over `shard=<s>/data_0.parquet` files that the caller writes under its inputDir. */
+async function fourShardPass(runDir: string) {
+  const job = taobaoJob({ shards: { count: 4, batchRows: 64 } });
+  const asOfMs = Date.UTC(2017, 11, 2);
+  const window = { name: 'score' as const, asOf: '2017-12-02', asOfMs, featureFromMs: asOfMs - 7 * DAY_MS, labelToMs: asOfMs + 2 * DAY_MS };
+  const aggregates = jobAggregateLayout(job);
+  const set = await planSet({ job, window, labelled: false, products: [{ name: 'any', category: null }], aggregates, tokenColumns: ['event'], runDir });
+  const inputDir = path.join(runDir, 'sequence-input');
+  const plan = { job, inputDir, customerType: 'BIGINT' as const, numericCount: 0, sets: [set], itemIds: null, categoryIds: null, eventIds: Int32Array.of(2, 3, 4, 5), productCategories: [null], aggregates };
+  const shardFile = async (s: number) => {
+    const file = path.join(inputDir, `shard=${s}`, 'data_0.parquet');
+    await mkdir(path.dirname(file), { recursive: true });
+    return file;
+  };
+  const start = () => ShardPool.start(plan, 4, { threads: 2, duckdb: { memoryLimit: '256MB', tempDirectory: path.join(runDir, 'tmp') } });
+  return { asOfMs, shardFile, start };
+}
+
 test('a shard that fails on a worker thread fails the pass with its reason, and every thread ends', async () => {
   await withTempDir(async (dir) => {
-    const job = taobaoJob({ shards: { count: 4, batchRows: 64 } });
-    const asOfMs = Date.UTC(2017, 11, 2);
-    const window = { name: 'score' as const, asOf: '2017-12-02', asOfMs, featureFromMs: asOfMs - 7 * DAY_MS, labelToMs: asOfMs + 2 * DAY_MS };
-    const aggregates = jobAggregateLayout(job);
-    const set = await planSet({ job, window, labelled: false, products: [{ name: 'any', category: null }], aggregates, tokenColumns: ['event'], runDir: dir });
-    const inputDir = path.join(dir, 'sequence-input');
-    for (let s = 0; s < 4; s++) {
-      await mkdir(path.join(inputDir, `shard=${s}`), { recursive: true });
-      await writeFile(path.join(inputDir, `shard=${s}`, 'data_0.parquet'), 'not a parquet file'); // a disk that returns garbage
+    const pass = await fourShardPass(dir);
+    for (let s = 0; s < 4; s++) await writeFile(await pass.shardFile(s), 'not a parquet file'); // a disk that returns garbage
+    await expect(pass.start().run(4)).rejects.toThrow(/parquet/i);
+  });
+});
+
+test('one broken shard among good ones fails the pass whichever thread takes it, and the other thread stops', async () => {
+  await withTempDir(async (dir) => {
+    for (const broken of [0, 3]) {
+      const pass = await fourShardPass(path.join(dir, `broken-${broken}`));
+      for (let s = 0; s < 4; s++) {
+        const file = await pass.shardFile(s);
+        if (s === broken) await writeFile(file, 'not a parquet file');
+        else await duck(`COPY (SELECT ${s}::BIGINT AS customer, ${pass.asOfMs - DAY_MS}::DOUBLE AS ts, 0::UTINYINT AS e, 0::UBIGINT AS hi, 0::UBIGINT AS hc, 0::UBIGINT AS k) TO '${file}' (FORMAT parquet)`);
+      }
+      await expect(pass.start().run(4)).rejects.toThrow(/parquet/i);
     }
-    const plan = { job, inputDir, customerType: 'BIGINT' as const, numericCount: 0, sets: [set], itemIds: null, categoryIds: null, eventIds: Int32Array.of(2, 3, 4, 5), productCategories: [null], aggregates };
-    const pool = ShardPool.start(plan, 4, { threads: 2, duckdb: { memoryLimit: '256MB', tempDirectory: path.join(dir, 'tmp') } });
-    await expect(pool.run(4)).rejects.toThrow(/parquet/i);
   });
 });

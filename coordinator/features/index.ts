@@ -130,22 +130,21 @@ export function rawAggregate(kind: AggregateKind, value: number, lookbackDays: n
 /** log1p(n) for the counts most rows hold: the same doubles Math.log1p gives, without the call. */
 const LOG1P_COUNTS = Float64Array.from({ length: 4096 }, (_, n) => Math.log1p(n));
 
-function transformOne(kind: AggregateKind, raw: number, lookbackDays: number): number {
-  return kind === 'count' && raw < LOG1P_COUNTS.length ? LOG1P_COUNTS[raw]! : transformAggregate(kind, raw, lookbackDays);
-}
-
 const CODE_COUNT = 0;
 const CODE_SUM = 1;
 const CODE_MEAN = 2;
 const CODE_DAYS_EVENT = 3;
 const CODE_DAYS_PURCHASE = 4;
-const CODE_TENURE = 5;
 
 /**
  * Per customer accumulator of one set's aggregates (no allocation per event). Events are counted in slot 0
  * (every event) and in the slot of the product category they belong to, if any; a product's in-category
  * features read its slot (`any` reads slot 0). `add` takes the feature events in time order;
  * `writeTransformed` writes transformAggregate() of every product's features.
+ *
+ * A scope's features (`cat_…` or `all_…`) are the same list read from different slots: the all-events ones
+ * read slot 0, so do `any`'s in-category ones. writeTransformed computes that list once per slot, then
+ * places it in each product's row (the hot loop of the sequence pass: one row per customer and set).
  */
 export class AggregateAccumulator {
   /** slots × types × windows. */
@@ -159,18 +158,22 @@ export class AggregateAccumulator {
   private readonly numerics: number;
   private readonly windows: number;
   private readonly purchaseIndex: number;
-  /** Per feature: kind code, offset within its slot's counts or sums. */
+  private readonly lookbackDays: number;
+  /** Per scope feature (the in-category ones, in layout order): kind code and offset within its slot's counts or sums. */
   private readonly codes: Int32Array;
   private readonly offsets: Int32Array;
-  private readonly kinds: AggregateKind[];
-  /** Features over all events (the same for every product), and in-category ones. */
-  private readonly shared: Int32Array;
-  private readonly inCategory: Int32Array;
-  /** The transformed in-category values of a slot without events. */
-  private readonly emptyCategory: Float64Array;
-  private readonly sharedValues: Float64Array;
-  /** [slot × inCategory.length] transformed values of the row being written. */
-  private readonly categoryValues: Float64Array;
+  /** Per scope feature: its place in a product's row as an in-category feature and as an all-events one. */
+  private readonly categoryAt: Int32Array;
+  private readonly allAt: Int32Array;
+  /** tenure_days's place in a product's row. */
+  private readonly tenureAt: number;
+  private readonly width: number;
+  /** The transformed scope features of a slot without events. */
+  private readonly empty: Float64Array;
+  /** [slot × scope features] transformed values of the row being written. */
+  private readonly values: Float64Array;
+  /** Events per window of the slot being transformed (the denominators of the means). */
+  private readonly windowEvents: Float64Array;
 
   /** `slotOf[p]`: product p's slot (0 for `any`, else 1 … slots − 1). */
   constructor(readonly layout: AggregateLayout, private readonly slotOf: Int32Array, private readonly slots: number) {
@@ -178,22 +181,29 @@ export class AggregateAccumulator {
     this.numerics = layout.numericColumns.length;
     this.windows = layout.windowsDays.length;
     this.purchaseIndex = layout.purchaseIndex;
+    this.lookbackDays = layout.lookbackDays;
     this.counts = new Int32Array(slots * this.types * this.windows);
     this.sums = new Float64Array(slots * Math.max(1, this.numerics) * this.windows);
     this.lastEvent = new Float64Array(slots).fill(Number.NaN);
     this.lastPurchase = new Float64Array(slots).fill(Number.NaN);
     this.windowMs = Float64Array.from(layout.windowsDays, (w) => w * DAY_MS);
     const f = layout.features;
-    this.kinds = f.map((x) => x.kind);
-    this.codes = Int32Array.from(f, (x) =>
-      x.kind === 'count' ? CODE_COUNT : x.kind === 'sum' ? CODE_SUM : x.kind === 'mean' ? CODE_MEAN : x.kind === 'tenure' ? CODE_TENURE : x.index < 0 ? CODE_DAYS_EVENT : CODE_DAYS_PURCHASE,
+    const same = (a: AggregateFeature, b: AggregateFeature) => a.kind === b.kind && a.index === b.index && a.windowDays === b.windowDays;
+    const category = f.flatMap((x, j) => (x.scope === 'cat' ? [j] : []));
+    const all = category.map((j) => f.findIndex((x) => x.scope === 'all' && same(x, f[j]!)));
+    if (all.includes(-1) || f.filter((x) => x.scope === 'all').length !== category.length) throw new Error('aggregate layout: the cat_ and all_ features must match one to one');
+    this.categoryAt = Int32Array.from(category);
+    this.allAt = Int32Array.from(all);
+    this.tenureAt = f.findIndex((x) => x.kind === 'tenure');
+    this.width = f.length;
+    const scope = category.map((j) => f[j]!);
+    this.codes = Int32Array.from(scope, (x) =>
+      x.kind === 'count' ? CODE_COUNT : x.kind === 'sum' ? CODE_SUM : x.kind === 'mean' ? CODE_MEAN : x.index < 0 ? CODE_DAYS_EVENT : CODE_DAYS_PURCHASE,
     );
-    this.offsets = Int32Array.from(f, (x) => (x.kind === 'count' || x.kind === 'sum' || x.kind === 'mean' ? x.index * this.windows + x.windowIndex : 0));
-    this.shared = Int32Array.from(f.flatMap((x, j) => (x.scope === 'cat' ? [] : [j])));
-    this.inCategory = Int32Array.from(f.flatMap((x, j) => (x.scope === 'cat' ? [j] : [])));
-    this.emptyCategory = Float64Array.from(this.inCategory, (j) => transformOne(this.kinds[j]!, this.codes[j] === CODE_DAYS_EVENT || this.codes[j] === CODE_DAYS_PURCHASE ? Number.NaN : 0, layout.lookbackDays));
-    this.sharedValues = new Float64Array(f.length);
-    this.categoryValues = new Float64Array(slots * this.inCategory.length);
+    this.offsets = Int32Array.from(scope, (x) => (x.kind === 'days' ? 0 : x.index * this.windows + x.windowIndex));
+    this.empty = Float64Array.from(scope, (x) => transformAggregate(x.kind, x.kind === 'days' ? Number.NaN : 0, layout.lookbackDays));
+    this.values = new Float64Array(slots * scope.length);
+    this.windowEvents = new Float64Array(this.windows);
   }
 
   reset(): void {
@@ -222,51 +232,55 @@ export class AggregateAccumulator {
     }
   }
 
-  /** Raw value of feature j read from `slot`. */
-  private raw(j: number, slot: number, asOfMs: number, firstTs: number): number {
-    const code = this.codes[j]!;
-    const offset = this.offsets[j]!;
-    if (code === CODE_COUNT) return this.counts[slot * this.types * this.windows + offset]!;
-    if (code === CODE_SUM) return this.sums[slot * this.numerics * this.windows + offset]!;
-    if (code === CODE_MEAN) {
-      // offset: the sum's; the window is offset mod windows
-      const w = offset % this.windows;
-      let events = 0;
-      for (let t = 0; t < this.types; t++) events += this.counts[(slot * this.types + t) * this.windows + w]!;
-      return events === 0 ? 0 : this.sums[slot * this.numerics * this.windows + offset]! / events;
+  /** transformAggregate() of a slot's scope features into values[at …]. */
+  private transformSlot(slot: number, asOfMs: number, at: number): void {
+    const { counts, sums, codes, offsets, values, windows, windowEvents } = this;
+    const countBase = slot * this.types * windows;
+    const sumBase = slot * this.numerics * windows;
+    windowEvents.fill(0);
+    for (let t = 0; t < this.types; t++) for (let w = 0; w < windows; w++) windowEvents[w]! += counts[countBase + t * windows + w]!;
+    for (let i = 0; i < codes.length; i++) {
+      const offset = offsets[i]!;
+      let x: number;
+      switch (codes[i]) {
+        case CODE_COUNT: {
+          const n = counts[countBase + offset]!;
+          x = n < LOG1P_COUNTS.length ? LOG1P_COUNTS[n]! : Math.log1p(n);
+          break;
+        }
+        case CODE_SUM:
+        case CODE_MEAN: {
+          const events = windowEvents[offset % windows]!;
+          const raw = codes[i] === CODE_SUM ? sums[sumBase + offset]! : events === 0 ? 0 : sums[sumBase + offset]! / events;
+          x = raw === 0 ? 0 : Math.sign(raw) * Math.log1p(Math.abs(raw));
+          break;
+        }
+        default: {
+          const t = codes[i] === CODE_DAYS_EVENT ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
+          x = t === t ? Math.log1p(Math.max((asOfMs - t) / DAY_MS, 0)) : Math.log1p(this.lookbackDays + 1);
+        }
+      }
+      values[at + i] = x;
     }
-    if (code === CODE_DAYS_EVENT || code === CODE_DAYS_PURCHASE) {
-      const t = code === CODE_DAYS_EVENT ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
-      return Number.isNaN(t) ? Number.NaN : (asOfMs - t) / DAY_MS;
-    }
-    return Number.isNaN(firstTs) ? Number.NaN : (asOfMs - firstTs) / DAY_MS;
   }
 
   /** transformAggregate() of every product's features, in layout order, product-major, into out[at …]. */
   writeTransformed(asOfMs: number, firstTs: number, out: Float32Array, at: number): void {
-    const lookbackDays = this.layout.lookbackDays;
-    const kinds = this.kinds;
-    const shared = this.shared;
-    const inCategory = this.inCategory;
-    const n = inCategory.length;
-    for (let i = 0; i < shared.length; i++) {
-      const j = shared[i]!;
-      this.sharedValues[j] = transformOne(kinds[j]!, this.raw(j, 0, asOfMs, firstTs), lookbackDays);
-    }
+    const { values, categoryAt, allAt, slotOf, width } = this;
+    const n = categoryAt.length;
     for (let slot = 0; slot < this.slots; slot++) {
-      const base = slot * n;
-      if (slot > 0 && Number.isNaN(this.lastEvent[slot]!)) {
-        this.categoryValues.set(this.emptyCategory, base);
-        continue;
-      }
-      for (let i = 0; i < n; i++) this.categoryValues[base + i] = transformOne(kinds[inCategory[i]!]!, this.raw(inCategory[i]!, slot, asOfMs, firstTs), lookbackDays);
+      if (slot > 0 && Number.isNaN(this.lastEvent[slot]!)) values.set(this.empty, slot * n);
+      else this.transformSlot(slot, asOfMs, slot * n);
     }
-    const width = kinds.length;
-    for (let p = 0; p < this.slotOf.length; p++) {
+    const tenure = transformAggregate('tenure', Number.isNaN(firstTs) ? Number.NaN : (asOfMs - firstTs) / DAY_MS, this.lookbackDays);
+    for (let p = 0; p < slotOf.length; p++) {
       const row = at + p * width;
-      for (let i = 0; i < shared.length; i++) out[row + shared[i]!] = this.sharedValues[shared[i]!]!;
-      const base = this.slotOf[p]! * n;
-      for (let i = 0; i < n; i++) out[row + inCategory[i]!] = this.categoryValues[base + i]!;
+      const base = slotOf[p]! * n;
+      for (let i = 0; i < n; i++) {
+        out[row + allAt[i]!] = values[i]!;
+        out[row + categoryAt[i]!] = values[base + i]!;
+      }
+      if (this.tenureAt >= 0) out[row + this.tenureAt] = tenure;
     }
   }
 }

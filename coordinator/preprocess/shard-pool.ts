@@ -1,7 +1,7 @@
 /**
- * Runs the sequence pass's shards on `threads` threads: each thread has its own ShardRunner (its own DuckDB)
- * and takes the next shard when it is done with one, so threads stay busy when shards differ in size. One
- * thread runs in this thread, without a worker. A shard's files do not depend on which thread built it.
+ * Runs the sequence pass's shards on `threads` threads, this one and `threads` − 1 workers: each has its own
+ * ShardRunner (its own DuckDB) and takes the next shard when it is done with one, so threads stay busy when
+ * shards differ in size. A shard's files do not depend on which thread built it.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -83,8 +83,10 @@ export function sequenceThreads(threads: number | null, shards: number): number 
 }
 
 /**
- * A pool of shard runners. `start` spawns the worker threads at once, so that they load and open their
- * databases while the coordinator still prepares the shards' input; `run` then builds shards 0 … shards − 1.
+ * A pool of shard runners: this thread's and `threads` − 1 worker threads'. `start` spawns the workers at once,
+ * so that they load and open their databases while the coordinator still prepares the shards' input (a worker
+ * costs a fraction of a second of CPU to start: this thread builds shards too, rather than wait for them);
+ * `run` then builds shards 0 … shards − 1, each thread taking the next one when it is done with one.
  */
 export class ShardPool {
   private readonly workers: { worker: Worker; exited: Promise<unknown> }[] = [];
@@ -92,6 +94,8 @@ export class ShardPool {
   private dispatch: ((worker: Worker) => void) | null = null;
   private failure: Error | null = null;
   private onFailure: ((e: Error) => void) | null = null;
+  /** This thread's runner while run() builds shards. */
+  private local: ShardRunner | null = null;
   /** Set by run(): where a worker's progress and finished shards go. */
   private listeners: { progress?: (shard: number, events: number) => void; done?: (o: ShardOutcome) => void } = {};
 
@@ -101,10 +105,10 @@ export class ShardPool {
     readonly threads: number,
   ) {}
 
-  /** `threads` (at most one per shard) runners; with one, shards are built in this thread. */
+  /** `threads` (at most one per shard) runners, this thread's included. */
   static start(plan: ShardPassPlan, shards: number, o: ShardPoolOptions): ShardPool {
     const pool = new ShardPool(plan, o, Math.max(1, Math.min(o.threads, shards)));
-    if (pool.threads > 1) for (let t = 0; t < pool.threads; t++) pool.spawn(t);
+    for (let t = 1; t < pool.threads; t++) pool.spawn(t);
     return pool;
   }
 
@@ -139,6 +143,7 @@ export class ShardPool {
   private fail(e: Error): void {
     if (this.failure) return;
     this.failure = e;
+    this.local?.stop();
     this.onFailure?.(e);
   }
 
@@ -150,19 +155,28 @@ export class ShardPool {
       this.o.onProgress?.(done.reduce((a, b) => a + b, 0));
     };
     const outcomes: ShardOutcome[] = [];
-    if (this.threads === 1) {
-      await using runner = await ShardRunner.open(this.plan, this.duckdbOf(0));
-      for (let s = 0; s < shards; s++) {
-        outcomes.push(await runner.run(s, { onProgress: (events) => progress(s, events), onDuplicates: (found) => this.o.onDuplicates?.(found) }));
+    let next = 0;
+    const take = () => (this.failure === null && next < shards ? next++ : null);
+    const local = async () => {
+      await using runner = (this.local = await ShardRunner.open(this.plan, this.duckdbOf(0)));
+      for (let s = take(); s !== null; s = take()) {
+        const shard = s;
+        const outcome = await runner.run(shard, { onProgress: (events) => progress(shard, events), onDuplicates: (found) => this.o.onDuplicates?.(found) });
+        outcomes.push(outcome);
+        progress(shard, outcome.events);
       }
-      return outcomes;
-    }
+    };
     try {
-      await new Promise<void>((resolve, reject) => {
+      // Settled before the pool closes (its database closed), whether it failed or another thread did.
+      const here = local().then(
+        () => undefined,
+        (e: unknown) => this.fail(e instanceof Error ? e : new Error(String(e))),
+      );
+      const workers = new Promise<void>((resolve, reject) => {
         if (this.failure) return reject(this.failure);
         this.onFailure = reject;
-        let next = 0;
-        let running = this.threads;
+        let running = this.workers.length;
+        if (running === 0) return resolve();
         this.listeners = {
           progress,
           done: (o) => {
@@ -172,7 +186,8 @@ export class ShardPool {
         };
         this.dispatch = (worker) => {
           if (this.failure) return;
-          if (next < shards) worker.postMessage({ shard: next++ });
+          const shard = take();
+          if (shard !== null) worker.postMessage({ shard });
           else {
             worker.postMessage(null);
             if (--running === 0) resolve();
@@ -180,7 +195,10 @@ export class ShardPool {
         };
         for (const worker of this.idle.splice(0)) this.dispatch(worker);
       });
+      await Promise.allSettled([here, workers]);
+      if (this.failure) throw this.failure;
     } finally {
+      this.local = null;
       await this.close();
     }
     return outcomes.sort((a, b) => a.shard - b.shard);
