@@ -38,7 +38,10 @@ export interface PrepassSets {
   purchased: number | null;
 }
 
-type Key = 'reason' | 'vi' | 'vc' | 'pc' | 'pcust' | 'ac';
+type Key = 'reason' | 'vc' | 'pc' | 'pcust' | 'ac';
+
+/** The `g` of the item counts, which are counted beside the grouping sets (GROUPING() ids are never negative). */
+const ITEM_COUNTS = -1;
 
 /** GROUPING(...used) for one set: a bit per used key left out of it, the first key highest. */
 function groupingId(used: readonly Key[], keys: readonly Key[]): number {
@@ -51,17 +54,20 @@ export async function runPrepass(db: DuckDB, job: Job, p: PrepassPlan): Promise<
   const purchase = job.events.types.indexOf(job.events.purchase);
   const buys = p.productsBeforeMs !== null ? `reason = 0 AND e = ${purchase} AND ts < ${p.productsBeforeMs} AND ts >= ${p.productsFromMs ?? Number.MIN_SAFE_INTEGER}` : 'false';
   const sets: Key[][] = [['reason']];
-  if (v && job.columns.item) sets.push(['vi']);
+  const countItems = v !== null && job.columns.item !== null;
   if (v && job.columns.category) sets.push(['vc']);
   if (p.productsBeforeMs !== null && job.columns.category) sets.push(['pc', 'pcust']);
   if (p.purchasedCategories && job.columns.category) sets.push(['ac']);
   const used = sets.flat();
   const idOf = (first: Key) => (used.includes(first) ? groupingId(used, sets.find((s) => s[0] === first)!) : null);
-  const out: PrepassSets = { reasons: idOf('reason')!, items: idOf('vi'), categories: idOf('vc'), buyers: idOf('pc'), purchased: idOf('ac') };
-  const all: Key[] = ['reason', 'vi', 'vc', 'pc', 'pcust', 'ac'];
+  const out: PrepassSets = { reasons: idOf('reason')!, items: countItems ? ITEM_COUNTS : null, categories: idOf('vc'), buyers: idOf('pc'), purchased: idOf('ac') };
+  const all: Key[] = ['reason', 'vc', 'pc', 'pcust', 'ac'];
   const d = p.scoreDateMs;
+  // The item counts (the largest set by far) are their own aggregate: as one more grouping set they made the
+  // others spill with them (100 M events under 2 GB: 15–17 s, against 11.5 s this way; the same at 10 M).
+  const items = countItems ? ` UNION ALL BY NAME (SELECT ${ITEM_COUNTS} AS g, item AS vi, count(*)::DOUBLE AS n FROM ${p.events} WHERE ${inVocab} GROUP BY item)` : '';
   await db.run(`CREATE OR REPLACE TABLE ${PREPASS} AS
-    SELECT GROUPING(${used.join(', ')}) AS g, ${all.map((k) => (used.includes(k) ? k : `NULL AS ${k}`)).join(', ')},
+    (SELECT GROUPING(${used.join(', ')}) AS g, ${all.map((k) => (used.includes(k) ? k : `NULL AS ${k}`)).join(', ')},
       count(*)::DOUBLE AS n,
       count(*) FILTER (WHERE reason = 0 AND (ts < ${p.fromMs} OR ts >= ${p.toMs}))::DOUBLE AS outside,
       min(ts) FILTER (WHERE reason = 0)::DOUBLE AS min_ts,
@@ -71,12 +77,11 @@ export async function runPrepass(db: DuckDB, job: Job, p: PrepassPlan): Promise<
       count(*) FILTER (WHERE reason = 0 AND ts >= ${d - (FRESHNESS_PRIOR_DAYS + 1) * DAY_MS} AND ts < ${d - DAY_MS})::DOUBLE AS prior_days
     FROM (
       SELECT reason, ts,
-        CASE WHEN ${inVocab} THEN item END AS vi,
         CASE WHEN ${inVocab} THEN cat END AS vc,
         CASE WHEN ${buys} THEN cat END AS pc,
         CASE WHEN ${buys} THEN customer END AS pcust,
         CASE WHEN reason = 0 AND e = ${purchase} THEN cat END AS ac
       FROM ${p.events})
-    GROUP BY GROUPING SETS (${sets.map((s) => `(${s.join(', ')})`).join(', ')})`);
+    GROUP BY GROUPING SETS (${sets.map((s) => `(${s.join(', ')})`).join(', ')}))${items}`);
   return out;
 }
