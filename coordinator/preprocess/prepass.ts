@@ -1,9 +1,10 @@
 /**
- * One scan of the input for everything that must be known before the sequences are built: row counts by
+ * What must be known before the sequences are built, in one statement: row counts by
  * reject reason (plus out-of-window rows, the valid time range and the freshness counts around D), item and
  * category counts on the training window (vocabularies), purchasing customers per category in the training
  * window (top-category products), and purchases per category (to check products.categories).
- * One GROUPING SETS query fills a small table; the steps then read their part of it.
+ * A GROUPING SETS aggregate and, beside it, the item counts fill a small table (each row's `g` says which
+ * counts it holds); the steps then read their part of it.
  */
 import { DAY_MS, type Job } from '../../jobs/job.js';
 import type { DuckDB } from '../duckdb/index.js';

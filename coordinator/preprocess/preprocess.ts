@@ -1,7 +1,7 @@
 /**
  * The preprocess step, start to end. The input is read twice (CSV once, into a DuckDB table):
  *   windows        plan the point-in-time windows (./windows.ts), find the files, prune Hive partitions
- *   validate       one GROUPING SETS pass (./prepass.ts): rows by reject reason, vocabulary and product counts;
+ *   validate       one statement (./prepass.ts): rows by reject reason, vocabulary and product counts;
  *                  fail early past the threshold; at the end, the quarantine and the check with duplicates
  *   vocabularies   items/categories of the training window and products, or the frozen ones given
  *   sequences      the valid events split by shard (./shard-input.ts), then each shard read sorted and turned
