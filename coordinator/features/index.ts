@@ -91,16 +91,22 @@ export function jobAggregateLayout(job: Job): AggregateLayout {
   });
 }
 
+// The transforms of transformAggregate(), by kind: the sequence kernel calls them by a feature's code, not its name.
+const logCount = (n: number) => Math.log1p(Math.max(n, 0));
+const signedLog = (x: number) => (x === 0 ? 0 : Math.sign(x) * Math.log1p(Math.abs(x)));
+/** "Never" (NaN) reads as the lookback + 1 days. */
+const logDays = (days: number, lookbackDays: number) => Math.log1p(Number.isNaN(days) ? lookbackDays + 1 : Math.max(days, 0));
+
 /** The model's (and the count baseline's) value of one raw aggregate. */
 export function transformAggregate(kind: AggregateKind, raw: number, lookbackDays: number): number {
   switch (kind) {
     case 'count':
-      return Math.log1p(Math.max(raw, 0));
+      return logCount(raw);
     case 'sum':
     case 'mean':
-      return raw === 0 ? 0 : Math.sign(raw) * Math.log1p(Math.abs(raw));
+      return signedLog(raw);
     case 'days':
-      return Math.log1p(Number.isNaN(raw) ? lookbackDays + 1 : Math.max(raw, 0));
+      return logDays(raw, lookbackDays);
     case 'tenure':
       return Math.log1p(Number.isNaN(raw) ? 0 : Math.max(raw, 0));
   }
@@ -245,19 +251,19 @@ export class AggregateAccumulator {
       switch (codes[i]) {
         case CODE_COUNT: {
           const n = counts[countBase + offset]!;
-          x = n < LOG1P_COUNTS.length ? LOG1P_COUNTS[n]! : Math.log1p(n);
+          x = n < LOG1P_COUNTS.length ? LOG1P_COUNTS[n]! : logCount(n);
           break;
         }
         case CODE_SUM:
         case CODE_MEAN: {
           const events = windowEvents[offset % windows]!;
           const raw = codes[i] === CODE_SUM ? sums[sumBase + offset]! : events === 0 ? 0 : sums[sumBase + offset]! / events;
-          x = raw === 0 ? 0 : Math.sign(raw) * Math.log1p(Math.abs(raw));
+          x = signedLog(raw);
           break;
         }
         default: {
           const t = codes[i] === CODE_DAYS_EVENT ? this.lastEvent[slot]! : this.lastPurchase[slot]!;
-          x = t === t ? Math.log1p(Math.max((asOfMs - t) / DAY_MS, 0)) : Math.log1p(this.lookbackDays + 1);
+          x = logDays((asOfMs - t) / DAY_MS, this.lookbackDays); // t NaN (no such event): "never"
         }
       }
       values[at + i] = x;
