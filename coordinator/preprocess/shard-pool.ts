@@ -155,15 +155,17 @@ export class ShardPool {
       this.o.onProgress?.(done.reduce((a, b) => a + b, 0));
     };
     const outcomes: ShardOutcome[] = [];
+    const finished = (o: ShardOutcome) => {
+      outcomes.push(o);
+      progress(o.shard, o.events);
+    };
     let next = 0;
     const take = () => (this.failure === null && next < shards ? next++ : null);
     const local = async () => {
       await using runner = (this.local = await ShardRunner.open(this.plan, this.duckdbOf(0)));
       for (let s = take(); s !== null; s = take()) {
         const shard = s;
-        const outcome = await runner.run(shard, { onProgress: (events) => progress(shard, events), onDuplicates: (found) => this.o.onDuplicates?.(found) });
-        outcomes.push(outcome);
-        progress(shard, outcome.events);
+        finished(await runner.run(shard, { onProgress: (events) => progress(shard, events), onDuplicates: (found) => this.o.onDuplicates?.(found) }));
       }
     };
     try {
@@ -177,13 +179,7 @@ export class ShardPool {
         this.onFailure = reject;
         let running = this.workers.length;
         if (running === 0) return resolve();
-        this.listeners = {
-          progress,
-          done: (o) => {
-            outcomes.push(o);
-            progress(o.shard, o.events);
-          },
-        };
+        this.listeners = { progress, done: finished };
         this.dispatch = (worker) => {
           if (this.failure) return;
           const shard = take();
